@@ -1,0 +1,1 @@
+"""A scriptable mock RADIUS server for testing MFA clients."""

@@ -1,0 +1,1 @@
+"""Reference implementation of the Appgate SDP Controller multi-factor login API."""

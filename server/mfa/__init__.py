@@ -1,0 +1,1 @@
+"""MFA methods: plain async logic with no HTTP in it."""

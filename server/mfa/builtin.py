@@ -1,0 +1,91 @@
+"""The built-in DefaultTimeBased provider: seed enrolment and TOTP verification."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from server.config import DefaultTimeBasedProvider
+from server.mfa import totp
+from server.mfa.barcode import qr_jpeg
+from server.mfa.base import Accepted, Rejected, Verdict
+from server.mfa.lockout import LockoutPolicy
+from server.seedcrypt import SeedCipher
+from server.store.base import SeedRecord, Store
+from server.users import UserInfo
+
+INVALID_OTP = "Invalid OTP."
+NOT_ENROLLED = "No OTP seed for this user. Initialize MFA first."
+
+
+class BuiltinTotp:
+    def __init__(
+        self,
+        config: DefaultTimeBasedProvider,
+        *,
+        store: Store,
+        cipher: SeedCipher,
+        clock: Callable[[], float],
+        hostname: str,
+        issuer: str,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._cipher = cipher
+        self._clock = clock
+        self._hostname = hostname
+        self._issuer = issuer
+        self._params = totp.TotpParameters(config.digits, config.period, config.drift_steps)
+        self.lockout = LockoutPolicy(
+            config.lockout.max_failed_attempts,
+            config.lockout.cooldown,
+            config.lockout.max_cooldown,
+        )
+
+    async def initialize(self, user: UserInfo, user_password: str | None) -> dict[str, Any]:
+        seed = await self._store.get_seed(user.dn)
+        if seed is not None and seed.verified:
+            return {"type": "AlreadySeeded"}
+        if seed is None:
+            fresh = totp.new_secret(self._config.secret_bits)
+            seed = await self._store.insert_seed_if_absent(
+                SeedRecord(
+                    dn=user.dn,
+                    provider=user.provider,
+                    username=user.username,
+                    secret_blob=self._cipher.encrypt(user.dn, fresh),
+                    verified=False,
+                    last_step=None,
+                    created_at=self._clock(),
+                )
+            )
+            if seed.verified:  # another request enrolled and verified it meanwhile
+                return {"type": "AlreadySeeded"}
+        secret = self._cipher.decrypt(user.dn, seed.secret_blob)
+        url = totp.otpauth_url(
+            secret,
+            username=user.username,
+            provider=user.provider,
+            hostname=self._hostname,
+            issuer=self._issuer,
+            params=self._params,
+        )
+        return {
+            "type": "Secret",
+            "secret": secret,
+            "otpAuthUrl": url,
+            "barcode": base64.b64encode(qr_jpeg(url)).decode("ascii"),
+        }
+
+    async def verify(self, user: UserInfo, otp: str, state: str | None) -> Verdict:
+        seed = await self._store.get_seed(user.dn)
+        if seed is None:
+            return Rejected(NOT_ENROLLED, {"cause": "no seed"})
+        secret = self._cipher.decrypt(user.dn, seed.secret_blob)
+        step = totp.matching_step(secret, otp, self._clock(), self._params)
+        if step is None:
+            return Rejected(INVALID_OTP, {"cause": "wrong code"})
+        if not await self._store.use_seed_step(user.dn, step):
+            return Rejected(INVALID_OTP, {"cause": "replayed code"})
+        return Accepted({"enrolled": not seed.verified})

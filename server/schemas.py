@@ -1,0 +1,71 @@
+"""Request bodies, validated strictly: an empty string or a null is an error, never "absent"."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+
+from server.errors import FieldError, validation_error
+
+NonEmpty = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+
+
+class _Body(BaseModel):
+    # Clients of other versions may send fields we do not know; they are ignored, not errors.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class LoginRequest(_Body):
+    providerName: NonEmpty  # noqa: N815 - the vendor's field names
+    deviceId: NonEmpty  # noqa: N815
+    username: NonEmpty
+    password: NonEmpty
+
+    @field_validator("deviceId")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            raise ValueError("must be a UUID") from None
+        return value
+
+
+class InitializeRequest(_Body):
+    userPassword: NonEmpty | None = None  # noqa: N815
+
+
+class OtpRequest(_Body):
+    otp: NonEmpty
+    state: NonEmpty | None = None
+
+
+_MESSAGES = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "string_too_short": "must not be empty",
+    "string_too_long": "is too long",
+}
+
+Body = TypeVar("Body", bound=_Body)
+
+
+def _field_errors(error: ValidationError) -> list[FieldError]:
+    found: list[FieldError] = []
+    for item in error.errors(include_url=False):
+        name = ".".join(str(part) for part in item["loc"]) or "(body)"
+        message = _MESSAGES.get(item["type"])
+        if message is None:
+            message = str(item["msg"]).removeprefix("Value error, ")
+        found.append(FieldError(name, message))
+    return found
+
+
+def parse_body(model: type[Body], data: dict[str, Any] | None) -> Body:
+    """The validated body, or the contract's 422 naming every wrong field."""
+    try:
+        return model.model_validate(data or {})
+    except ValidationError as exc:
+        raise validation_error(_field_errors(exc)) from None

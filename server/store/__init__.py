@@ -1,0 +1,15 @@
+"""Storage backends behind one protocol; ``open_store`` picks one from ``storage.url``."""
+
+from __future__ import annotations
+
+from server.store.base import LockoutRecord, SeedRecord, Stage, Store, TokenRecord
+from server.store.sqlite import SqliteStore
+
+
+def open_store(url: str) -> Store:
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url.removeprefix("sqlite:///"))
+    raise ValueError(f"unsupported storage url scheme: {url.split(':', 1)[0]}")
+
+
+__all__ = ["LockoutRecord", "SeedRecord", "Stage", "Store", "TokenRecord", "open_store"]

@@ -1,0 +1,203 @@
+"""Shared fixtures: settings in a temp folder, an injectable clock, and the app served over real
+HTTP by uvicorn on a loopback port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import yaml
+
+from server.app import create_app
+from server.config import Settings, parse_settings
+
+ACCEPT = {"Accept": "application/vnd.appgate.peer-v22+json"}
+DEVICE_ID = "4c07bc67-57ea-42dd-b702-c2d6c45419fc"
+START_TIME = 1_800_000_000.0  # a whole multiple of 30: step boundaries are easy to reason about
+
+
+class FakeClock:
+    def __init__(self, now: float = START_TIME) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def base_config(tmp: Path) -> dict[str, Any]:
+    return {
+        "server": {"hostname": "controller.test", "issuer": "Appgate SDP", "tokenLifetime": "1h"},
+        "storage": {"url": "sqlite:///./mfa.db", "encryptionKeyFile": "./seed.key"},
+        "identityProviders": [
+            {
+                "name": "local",
+                "type": "Credentials",
+                "mfaProvider": "builtin",
+                "users": [
+                    {"username": "alice", "password": "alice-pass"},
+                    {"username": "dave", "password": "dave-pass"},
+                    {"username": "erin", "password": "erin-pass", "admin": True},
+                ],
+            },
+            {
+                "name": "service",
+                "type": "Credentials",
+                "users": [
+                    {"username": "bob", "password": "bob-pass"},
+                    {"username": "root", "password": "root-pass", "admin": True},
+                ],
+            },
+        ],
+        "mfaProviders": [
+            {
+                "name": "builtin",
+                "type": "DefaultTimeBased",
+                "lockout": {"maxFailedAttempts": 5, "cooldown": "60s", "maxCooldown": "10m"},
+            }
+        ],
+    }
+
+
+def settings_from(config: dict[str, Any], folder: Path) -> Settings:
+    return parse_settings(yaml.safe_dump(config), "test config", folder)
+
+
+def free_listening_socket() -> socket.socket:
+    """A bound, listening socket: connections queue in its backlog until uvicorn accepts them,
+    so nobody has to wait for the server to be ready."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
+@dataclass
+class LiveServer:
+    url: str
+    clock: FakeClock
+    settings: Settings
+    client: httpx.Client
+    app: Any = None
+    _extra: dict[str, Any] = field(default_factory=dict)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        sent = dict(ACCEPT)
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        sent.update(headers or {})
+        return self.client.request(
+            method, self.url + path, json=json, headers=sent, content=content
+        )
+
+    def login(self, username: str, password: str, provider: str = "local") -> dict[str, Any]:
+        response = self.call(
+            "POST",
+            "/admin/authentication",
+            json={
+                "providerName": provider,
+                "username": username,
+                "password": password,
+                "deviceId": DEVICE_ID,
+            },
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def initialize(self, token: str, body: Any = None) -> httpx.Response:
+        return self.call("POST", "/admin/authentication/otp/initialize", token=token, json=body)
+
+    def otp(self, token: str, code: str) -> httpx.Response:
+        return self.call("POST", "/admin/authentication/otp", token=token, json={"otp": code})
+
+
+def serve_in_thread(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
+    sock = free_listening_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> dict[str, Any]:
+    return base_config(tmp_path)
+
+
+@pytest.fixture
+def live(tmp_path: Path, clock: FakeClock, config: dict[str, Any]) -> Iterator[LiveServer]:
+    settings = settings_from(config, tmp_path)
+    app = create_app(settings, clock=clock)
+    url, server, thread = serve_in_thread(app)
+    with httpx.Client(timeout=10) as client:
+        yield LiveServer(url, clock, settings, client, app)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def totp_now(secret: str, when: float) -> str:
+    """A code from oathtool, an implementation independent of the server's."""
+    import subprocess
+
+    return subprocess.run(
+        ["oathtool", "--totp", "--base32", f"--now=@{int(when)}", secret],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def wait_for_json_line(stream: Any, key: str, timeout: float = 15.0) -> dict[str, Any]:
+    """Read lines until one is a JSON object holding ``key``; fails rather than hangs."""
+    import json
+    import selectors
+
+    deadline = time.monotonic() + timeout
+    selector = selectors.DefaultSelector()
+    selector.register(stream, selectors.EVENT_READ)
+    while time.monotonic() < deadline:
+        if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+            break
+        line = stream.readline()
+        if not line:
+            break
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and key in data:
+            return data
+    raise AssertionError(f"no JSON line with {key!r} within {timeout}s")
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
