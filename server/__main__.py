@@ -41,6 +41,12 @@ class _AnnouncingServer(uvicorn.Server):
                 print(json.dumps({"event": "listening", "host": host, "port": port}), flush=True)
                 return
 
+    async def _serve(self, sockets: list[socket.socket] | None = None) -> None:
+        await super()._serve(sockets)
+        # A SIGTERM/SIGINT that led to a graceful shutdown is a clean exit (status 0), not a
+        # death by signal: uvicorn would otherwise raise the captured signal again.
+        self._captured_signals.clear()
+
 
 def serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level.upper())
@@ -77,10 +83,7 @@ def check_config(args: argparse.Namespace) -> int:
 
 
 def hash_command(args: argparse.Namespace) -> int:
-    if args.stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("Password: ")
+    password = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass()
     if not password:
         print("mfa-server: empty password", file=sys.stderr)
         return 2

@@ -124,7 +124,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return error_response(errors.not_found())
     if exc.status_code == 405:
-        return error_response(errors.method_not_allowed())
+        response = error_response(errors.method_not_allowed())
+        response.headers.update(exc.headers or {})  # Allow, as RFC 9110 requires
+        return response
     return error_response(errors.ApiError(exc.status_code, "http error", "The request failed."))
 
 
@@ -178,7 +180,7 @@ def create_app(
                 max_version=settings.server.api_versions.max,
             ),
         ],
-        exception_handlers=handlers,  # type: ignore[arg-type]
+        exception_handlers=handlers,
         lifespan=lifespan,
     )
     app.state.service = service

@@ -78,7 +78,7 @@ def validation_error(errors: list[FieldError]) -> ApiError:
     return ApiError(
         422,
         "validation error",
-        "Request validation error. Check \"errors\" array for details.",
+        'Request validation error. Check "errors" array for details.',
         {"errors": [{"field": e.field, "message": e.message} for e in errors]},
     )
 

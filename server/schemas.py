@@ -12,14 +12,21 @@ from server.errors import FieldError, validation_error
 NonEmpty = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
 
 
+def _refuse_null(value: object) -> object:
+    """Optional fields may be absent, but an explicit null is a wrong type, not "absent"."""
+    if value is None:
+        raise ValueError("must be a string")
+    return value
+
+
 class _Body(BaseModel):
     # Clients of other versions may send fields we do not know; they are ignored, not errors.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class LoginRequest(_Body):
-    providerName: NonEmpty  # noqa: N815 - the vendor's field names
-    deviceId: NonEmpty  # noqa: N815
+    providerName: NonEmpty
+    deviceId: NonEmpty
     username: NonEmpty
     password: NonEmpty
 
@@ -34,12 +41,22 @@ class LoginRequest(_Body):
 
 
 class InitializeRequest(_Body):
-    userPassword: NonEmpty | None = None  # noqa: N815
+    userPassword: NonEmpty | None = None
+
+    @field_validator("userPassword", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        return _refuse_null(value)
 
 
 class OtpRequest(_Body):
     otp: NonEmpty
     state: NonEmpty | None = None
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        return _refuse_null(value)
 
 
 _MESSAGES = {

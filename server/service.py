@@ -24,6 +24,7 @@ from server.users import UserDirectory, UserInfo
 audit = logging.getLogger("mfa.audit")
 
 INVALID_CREDENTIALS = "Invalid username or password."
+UNKNOWN_PROVIDER = "Unknown identity provider."
 LOCKED_OUT = "Too many failed attempts. Try again later."
 ADMIN_PRIVILEGES = [{"type": "All", "target": "All"}]
 
@@ -95,7 +96,9 @@ class LoginService:
             provider=user.provider,
             username=user.username,
             stage=stage,
-            expires_at=min(self._expiry(), old.expires_at) if stage != Stage.FULL else self._expiry(),
+            expires_at=min(self._expiry(), old.expires_at)
+            if stage != Stage.FULL
+            else self._expiry(),
         )
         if not await self._store.replace_token(old.token_hash, issued.record):
             raise errors.token_error()  # a concurrent request already used this token
@@ -105,7 +108,9 @@ class LoginService:
 
     def identity_provider_names(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "data": [{"name": idp.name, "type": idp.type} for idp in self._settings.identity_providers]
+            "data": [
+                {"name": idp.name, "type": idp.type} for idp in self._settings.identity_providers
+            ]
         }
         if self._settings.server.banner_message is not None:
             body["bannerMessage"] = self._settings.server.banner_message
@@ -113,9 +118,8 @@ class LoginService:
 
     async def authenticate(self, request: LoginRequest) -> dict[str, Any]:
         if self._settings.identity_provider(request.providerName) is None:
-            raise errors.validation_error(
-                [errors.FieldError("providerName", "no identity provider with this name")]
-            )
+            _event("login_failed", provider=request.providerName, cause="unknown provider")
+            raise errors.authentication_failed(UNKNOWN_PROVIDER)
         user = await asyncio.to_thread(
             self._users.check_password, request.providerName, request.username, request.password
         )
@@ -130,9 +134,7 @@ class LoginService:
             expires_at=self._expiry(),
         )
         await self._store.insert_token(issued.record)
-        _event(
-            "login_ok", provider=user.provider, username=user.username, mfa=user.mfa_provider
-        )
+        _event("login_ok", provider=user.provider, username=user.username, mfa=user.mfa_provider)
         return self._login_response(user, issued.value, issued.record)
 
     async def initialize(self, token: str | None, request: InitializeRequest) -> dict[str, Any]:

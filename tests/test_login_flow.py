@@ -17,7 +17,9 @@ from tests.conftest import LiveServer, totp_now
 BASE32 = re.compile(r"^[A-Z2-7]+$")
 
 
-def enrol(live: LiveServer, username: str = "alice", password: str | None = None) -> tuple[str, str]:
+def enrol(
+    live: LiveServer, username: str = "alice", password: str | None = None
+) -> tuple[str, str]:
     """Log in, initialize, and return (partial token, secret)."""
     login = live.login(username, password or f"{username}-pass")
     response = live.initialize(login["token"])
@@ -84,8 +86,7 @@ def test_secret_response_fields(live: LiveServer) -> None:
     assert body["type"] == "Secret"
     assert BASE32.match(body["secret"]) and len(body["secret"]) == 32  # 160 bits
     assert body["otpAuthUrl"] == (
-        f"otpauth://totp/alice@local@controller.test?secret={body['secret']}"
-        "&issuer=Appgate%20SDP"
+        f"otpauth://totp/alice@local@controller.test?secret={body['secret']}&issuer=Appgate%20SDP"
     )
     parts = urlsplit(body["otpAuthUrl"])
     assert parse_qs(parts.query) == {"secret": [body["secret"]], "issuer": ["Appgate SDP"]}

@@ -29,7 +29,8 @@ def qr_matrix(text: str) -> list[list[bool]]:
     )
     code.add_data(text)
     code.make(fit=True)
-    return code.get_matrix()
+    matrix: list[list[bool]] = code.get_matrix()
+    return matrix
 
 
 def qr_jpeg(text: str) -> bytes:

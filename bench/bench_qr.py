@@ -1,0 +1,58 @@
+"""Where the time of a `Secret` goes: the QR JPEG, naive versus what the server does.
+
+python bench/bench_qr.py
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import sys
+import time
+from pathlib import Path
+
+import qrcode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from server.mfa import totp
+from server.mfa.barcode import qr_jpeg, qr_matrix
+
+URL = totp.otpauth_url(
+    totp.new_secret(160),
+    username="alice",
+    provider="local",
+    hostname="controller.example.com",
+    issuer="Appgate SDP",
+)
+
+
+def naive() -> bytes:
+    image = qrcode.make(URL)  # mask search + one rectangle per module
+    out = io.BytesIO()
+    image.save(out, format="JPEG")
+    return out.getvalue()
+
+
+def per_call_ms(function: object, rounds: int = 200) -> float:
+    assert callable(function)
+    function()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        function()
+    return (time.perf_counter() - started) / rounds * 1000
+
+
+def main() -> None:
+    rows = [
+        ("qrcode.make + PIL JPEG (naive)", naive),
+        ("matrix only, fixed mask", lambda: qr_matrix(URL)),
+        ("server: fixed mask + direct raster", lambda: qr_jpeg(URL)),
+        ("server + base64", lambda: base64.b64encode(qr_jpeg(URL))),
+    ]
+    for name, function in rows:
+        print(f"{name:<38} {per_call_ms(function):6.2f} ms")
+    print(f"JPEG size {len(qr_jpeg(URL))} bytes, naive {len(naive())} bytes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The configuration file: validation messages naming file, key path and problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from server.config import ConfigError, demo_settings, load_settings, parse_duration
+from server.passwords import hash_password, verify_hash
+from tests.conftest import base_config
+
+
+def _write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_demo_configuration_loads(tmp_path: Path) -> None:
+    settings = demo_settings(tmp_path)
+    assert settings.storage.url == f"sqlite:///{tmp_path / 'mfa.db'}"
+    assert [idp.name for idp in settings.identity_providers] == ["local", "service"]
+
+
+def test_relative_paths_are_resolved_against_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, base_config(tmp_path))
+    settings = load_settings(path)
+    assert settings.storage.url == f"sqlite:///{tmp_path / 'mfa.db'}"
+    assert settings.storage.encryption_key_file == str(tmp_path / "seed.key")
+    assert settings.server.token_lifetime == 3600
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c["server"].update(colour="red"), "server.colour: unknown key"),
+        (lambda c: c["server"].update(port="many"), "server.port: Input should be a valid integer"),
+        (
+            lambda c: c["identityProviders"][0]["users"][0].pop("password"),
+            "identityProviders.0.users.0: give exactly one of password and passwordHash",
+        ),
+        (
+            lambda c: c["identityProviders"][0].update(mfaProvider="ghost"),
+            "unknown mfaProvider 'ghost'",
+        ),
+        (
+            lambda c: c["mfaProviders"][0].update(type="Fido2"),
+            "mfaProviders.0: Input tag 'Fido2' found using 'type' does not match",
+        ),
+        (
+            lambda c: c["mfaProviders"].append(
+                {
+                    "name": "r",
+                    "type": "Radius",
+                    "hostnames": ["h"],
+                    "sharedSecret": "s",
+                    "mode": "Push",
+                }
+            ),
+            "mode Push without useUserPassword needs challengeSharedSecret",
+        ),
+        (lambda c: c["server"].update(tokenLifetime="soon"), "expected a duration"),
+        (lambda c: c["mfaProviders"][0].update(secretBits=100), "secretBits: Input should be"),
+    ],
+)
+def test_errors_name_file_path_and_problem(tmp_path: Path, change, expected: str) -> None:  # type: ignore[no-untyped-def]
+    config = base_config(tmp_path)
+    change(config)
+    path = _write(tmp_path, config)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: invalid configuration")
+    assert expected in message
+
+
+def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "missing.yaml")
+    path = tmp_path / "list.yaml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_settings(path)
+    path.write_text("a: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(path)
+
+
+def test_durations() -> None:
+    assert parse_duration("24h") == 86400
+    assert parse_duration("15m") == 900
+    assert parse_duration(90) == 90
+    assert parse_duration("250ms") == 0.25
+    for bad in ["", "-5s", "5 weeks", True, None, 0]:
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_password_hashes_round_trip() -> None:
+    stored = hash_password("correct horse")
+    assert stored.startswith("scrypt$16384$8$1$")
+    assert verify_hash("correct horse", stored)
+    assert not verify_hash("wrong", stored)
+    assert not verify_hash("x", "scrypt$garbage")
+
+
+def test_check_config_and_hash_password_commands(tmp_path: Path) -> None:
+    good = _write(tmp_path, base_config(tmp_path))
+    ok = subprocess.run(
+        [sys.executable, "-m", "server", "check-config", str(good)], capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and ok.stdout.strip() == f"{good}: ok"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server: {port: -1}\nidentityProviders: []\n")
+    failed = subprocess.run(
+        [sys.executable, "-m", "server", "check-config", str(bad)], capture_output=True, text=True
+    )
+    assert failed.returncode == 2
+    assert "server.port: Input should be greater than or equal to 0" in failed.stderr
+    assert "identityProviders: List should have at least 1 item" in failed.stderr
+    hashed = subprocess.run(
+        [sys.executable, "-m", "server", "hash-password", "--stdin"],
+        input="s3cret\n",
+        capture_output=True,
+        text=True,
+    )
+    assert hashed.returncode == 0
+    assert verify_hash("s3cret", hashed.stdout.strip())
+
+
+def test_password_hash_users_log_in(tmp_path: Path) -> None:
+    config = base_config(tmp_path)
+    config["identityProviders"][1]["users"].append(
+        {"username": "hashed", "passwordHash": hash_password("pw-1")}
+    )
+    path = _write(tmp_path, config)
+    from server.users import UserDirectory
+
+    directory = UserDirectory(load_settings(path))
+    assert directory.check_password("service", "hashed", "pw-1") is not None
+    assert directory.check_password("service", "hashed", "pw-2") is None
+    assert directory.check_password("service", "ghost", "pw-1") is None

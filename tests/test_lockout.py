@@ -1,0 +1,117 @@
+"""Lockout after repeated wrong codes: same answer while locked, a growing but bounded cooldown."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from server.mfa.lockout import LockoutPolicy, after_failure, after_success, is_locked
+from server.store.base import LockoutRecord
+from tests.conftest import LiveServer, totp_now
+
+LOCKED = {
+    "id": "authentication failed",
+    "message": "Authentication failed.",
+    "reason": "Too many failed attempts. Try again later.",
+}
+
+
+def _enrolled(live: LiveServer) -> tuple[str, str]:
+    token = live.login("alice", "alice-pass")["token"]
+    return token, live.initialize(token).json()["secret"]
+
+
+def test_five_wrong_codes_lock_the_user(live: LiveServer) -> None:
+    token, secret = _enrolled(live)
+    for attempt in range(4):
+        response = live.otp(token, "000000")
+        assert response.status_code == 401
+        assert response.json()["reason"] == "Invalid OTP.", attempt
+    fifth = live.otp(token, "000000")
+    assert fifth.json() == LOCKED
+    # right or wrong, the answer is the same while locked, from any session
+    right = live.otp(token, totp_now(secret, live.clock.now))
+    wrong = live.otp(live.login("alice", "alice-pass")["token"], "999999")
+    assert right.status_code == wrong.status_code == 401
+    assert right.json() == wrong.json() == LOCKED
+    # the cooldown ends (60 s for the first lockout)
+    live.clock.advance(59)
+    assert live.otp(token, totp_now(secret, live.clock.now)).json() == LOCKED
+    live.clock.advance(1)
+    assert live.otp(token, totp_now(secret, live.clock.now)).status_code == 200
+
+
+def test_cooldown_grows_with_repeated_lockouts(live: LiveServer) -> None:
+    token, secret = _enrolled(live)
+    for _ in range(5):
+        live.otp(token, "000000")
+    live.clock.advance(60)
+    for _ in range(5):
+        live.otp(token, "000000")
+    # second lockout in a row: 120 s
+    live.clock.advance(119)
+    assert live.otp(token, totp_now(secret, live.clock.now)).json() == LOCKED
+    live.clock.advance(1)
+    assert live.otp(token, totp_now(secret, live.clock.now)).status_code == 200
+
+
+def test_other_users_are_not_affected(live: LiveServer) -> None:
+    token, _ = _enrolled(live)
+    for _ in range(5):
+        live.otp(token, "000000")
+    dave = live.login("dave", "dave-pass")["token"]
+    secret = live.initialize(dave).json()["secret"]
+    assert live.otp(dave, totp_now(secret, live.clock.now)).status_code == 200
+
+
+def test_success_resets_the_counter(live: LiveServer) -> None:
+    token, secret = _enrolled(live)
+    for _ in range(4):
+        live.otp(token, "000000")
+    assert live.otp(token, totp_now(secret, live.clock.now)).status_code == 200
+    live.clock.advance(30)
+    token = live.login("alice", "alice-pass")["token"]
+    for _ in range(4):
+        assert live.otp(token, "000000").json()["reason"] == "Invalid OTP."
+    assert live.otp(token, totp_now(secret, live.clock.now)).status_code == 200
+
+
+policies = st.builds(
+    LockoutPolicy,
+    max_failed_attempts=st.integers(1, 20),
+    cooldown=st.floats(1, 600),
+    max_cooldown=st.floats(600, 86400),
+)
+
+
+@given(policies, st.lists(st.floats(0, 10_000), max_size=60))
+def test_a_lockout_always_ends_within_max_cooldown(
+    policy: LockoutPolicy, gaps: list[float]
+) -> None:
+    record = LockoutRecord("CN=x,OU=y")
+    now = 0.0
+    for gap in gaps:
+        now += gap
+        record = after_failure(record, now, policy)
+        assert record.locked_until <= now + policy.max_cooldown
+        assert not is_locked(record, now + policy.max_cooldown)
+        assert 0 <= record.failures < policy.max_failed_attempts
+
+
+@given(policies, st.integers(1, 40))
+def test_cooldowns_never_shrink_and_are_capped(policy: LockoutPolicy, count: int) -> None:
+    previous = 0.0
+    for lockouts in range(1, count + 1):
+        current = policy.cooldown_for(lockouts)
+        assert previous <= current <= policy.max_cooldown
+        previous = current
+
+
+def test_attempts_while_locked_do_not_extend_the_lock() -> None:
+    policy = LockoutPolicy(max_failed_attempts=2, cooldown=10, max_cooldown=100)
+    record = LockoutRecord("dn")
+    record = after_failure(record, 0, policy)
+    record = after_failure(record, 1, policy)
+    assert record.locked_until == 11
+    assert after_failure(record, 5, policy) == record
+    assert after_success(record) == LockoutRecord("dn")

@@ -1,0 +1,161 @@
+"""The real `mfa-server` process: start with defaults, announce the port, keep state across a
+restart (seeds, verified flags, lockouts, live tokens), refuse a bad configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import yaml
+
+from tests.conftest import ACCEPT, DEVICE_ID, base_config, totp_now, wait_for_json_line
+
+
+@contextmanager
+def running_server(args: list[str], cwd: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", *args, "--port", "0"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        ready = wait_for_json_line(process.stdout, "port")
+        yield f"http://127.0.0.1:{ready['port']}", process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+
+
+def _login(url: str, user: str, password: str, provider: str = "local") -> str:
+    response = httpx.post(
+        url + "/admin/authentication",
+        headers=ACCEPT,
+        json={
+            "providerName": provider,
+            "username": user,
+            "password": password,
+            "deviceId": DEVICE_ID,
+        },
+    )
+    assert response.status_code == 200
+    token: str = response.json()["token"]
+    return token
+
+
+def _post(url: str, path: str, token: str, body: object = None) -> httpx.Response:
+    return httpx.post(url + path, headers={**ACCEPT, "Authorization": f"Bearer {token}"}, json=body)
+
+
+def test_starts_with_embedded_defaults(tmp_path: Path) -> None:
+    env_free = {k: v for k, v in os.environ.items() if k != "MFA_SERVER_CONFIG"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "--port", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env_free,
+    )
+    try:
+        assert process.stdout is not None
+        ready = wait_for_json_line(process.stdout, "port")
+        assert ready["host"] == "127.0.0.1"
+        url = f"http://127.0.0.1:{ready['port']}"
+        names = httpx.get(url + "/admin/identity-providers/names", headers=ACCEPT).json()
+        assert [d["name"] for d in names["data"]] == ["local", "service"]
+        token = _login(url, "alice", "alice-pass")
+        init = _post(url, "/admin/authentication/otp/initialize", token).json()
+        assert init["type"] == "Secret"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=15)
+    assert process.returncode == 0
+    assert (tmp_path / "data" / "mfa.db").exists()
+    assert (tmp_path / "data" / "seed.key").stat().st_mode & 0o777 == 0o600
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+    events = [line.get("event") for line in lines]
+    assert "login_ok" in events and "mfa_initialized" in events
+    for secret in ("alice-pass", token, init["secret"]):
+        assert secret not in err
+
+
+def test_restart_keeps_seeds_lockouts_and_tokens(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(base_config(tmp_path)))
+    args = ["--config", str(config)]
+    with running_server(args, tmp_path) as (url, _):
+        alice = _login(url, "alice", "alice-pass")
+        secret = _post(url, "/admin/authentication/otp/initialize", alice).json()["secret"]
+        import time
+
+        code = totp_now(secret, time.time())
+        mfa = _post(url, "/admin/authentication/otp", alice, {"otp": code})
+        assert mfa.status_code == 200
+        mfa_token = mfa.json()["token"]
+        dave = _login(url, "dave", "dave-pass")
+        _post(url, "/admin/authentication/otp/initialize", dave)
+        for _ in range(5):
+            last = _post(url, "/admin/authentication/otp", dave, {"otp": "000000"})
+        assert last.json()["reason"] == "Too many failed attempts. Try again later."
+    with running_server(args, tmp_path) as (url, _):
+        # the seed is still verified, the lockout still holds, the MFA token still works
+        again = _login(url, "alice", "alice-pass")
+        init = _post(url, "/admin/authentication/otp/initialize", again)
+        assert init.json() == {"type": "AlreadySeeded"}
+        full = httpx.get(
+            url + "/admin/authorization", headers={**ACCEPT, "Authorization": f"Bearer {mfa_token}"}
+        )
+        assert full.status_code == 200
+        dave = _login(url, "dave", "dave-pass")
+        refused = _post(url, "/admin/authentication/otp", dave, {"otp": "000000"})
+        assert refused.json()["reason"] == "Too many failed attempts. Try again later."
+
+
+def test_bad_configuration_stops_the_start(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("identityProviders: [{name: x, users: [{username: u}]}]\nextra: 1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert f"{bad}: invalid configuration" in result.stderr
+    assert "extra: unknown key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_from_environment(tmp_path: Path) -> None:
+    config = base_config(tmp_path)
+    config["server"]["hostname"] = "from-env.test"
+    path = tmp_path / "env.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "MFA_SERVER_CONFIG": str(path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "--port", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        url = f"http://127.0.0.1:{wait_for_json_line(process.stdout, 'port')['port']}"
+        token = _login(url, "alice", "alice-pass")
+        body = _post(url, "/admin/authentication/otp/initialize", token).json()
+        assert "@from-env.test?" in body["otpAuthUrl"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)

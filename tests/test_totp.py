@@ -1,0 +1,79 @@
+"""TOTP against RFC 6238's own test vectors, and the QR barcode decoded by zxing."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+import zxingcpp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from server.mfa import totp
+from server.mfa.barcode import qr_jpeg
+
+RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()
+
+
+@pytest.mark.parametrize(
+    ("when", "code"),
+    [
+        (59, "94287082"),
+        (1111111109, "07081804"),
+        (1111111111, "14050471"),
+        (1234567890, "89005924"),
+        (2000000000, "69279037"),
+        (20000000000, "65353130"),
+    ],
+)
+def test_rfc6238_sha1_vectors(when: int, code: str) -> None:
+    params = totp.TotpParameters(digits=8, period=30, drift_steps=0)
+    assert totp.matching_step(RFC_SECRET, code, when, params) == when // 30
+    wrong = str((int(code) + 1) % 10**8).zfill(8)
+    assert totp.matching_step(RFC_SECRET, wrong, when, params) is None
+
+
+def test_drift_window_reports_the_matching_step() -> None:
+    params = totp.TotpParameters(digits=8, period=30, drift_steps=1)
+    # the code of t=59 (step 1) is accepted at t=80 (step 2), and the step says which
+    assert totp.matching_step(RFC_SECRET, "94287082", 80, params) == 1
+    assert totp.matching_step(RFC_SECRET, "94287082", 95, params) is None
+
+
+@pytest.mark.parametrize("bits", [128, 160, 256, 512])
+def test_secret_sizes(bits: int) -> None:
+    secret = totp.new_secret(bits)
+    padded = secret + "=" * (-len(secret) % 8)
+    assert len(base64.b32decode(padded)) * 8 == bits
+
+
+@pytest.mark.parametrize("bits", [120, 130, 520])
+def test_bad_secret_sizes(bits: int) -> None:
+    with pytest.raises(ValueError, match="multiple of 8"):
+        totp.new_secret(bits)
+
+
+def test_otpauth_url_escapes_the_label() -> None:
+    url = totp.otpauth_url(
+        "ABC", username="a b", provider="corp/x", hostname="h", issuer="Appgate SDP"
+    )
+    assert url == "otpauth://totp/a%20b@corp%2Fx@h?secret=ABC&issuer=Appgate%20SDP"
+    custom = totp.otpauth_url(
+        "ABC",
+        username="u",
+        provider="p",
+        hostname="h",
+        issuer="I",
+        params=totp.TotpParameters(digits=8, period=60),
+    )
+    assert custom.endswith("&digits=8&period=60")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=150))
+def test_barcode_decodes_back_to_any_text(text: str) -> None:
+    url = "otpauth://totp/" + text
+    decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr_jpeg(url))))
+    assert [d.text for d in decoded] == [url]
