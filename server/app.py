@@ -27,7 +27,7 @@ from server.responses import error_response, json_response, no_content
 from server.schemas import InitializeRequest, LoginRequest, OtpRequest, parse_body
 from server.seedcrypt import KeyFileError, SeedCipher, decode_key, load_or_create_key_file
 from server.service import LoginService
-from server.store import Store, open_store
+from server.store import Stage, Store, open_store
 
 log = logging.getLogger("mfa.server")
 
@@ -75,16 +75,14 @@ def _handlers(service: LoginService, body_limit: int) -> list[Route]:
         return json_response(await service.authenticate(body))
 
     async def initialize(request: Request) -> Response:
-        token = bearer_token(request)
-        await service.resolve(token)  # a token error wins over a body error
+        session = await service.resolve(bearer_token(request), Stage.PARTIAL)
         body = parse_body(InitializeRequest, await body_of(request))
-        return json_response(await service.initialize(token, body))
+        return json_response(await service.initialize(session, body))
 
     async def otp(request: Request) -> Response:
-        token = bearer_token(request)
-        await service.resolve(token)
+        session = await service.resolve(bearer_token(request), Stage.PARTIAL)
         body = parse_body(OtpRequest, await body_of(request))
-        return json_response(await service.verify_otp(token, body))
+        return json_response(await service.verify_otp(session, body))
 
     async def authorization(request: Request) -> Response:
         return json_response(await service.authorize(bearer_token(request)))

@@ -137,8 +137,12 @@ class LoginService:
         _event("login_ok", provider=user.provider, username=user.username, mfa=user.mfa_provider)
         return self._login_response(user, issued.value, issued.record)
 
-    async def initialize(self, token: str | None, request: InitializeRequest) -> dict[str, Any]:
-        _record, user = await self.resolve(token, Stage.PARTIAL)
+    async def initialize(
+        self, session: tuple[TokenRecord, UserInfo], request: InitializeRequest
+    ) -> dict[str, Any]:
+        """``session`` comes from ``resolve(token, Stage.PARTIAL)``, done before the body is
+        read so that a token error wins over a body error."""
+        _record, user = session
         method = self._method_for(user)
         if method is None:
             raise errors.token_error("This user has no multi-factor authentication to initialize.")
@@ -146,8 +150,10 @@ class LoginService:
         _event("mfa_initialized", username=user.username, provider=user.provider, type=body["type"])
         return body
 
-    async def verify_otp(self, token: str | None, request: OtpRequest) -> dict[str, Any]:
-        record, user = await self.resolve(token, Stage.PARTIAL)
+    async def verify_otp(
+        self, session: tuple[TokenRecord, UserInfo], request: OtpRequest
+    ) -> dict[str, Any]:
+        record, user = session
         method = self._method_for(user)
         if method is None:
             raise errors.token_error("This user has no multi-factor authentication to complete.")
