@@ -1,0 +1,5 @@
+import sys
+
+from mock_radius.cli import main
+
+sys.exit(main())

@@ -1,0 +1,172 @@
+"""pytest plugin (entry point ``pytest11``): run the mock as a subprocess on free ports.
+
+def test_login(mock_radius_factory):
+    mock = mock_radius_factory("scenarios/challenge.yaml", time_scale=0.1)
+    ... send RADIUS to (mock.host, mock.port) with mock.secret ...
+    assert mock.control.journal()[-1]["step"] == "right-code"
+
+@pytest.mark.mock_radius(scenarios="scenarios/push.yaml")
+def test_push(mock_radius): ...
+"""
+
+from __future__ import annotations
+
+import json
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mock_radius.scenario import load_scenarios
+
+READY_TIMEOUT_SECONDS = 20.0
+
+
+class ControlClient:
+    """The control API over plain urllib, so the plugin needs no HTTP library."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - loopback URL built here
+            self.base_url + path, data=data, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            raise AssertionError(f"{method} {path}: {error.code} {error.read()!r}") from None
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/health")
+        return result
+
+    def scenarios(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/scenarios")
+        return result
+
+    def activate(self, scenario: str | None, user: str | None = None) -> None:
+        self._call("POST", "/activate", {"scenario": scenario, "user": user})
+
+    def reset(self, user: str | None = None) -> None:
+        self._call("POST", "/reset", {"user": user})
+
+    def journal(self, user: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+        query = {"since": str(since)} | ({"user": user} if user is not None else {})
+        result: list[dict[str, Any]] = self._call(
+            "GET", "/journal?" + urllib.parse.urlencode(query)
+        )["entries"]
+        return result
+
+    def clear_journal(self) -> None:
+        self._call("DELETE", "/journal")
+
+
+@dataclass
+class MockRadius:
+    host: str
+    port: int
+    control_port: int
+    secret: str
+    process: subprocess.Popen[str]
+    control: ControlClient
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_mock_radius(
+    scenarios: str | Path,
+    *,
+    scenario: str | None = None,
+    time_scale: float = 1.0,
+    extra_args: tuple[str, ...] = (),
+) -> MockRadius:
+    """Start ``mock-radius serve`` on free ports and wait for its ready line (no sleeping)."""
+    loaded = load_scenarios(Path(scenarios))
+    chosen = next((s for s in loaded if s.name == scenario), loaded[0])
+    command = [
+        sys.executable, "-m", "mock_radius", "serve",
+        "--scenarios", str(scenarios), "--port", "0", "--control-port", "0",
+        "--time-scale", str(time_scale), *extra_args,
+    ]  # fmt: skip
+    if scenario is not None:
+        command += ["--scenario", scenario]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if not selector.select(timeout=deadline - time.monotonic()):
+            break
+        line = process.stdout.readline()
+        if not line:
+            break
+        try:
+            ready = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(ready, dict) and ready.get("event") == "ready":
+            control = ControlClient(f"http://127.0.0.1:{ready['controlPort']}")
+            return MockRadius(
+                ready["host"], ready["port"], ready["controlPort"], chosen.secret, process, control
+            )
+    process.kill()
+    _, err = process.communicate()
+    raise RuntimeError(f"mock-radius did not start: {err.strip()}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "mock_radius(scenarios, scenario=None, time_scale=1.0): mock RADIUS to start"
+    )
+
+
+@pytest.fixture
+def mock_radius_factory() -> Iterator[Callable[..., MockRadius]]:
+    started: list[MockRadius] = []
+
+    def start(scenarios: str | Path, **options: Any) -> MockRadius:
+        mock = start_mock_radius(scenarios, **options)
+        started.append(mock)
+        return mock
+
+    yield start
+    for mock in started:
+        mock.stop()
+
+
+@pytest.fixture
+def mock_radius(
+    request: pytest.FixtureRequest, mock_radius_factory: Callable[..., MockRadius]
+) -> MockRadius:
+    marker = request.node.get_closest_marker("mock_radius")
+    if marker is None:
+        raise pytest.UsageError("the mock_radius fixture needs @pytest.mark.mock_radius(...)")
+    scenarios = marker.kwargs.get("scenarios", marker.args[0] if marker.args else None)
+    options = {k: v for k, v in marker.kwargs.items() if k != "scenarios"}
+    return mock_radius_factory(scenarios, **options)

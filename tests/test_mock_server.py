@@ -1,0 +1,379 @@
+"""The mock as a process: duplicates, concurrency, faults in input, journal, control API, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pyrad import packet as rp
+
+from mock_radius.pytest_plugin import MockRadius
+from tests.radius_client import build_request, send
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+Factory = Callable[..., MockRadius]
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_retransmission_while_pending_gets_the_same_reply(mock_radius_factory: Factory) -> None:
+    mock = mock_radius_factory(SCENARIOS / "push.yaml", time_scale=0.1)
+    request = build_request("testing123", "paula", "push-secret")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.sendto(request.RequestPacket(), mock.address)
+        exchange = send(mock.address, request, sock=udp, expect=2, timeout=2)
+        # both copies were answered, with byte-identical replies, after the one delay
+        assert len(exchange.datagrams) == 2
+        assert exchange.datagrams[0] == exchange.datagrams[1]
+        assert exchange.reply() is not None
+        outcomes = [e["outcome"] for e in mock.control.journal()]
+        assert outcomes == ["matched", "retransmission-pending"]
+        # after the reply, a retransmission (same source port) is answered from the cache
+        again = send(mock.address, request, sock=udp)
+        assert again.datagrams == exchange.datagrams[:1]
+    assert mock.control.journal()[-1]["outcome"] == "retransmission-answered-from-cache"
+
+
+def test_retransmission_does_not_mint_a_new_state(mock_radius_factory: Factory) -> None:
+    mock = mock_radius_factory(SCENARIOS / "challenge.yaml")
+    request = build_request("testing123", "carol", "carol-pass")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        first = send(mock.address, request, sock=udp).reply()
+        second = send(mock.address, request, sock=udp).reply()
+    assert first is not None and second is not None
+    assert first["State"] == second["State"]
+    assert [e["outcome"] for e in mock.control.journal()] == [
+        "matched",
+        "retransmission-answered-from-cache",
+    ]
+    # a new request (new authenticator) of the same user continues the script
+    code = send(
+        mock.address, build_request("testing123", "carol", "123456", state=first["State"][0])
+    )
+    accepted = code.reply()
+    assert accepted is not None and accepted.code == rp.AccessAccept
+
+
+def test_ignore_retransmissions_policy(tmp_path: Path, mock_radius_factory: Factory) -> None:
+    path = _write(
+        tmp_path,
+        "slow.yaml",
+        "name: slow\nsecret: s\nsteps:\n"
+        "  - {delay: 0.3, onRetransmit: ignore, times: always, reply: {code: Access-Accept}}\n",
+    )
+    mock = mock_radius_factory(path)
+    request = build_request("s", "u", "p")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.sendto(request.RequestPacket(), mock.address)
+        exchange = send(mock.address, request, sock=udp, expect=2, timeout=1.0)
+    assert len(exchange.datagrams) == 1
+
+
+def test_fifty_concurrent_users_each_see_their_script(
+    tmp_path: Path, mock_radius_factory: Factory
+) -> None:
+    _write(
+        tmp_path,
+        "quick.yaml",
+        "name: quick\nsecret: s\nsteps:\n"
+        "  - {times: always, reply: {code: Access-Accept, attributes: {Reply-Message: quick}}}\n",
+    )
+    _write(
+        tmp_path,
+        "slow.yaml",
+        "name: slow\nsecret: s\nsteps:\n  - delay: 1\n    times: always\n"
+        "    reply: {code: Access-Reject, attributes: {Reply-Message: slow}}\n",
+    )
+    mock = mock_radius_factory(tmp_path, scenario="quick")
+    users = [f"user{i}" for i in range(50)]
+    for user in users[:25]:
+        mock.control.activate("slow", user)
+    results: dict[str, tuple[int, str, float]] = {}
+    barrier = threading.Barrier(50)
+
+    def run(user: str) -> None:
+        barrier.wait()
+        exchange = send(mock.address, build_request("s", user, "p"))
+        reply = exchange.reply()
+        assert reply is not None
+        results[user] = (reply.code, reply["Reply-Message"][0], exchange.elapsed)
+
+    threads = [threading.Thread(target=run, args=(u,)) for u in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    for user in users[:25]:
+        code, message, elapsed = results[user]
+        assert (code, message) == (rp.AccessReject, "slow") and 1.0 <= elapsed < 2.5
+    for user in users[25:]:
+        code, message, elapsed = results[user]
+        assert (code, message) == (rp.AccessAccept, "quick") and elapsed < 1.0
+    journal = mock.control.journal()
+    assert len(journal) == 50
+    assert {e["scenario"] for e in journal if e["user"] in users[:25]} == {"slow"}
+
+
+def test_fifty_users_through_challenge_and_push_at_once(
+    tmp_path: Path, mock_radius_factory: Factory
+) -> None:
+    challenge = (SCENARIOS / "challenge.yaml").read_text()
+    challenge = challenge.replace("userName: carol, ", "").replace("users: [carol]\n", "")
+    path = _write(tmp_path, "challenge-anyone.yaml", challenge)
+    mock = mock_radius_factory(path, time_scale=1.0)
+    results: dict[str, tuple[int, int]] = {}
+
+    def run(user: str) -> None:
+        first = send(mock.address, build_request("testing123", user, "carol-pass")).reply()
+        assert first is not None
+        state = first["State"][0]
+        code = "123456" if user.endswith(("0", "2", "4", "6", "8")) else "999999"
+        second = send(mock.address, build_request("testing123", user, code, state=state)).reply()
+        assert second is not None
+        results[user] = (first.code, second.code)
+
+    users = [f"u{i}" for i in range(50)]
+    threads = [threading.Thread(target=run, args=(u,)) for u in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    for user in users:
+        expected = rp.AccessAccept if int(user[1:]) % 2 == 0 else rp.AccessReject
+        assert results[user] == (rp.AccessChallenge, expected), user
+    states = {
+        e["reply"]["attributes"]["State"][0]
+        for e in mock.control.journal()
+        if e["step"] == "challenge"
+    }
+    assert len(states) == 50  # every user got a State of their own
+
+
+def test_one_delayed_reply_does_not_hold_up_others(mock_radius_factory: Factory) -> None:
+    mock = mock_radius_factory(SCENARIOS, time_scale=1.0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as slow:
+        slow.sendto(
+            build_request("testing123", "paula", "push-secret").RequestPacket(), mock.address
+        )
+        quick = send(mock.address, build_request("testing123", "rex", "x"))
+        assert quick.reply() is not None and quick.elapsed < 1.0
+        slow.settimeout(5)
+        data, _ = slow.recvfrom(4096)
+        assert data[0] == rp.AccessAccept
+
+
+def test_garbage_wrong_secret_and_bad_input_never_crash(mock_radius_factory: Factory) -> None:
+    mock = mock_radius_factory(SCENARIOS)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        for junk in [b"", b"\x01", b"\x01\x02\x00\x14" + bytes(16), os.urandom(300), b"\xff" * 30]:
+            udp.sendto(junk, mock.address)
+        accounting = build_request("testing123", "rex", "x")
+        accounting.code = rp.AccountingRequest
+        udp.sendto(accounting.RequestPacket(), mock.address)
+    wrong_secret = send(mock.address, build_request("not-the-secret", "rex", "x"), timeout=0.5)
+    assert wrong_secret.datagrams == []
+    nobody = send(mock.address, build_request("testing123", "nobody-knows-me", "x"), timeout=0.5)
+    assert nobody.datagrams == []
+    still_alive = send(mock.address, build_request("testing123", "rex", "x")).reply()
+    assert still_alive is not None
+    outcomes = [e["outcome"] for e in mock.control.journal()]
+    assert outcomes.count("dropped-malformed") >= 4
+    assert "dropped-unsupported-code" in outcomes
+    assert "dropped-bad-message-authenticator" in outcomes
+    assert "dropped-no-scenario" in outcomes
+    assert mock.control.health()["errors"] == 0
+
+
+def test_unknown_source_is_dropped(mock_radius_factory: Factory) -> None:
+    mock = mock_radius_factory(SCENARIOS, extra_args=("--client", "192.0.2.0/24"))
+    exchange = send(mock.address, build_request("testing123", "rex", "x"), timeout=0.5)
+    assert exchange.datagrams == []
+    assert mock.control.journal()[-1]["outcome"] == "dropped-unknown-source"
+
+
+def test_proxy_state_is_copied_in_order(mock_radius_factory: Factory) -> None:
+    mock = mock_radius_factory(SCENARIOS)
+    request = build_request("testing123", "rex", "x", proxy_states=[b"first", b"second"])
+    reply = send(mock.address, request).reply()
+    assert reply is not None
+    assert reply["Proxy-State"] == [b"first", b"second"]
+
+
+def test_reply_has_message_authenticator_first(mock_radius_factory: Factory) -> None:
+    mock = mock_radius_factory(SCENARIOS)
+    raw = send(mock.address, build_request("testing123", "rex", "x")).datagrams[0]
+    assert raw[20] == 80 and raw[21] == 18
+
+
+def test_record_only_strictness(tmp_path: Path, mock_radius_factory: Factory) -> None:
+    path = _write(
+        tmp_path,
+        "lenient.yaml",
+        "name: lenient\nsecret: s\nrequireMessageAuthenticator: false\nsteps:\n"
+        "  - {times: always, reply: {code: Access-Accept}}\n",
+    )
+    mock = mock_radius_factory(path)
+    reply = send(mock.address, build_request("s", "u", "p", message_authenticator=False)).reply()
+    assert reply is not None and reply.code == rp.AccessAccept
+    send(mock.address, build_request("s", "u", "p"))
+    assert [e["messageAuthenticator"] for e in mock.control.journal()] == ["absent", "valid"]
+
+
+def test_mismatch_reply_can_be_scripted(tmp_path: Path, mock_radius_factory: Factory) -> None:
+    path = _write(
+        tmp_path,
+        "strict.yaml",
+        "name: strict\nsecret: s\n"
+        "onMismatch: {code: Access-Challenge, attributes: {Reply-Message: try again}}\n"
+        "steps:\n  - {match: {userName: only-me}, reply: {code: Access-Accept}}\n",
+    )
+    mock = mock_radius_factory(path)
+    reply = send(mock.address, build_request("s", "someone-else", "p")).reply()
+    assert reply is not None
+    assert reply.code == rp.AccessChallenge and reply["Reply-Message"] == ["try again"]
+    entry = mock.control.journal()[-1]
+    assert entry["nearMiss"] == {"step": "step-1", "failed": ["userName"]}
+
+
+def test_attribute_conditions(tmp_path: Path, mock_radius_factory: Factory) -> None:
+    path = _write(
+        tmp_path,
+        "attrs.yaml",
+        "name: attrs\nsecret: s\nsteps:\n"
+        "  - match:\n      attributes:\n"
+        "        NAS-Identifier: {regex: 'appgate-.*'}\n"
+        "        NAS-Port: 7\n"
+        "        Calling-Station-Id: {present: false}\n"
+        "      messageAuthenticator: true\n"
+        "    times: always\n    reply: {code: Access-Accept}\n",
+    )
+    mock = mock_radius_factory(path)
+    good = build_request("s", "u", "p", extra={"NAS-Identifier": "appgate-ctl", "NAS-Port": 7})
+    assert send(mock.address, good).reply().code == rp.AccessAccept  # type: ignore[union-attr]
+    bad = build_request("s", "u", "p", extra={"NAS-Identifier": "other", "NAS-Port": 8})
+    assert send(mock.address, bad).reply().code == rp.AccessReject  # type: ignore[union-attr]
+    assert mock.control.journal()[-1]["nearMiss"]["failed"] == [
+        "attribute NAS-Identifier",
+        "attribute NAS-Port",
+    ]
+
+
+def test_control_api(mock_radius_factory: Factory) -> None:
+    mock = mock_radius_factory(SCENARIOS)
+    health = mock.control.health()
+    assert health["status"] == "ok" and health["scenarios"] == 15
+    listing = mock.control.scenarios()
+    challenge = next(s for s in listing["scenarios"] if s["name"] == "challenge")
+    assert challenge["steps"] == ["challenge", "right-code", "wrong-code"]
+    assert challenge["users"] == ["carol"]
+    # route one user to another scenario, then clear it
+    mock.control.activate("reject", "olga")
+    assert (
+        send(mock.address, build_request("testing123", "olga", "654321")).reply().code
+        == rp.AccessReject
+    )  # type: ignore[union-attr]
+    mock.control.activate(None, "olga")
+    assert (
+        send(mock.address, build_request("testing123", "olga", "654321")).reply().code
+        == rp.AccessAccept
+    )  # type: ignore[union-attr]
+    # global activation covers users no scenario lists
+    mock.control.activate("reject")
+    assert (
+        send(mock.address, build_request("testing123", "zed", "x")).reply().code == rp.AccessReject
+    )  # type: ignore[union-attr]
+    entries = mock.control.journal()
+    assert mock.control.journal(since=entries[-1]["seq"]) == []
+    assert [e["user"] for e in mock.control.journal(user="zed")] == ["zed"]
+    mock.control.clear_journal()
+    assert mock.control.journal() == []
+    with pytest.raises(AssertionError, match="404"):
+        mock.control.activate("no-such-scenario")
+    with pytest.raises(AssertionError, match="400"):
+        mock.control._call("POST", "/activate", {"scenario": 5})
+    with pytest.raises(AssertionError, match="404"):
+        mock.control._call("GET", "/nothing")
+
+
+def test_time_scale_and_journal_file(tmp_path: Path, mock_radius_factory: Factory) -> None:
+    journal_file = tmp_path / "journal.jsonl"
+    mock = mock_radius_factory(
+        SCENARIOS / "push.yaml", time_scale=0.05, extra_args=("--journal-file", str(journal_file))
+    )
+    exchange = send(mock.address, build_request("testing123", "paula", "push-secret"))
+    assert exchange.reply() is not None and 0.1 <= exchange.elapsed < 1.0
+    assert mock.stop() == 0
+    lines = [json.loads(line) for line in journal_file.read_text().splitlines()]
+    assert lines[0]["timeScale"] == 0.05 and lines[0]["delay"] == pytest.approx(0.1)
+    assert lines[0]["attributes"]["User-Password"] == ["***"]
+    assert "push-secret" not in journal_file.read_text()
+
+
+def test_sigterm_and_sigint_stop_cleanly(mock_radius_factory: Factory) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        mock = mock_radius_factory(SCENARIOS)
+        mock.process.send_signal(sig)
+        assert mock.process.wait(10) == 0
+
+
+def test_port_zero_announcement(mock_radius_factory: Factory) -> None:
+    mock = mock_radius_factory(SCENARIOS)
+    assert mock.host == "127.0.0.1" and mock.port > 0 and mock.control_port > 0
+    other = mock_radius_factory(SCENARIOS)
+    assert other.port != mock.port
+
+
+@pytest.mark.mock_radius(scenarios=str(SCENARIOS / "reject.yaml"))
+def test_plugin_marker_fixture(mock_radius: MockRadius) -> None:
+    assert mock_radius.secret == "testing123"
+    reply = send(mock_radius.address, build_request(mock_radius.secret, "anyone", "x")).reply()
+    assert reply is not None and reply.code == rp.AccessReject
+
+
+def test_validate_command(tmp_path: Path) -> None:
+    bad = _write(
+        tmp_path,
+        "bad.yaml",
+        "name: bad\nsecret: s\nsteps:\n  - match: {userName: x, colour: red}\n"
+        "    reply: {code: Access-Maybe}\n",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mock_radius", "validate", str(bad), str(SCENARIOS / "push.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert f"{bad}:4: steps[0].match.colour: unknown key" in result.stderr
+    assert f"{bad}:5: steps[0].reply.code: Input should be 'Access-Accept'" in result.stderr
+    assert "push.yaml: ok (push, 1 steps)" in result.stdout
+    good = subprocess.run(
+        [sys.executable, "-m", "mock_radius", "validate", str(SCENARIOS)],
+        capture_output=True,
+        text=True,
+    )
+    assert good.returncode == 0 and good.stdout.count(": ok") == 15
+
+
+def test_serve_refuses_bad_scenarios(tmp_path: Path) -> None:
+    bad = _write(tmp_path, "bad.yaml", "name: bad\nsteps: []\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mock_radius", "serve", "--scenarios", str(bad), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert f"{bad}:1: secret: Field required" in result.stderr
+    assert f"{bad}:2: steps: List should have at least 1 item" in result.stderr

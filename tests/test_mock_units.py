@@ -1,0 +1,255 @@
+"""Unit tests of the mock's parts: scenario loading, the engine, packets, the protocol object
+driven without a network (Twisted's task.Clock as reactor, a list as transport)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyrad import packet as rp
+from twisted.internet.task import Clock
+
+from mock_radius import packets
+from mock_radius.engine import Engine, UnknownScenario
+from mock_radius.journal import Journal
+from mock_radius.matching import RequestView
+from mock_radius.protocol import MockRadiusProtocol
+from mock_radius.scenario import ScenarioError, load_scenarios, parse_scenario
+from tests.radius_client import build_request
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+LOADED = load_scenarios(SCENARIOS)
+
+
+def view(user: str, password: str | None = None, state: bytes | None = None) -> RequestView:
+    return RequestView(
+        user_name=user,
+        state=state,
+        message_authenticator=True,
+        password_matches=lambda clear: clear == password,
+        auth_type="PAP",
+    )
+
+
+@pytest.fixture
+def engine() -> Engine:
+    return Engine(LOADED)
+
+
+def test_all_shipped_scenarios_load() -> None:
+    names = {s.name for s in load_scenarios(SCENARIOS)}
+    assert {"challenge", "push", "push-password", "timeout", "reject", "one-factor"} <= names
+    assert len([n for n in names if n.startswith("fault-")]) == 7
+    for path in SCENARIOS.glob("*.yaml"):
+        assert path.read_text().startswith("# "), f"{path.name} needs a comment on what it shows"
+
+
+def test_engine_challenge(engine: Engine) -> None:
+    scenario = engine.scenario_for("carol")
+    assert scenario is not None and scenario.name == "challenge"
+    first = engine.decide(scenario, view("carol", "carol-pass"))
+    assert first.code == rp.AccessChallenge and first.issued_state is not None
+    assert dict(first.attributes)["Reply-Message"] == "Enter the code shown on your token"
+    second = engine.decide(scenario, view("carol", "123456", first.issued_state))
+    assert (second.step, second.code) == ("right-code", rp.AccessAccept)
+    # the script is over: the next request starts again at the first step
+    again = engine.decide(scenario, view("carol", "carol-pass"))
+    assert again.step == "challenge"
+    assert again.issued_state != first.issued_state
+
+
+def test_states_are_deterministic() -> None:
+    def states() -> list[bytes | None]:
+        engine = Engine(load_scenarios(SCENARIOS))
+        scenario = engine.scenarios["challenge"]
+        return [engine.decide(scenario, view("carol", "carol-pass")).issued_state for _ in range(2)]
+
+    first_run = states()
+    assert first_run == states()  # same requests, same States
+    assert first_run[0] != first_run[1]  # but each exchange gets a new one
+
+
+def test_sessions_are_per_user(engine: Engine) -> None:
+    scenario = engine.scenarios["one-factor"]
+    assert engine.decide(scenario, view("olga", "654321")).step == "right-code"
+    assert engine.decide(scenario, view("someone", "654321")).step == "wrong-code"
+
+
+def test_mismatch_names_the_closest_step(engine: Engine) -> None:
+    scenario = engine.scenarios["challenge"]
+    decision = engine.decide(scenario, view("carol", "wrong-pass"))
+    assert decision.step is None and decision.code == rp.AccessReject
+    assert decision.near_miss is not None
+    assert decision.near_miss.step == "challenge" and decision.near_miss.failed == ("password",)
+    assert dict(decision.attributes)["Reply-Message"] == (
+        "mock-radius: no step of challenge matches (closest step 'challenge' failed on password)"
+    )
+
+
+def test_times_and_always() -> None:
+    scenario = parse_scenario(
+        "name: t\nsecret: s\nsteps:\n"
+        "  - {name: twice, times: 2, reply: {code: Access-Reject}}\n"
+        "  - {name: then, times: always, reply: {code: Access-Accept}}\n",
+        "t.yaml",
+    )
+    engine = Engine([scenario])
+    steps = [engine.decide(scenario, view("u")).step for _ in range(4)]
+    assert steps == ["twice", "twice", "then", "then"]
+
+
+def test_routing_and_activation(engine: Engine) -> None:
+    assert engine.scenario_for("nobody") is None
+    engine.activate("reject")
+    assert engine.scenario_for("nobody").name == "reject"  # type: ignore[union-attr]
+    engine.activate("timeout", "carol")
+    assert engine.scenario_for("carol").name == "timeout"  # type: ignore[union-attr]
+    engine.activate(None, "carol")
+    assert engine.scenario_for("carol").name == "challenge"  # type: ignore[union-attr]
+    with pytest.raises(UnknownScenario):
+        engine.activate("nope")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: x\nsecret: s\nsteps:\n  - {reply: {code: Access-Accept}, drop: true}\n",
+         "t.yaml:4: steps[0]: give exactly one of reply and drop: true"),
+        ("name: x\nsecret: s\nsteps:\n  - reply:\n      code: Access-Accept\n"
+         "      attributes: {Message-Authenticator: {hex: '00'}}\n",
+         "t.yaml:6: steps[0].reply.attributes: Message-Authenticator is computed by the mock"),
+        ("name: x\nsecret: s\nsteps:\n  - match: {userName: {regex: '('}}\n    drop: true\n",
+         "t.yaml:4: steps[0].match.userName"),
+        ("name: x\nsecret: s\nsteps:\n  - {drop: true, times: 0}\n",
+         "t.yaml:4: steps[0].times"),
+        ("name: x\nsecret: s\nsteps:\n  - reply: {code: Access-Accept, attributes: "
+         "{Reply-Message: {generate: true}}}\n", "generate: true is only for State"),
+        ("name: x\nsecret: s\nsteps: [{drop: true}]\nextra: 1\n", "t.yaml:4: extra: unknown key"),
+        ("name: 'bad name'\nsecret: s\nsteps: [{drop: true}]\n", "t.yaml:1: name: String should"),
+        ("name: x\n  secret: [\n", "t.yaml:2: not valid YAML"),
+        ("- a list\n", "t.yaml:1: a scenario must be a YAML mapping"),
+    ],
+)  # fmt: skip
+def test_schema_errors_name_line_and_field(text: str, expected: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "t.yaml")
+    assert expected in str(caught.value)
+
+
+yaml_scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=8)
+yaml_values = st.recursive(
+    yaml_scalars,
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(
+        st.sampled_from(
+            ["name", "secret", "steps", "match", "reply", "code", "attributes", "drop",
+             "delay", "times", "fault", "state", "userName", "password", "regex", "hex",
+             "generate", "present", "onMismatch", "users", "Reply-Message", "State", "x"]
+        ),
+        children,
+        max_size=5,
+    ),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(yaml_values)
+def test_generated_scenario_files_load_or_fail_clearly(data: Any) -> None:
+    text = yaml.safe_dump(data)
+    try:
+        scenario = parse_scenario(text, "gen.yaml")
+    except ScenarioError as exc:
+        assert str(exc).startswith("gen.yaml:")
+    else:
+        assert scenario.steps
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_arbitrary_text_never_crashes_the_loader(text: str) -> None:
+    try:
+        parse_scenario(text, "gen.yaml")
+    except ScenarioError as exc:
+        assert str(exc).startswith("gen.yaml")
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def write(self, data: bytes, address: Any) -> None:
+        self.sent.append((data, address))
+
+
+def _protocol(time_scale: float = 1.0) -> tuple[MockRadiusProtocol, Clock, _Transport]:
+    clock = Clock()
+    protocol = MockRadiusProtocol(Engine(LOADED), Journal(), clock, time_scale=time_scale)
+    transport = _Transport()
+    protocol.transport = transport  # type: ignore[assignment]
+    return protocol, clock, transport
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=400))
+def test_random_datagrams_never_raise(datagram: bytes) -> None:
+    protocol, _clock, _transport = _protocol()
+    protocol.datagramReceived(datagram, ("127.0.0.1", 5000))
+    assert protocol.errors == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_mutated_requests_never_raise(data: st.DataObject) -> None:
+    protocol, _clock, _transport = _protocol()
+    raw = bytearray(build_request("testing123", "carol", "carol-pass").RequestPacket())
+    for _ in range(data.draw(st.integers(1, 6))):
+        index = data.draw(st.integers(0, len(raw) - 1))
+        raw[index] = data.draw(st.integers(0, 255))
+    protocol.datagramReceived(bytes(raw), ("127.0.0.1", 5000))
+    assert protocol.errors == 0
+
+
+def test_delays_use_the_reactor_and_the_time_scale() -> None:
+    protocol, clock, transport = _protocol(time_scale=0.5)
+    request = build_request("testing123", "paula", "push-secret")
+    protocol.datagramReceived(request.RequestPacket(), ("127.0.0.1", 5000))
+    assert transport.sent == []
+    clock.advance(0.99)
+    assert transport.sent == []
+    clock.advance(0.01)  # 2 s scripted x 0.5
+    assert len(transport.sent) == 1
+    reply = rp.AuthPacket(packet=transport.sent[0][0], secret=b"testing123")
+    assert request.VerifyReply(reply, transport.sent[0][0], enforce_ma=True)
+
+
+def test_duplicate_cache_expires() -> None:
+    protocol, clock, transport = _protocol()
+    request = build_request("testing123", "rex", "x")
+    protocol.datagramReceived(request.RequestPacket(), ("127.0.0.1", 5000))
+    protocol.datagramReceived(request.RequestPacket(), ("127.0.0.1", 5000))
+    assert [e["outcome"] for e in protocol.journal.entries()] == [
+        "matched",
+        "retransmission-answered-from-cache",
+    ]
+    clock.advance(31)
+    protocol.datagramReceived(request.RequestPacket(), ("127.0.0.1", 5000))
+    assert protocol.journal.entries()[-1]["outcome"] == "matched"
+    assert len(transport.sent) == 3
+
+
+def test_resign_makes_a_changed_reply_valid_again() -> None:
+    request = build_request("s", "u", "p")
+    reply = request.CreateReply()
+    reply.code = rp.AccessAccept
+    raw = bytearray(reply.ReplyPacket())
+    raw[1] = (raw[1] + 1) % 256
+    fixed = packets.resign(bytes(raw), request.authenticator, b"s", fix_ma=True)
+    decoded = rp.AuthPacket(packet=fixed, secret=b"s")
+    assert decoded.verify_message_authenticator(
+        original_authenticator=request.authenticator, original_code=rp.AccessRequest
+    )
