@@ -86,9 +86,15 @@ def message_authenticator_status(pkt: rp.AuthPacket, secret: bytes) -> str:
     return "valid" if valid else "invalid"
 
 
-def request_view(pkt: rp.AuthPacket, secret: bytes, ma_status: str) -> RequestView:
+def request_view(
+    pkt: rp.AuthPacket,
+    secret: bytes,
+    ma_status: str,
+    values: dict[str, list[str | int | bytes]] | None = None,
+) -> RequestView:
     pkt.secret = secret
-    values = attribute_values(pkt)
+    if values is None:
+        values = attribute_values(pkt)
     user = values.get("User-Name", [None])[0]
     state = values.get("State", [None])[0]
     auth_type: str | None = None

@@ -54,6 +54,7 @@ class MockRadiusProtocol(DatagramProtocol):
         self.wall_clock = wall_clock
         self._seen: OrderedDict[tuple[str, int, int, bytes], _Seen] = OrderedDict()
         self.errors = 0
+        self._allowed_hosts: dict[str, bool] = {}
 
     # plumbing
 
@@ -76,11 +77,17 @@ class MockRadiusProtocol(DatagramProtocol):
         )
 
     def _allowed(self, host: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.clients)
+        known = self._allowed_hosts.get(host)
+        if known is None:
+            try:
+                ip = ipaddress.ip_address(host)
+            except ValueError:
+                known = False
+            else:
+                known = any(ip in network for network in self.clients)
+            if len(self._allowed_hosts) < 4096:
+                self._allowed_hosts[host] = known
+        return known
 
     def _expire(self, now: float) -> None:
         while self._seen:
@@ -140,7 +147,7 @@ class MockRadiusProtocol(DatagramProtocol):
             # cannot be authenticated: the client has another secret, or it was tampered with
             self._log(address, "dropped-bad-message-authenticator", **base)
             return
-        view = packets.request_view(request, secret, ma)
+        view = packets.request_view(request, secret, ma, values)
         base["authType"] = view.auth_type
         if ma == "absent" and scenario.require_message_authenticator:
             decision = Decision(
