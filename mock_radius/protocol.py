@@ -125,6 +125,9 @@ class MockRadiusProtocol(DatagramProtocol):
         if request.code != packets.ACCESS_REQUEST:
             self._log(address, "dropped-unsupported-code", **base)
             return
+        values = packets.attribute_values(request)
+        user = values.get("User-Name", [None])[0]
+        base["user"] = user if isinstance(user, str) else None
         now = self.reactor.seconds()
         self._expire(now)
         key = (address[0], address[1], request.id, request.authenticator)
@@ -132,10 +135,8 @@ class MockRadiusProtocol(DatagramProtocol):
         if seen is not None:
             self._retransmission(seen, address, base)
             return
-        values = packets.attribute_values(request)
-        user = values.get("User-Name", [None])[0]
-        user = user if isinstance(user, str) else None
-        base |= {"user": user, "attributes": packets.journal_attributes(values)}
+        user = base["user"]
+        base["attributes"] = packets.journal_attributes(values)
         scenario = self.engine.scenario_for(user)
         if scenario is None:
             self._log(address, "dropped-no-scenario", **base)

@@ -175,6 +175,9 @@ class Scenario(_Model):
     users: list[str] = []
     on_mismatch: Reply = Reply(code="Access-Reject")
     steps: list[Step] = Field(min_length=1)
+    # What the scenario should produce through the reference server (HTTP calls, statuses,
+    # fields). The mock ignores it; the end-to-end suite (tests/e2e_spec.py) reads it.
+    end_to_end: dict[str, Any] | None = None
 
     def step_name(self, index: int) -> str:
         return self.steps[index].name or f"step-{index + 1}"

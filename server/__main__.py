@@ -6,30 +6,75 @@ import argparse
 import asyncio
 import getpass
 import json
+import logging
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
 
 from server.app import create_app
-from server.config import ConfigError, Settings, demo_settings, load_settings
+from server.config import ConfigError, RadiusProvider, Settings, demo_settings, load_settings
 from server.logs import configure_logging
 from server.passwords import hash_password
 from server.seedcrypt import KeyFileError
 
+log = logging.getLogger("mfa.server")
+
+
+def _config_path(config: str | None) -> str | None:
+    return config or os.environ.get("MFA_SERVER_CONFIG") or None
+
 
 def _settings(config: str | None, data_dir: str) -> Settings:
-    path = config or os.environ.get("MFA_SERVER_CONFIG")
+    path = _config_path(config)
     if path:
         return load_settings(path)
     return demo_settings(Path(data_dir).resolve())
 
 
+DEMO_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def start_demo_radius(
+    settings: Settings,
+) -> tuple[Settings, subprocess.Popen[str] | None, dict[str, int]]:
+    """In demo mode, run the mock RADIUS server with the shipped scenarios on a free port and
+    point the demo's RADIUS providers at it, so every response type works with one command."""
+    if not DEMO_SCENARIOS.is_dir():
+        log.warning("no scenarios folder next to the package: the demo RADIUS users will time out")
+        return settings, None, {}
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "mock_radius", "serve", "--scenarios", str(DEMO_SCENARIOS),
+         "--port", "0", "--control-port", "0"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    try:
+        ready = json.loads(line)
+    except ValueError:
+        process.kill()
+        log.warning("the mock RADIUS server did not start: the demo RADIUS users will time out")
+        return settings, None, {}
+    providers = [
+        p.model_copy(update={"port": ready["port"]}) if isinstance(p, RadiusProvider) else p
+        for p in settings.mfa_providers
+    ]
+    ports = {"port": ready["port"], "controlPort": ready["controlPort"]}
+    return settings.model_copy(update={"mfa_providers": providers}), process, ports
+
+
 class _AnnouncingServer(uvicorn.Server):
     """Prints one JSON line with the real address once the app is ready (port 0 is allowed),
     so scripts and tests wait on that line instead of sleeping."""
+
+    def __init__(self, config: uvicorn.Config, extra: dict[str, object] | None = None) -> None:
+        super().__init__(config)
+        self.extra = extra or {}
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -38,7 +83,8 @@ class _AnnouncingServer(uvicorn.Server):
         for server in self.servers:
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
-                print(json.dumps({"event": "listening", "host": host, "port": port}), flush=True)
+                line = {"event": "listening", "host": host, "port": port, **self.extra}
+                print(json.dumps(line), flush=True)
                 return
 
     async def _serve(self, sockets: list[socket.socket] | None = None) -> None:
@@ -50,12 +96,25 @@ class _AnnouncingServer(uvicorn.Server):
 
 def serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level.upper())
+    mock: subprocess.Popen[str] | None = None
+    mock_ports: dict[str, int] = {}
     try:
         settings = _settings(args.config, args.data_dir)
+        if _config_path(args.config) is None and not args.no_mock_radius:
+            settings, mock, mock_ports = start_demo_radius(settings)
         app = create_app(settings)
     except (ConfigError, KeyFileError) as exc:
         print(f"mfa-server: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _run(app, settings, args, mock_ports)
+    finally:
+        if mock is not None:
+            mock.terminate()
+            mock.wait(10)
+
+
+def _run(app: Starlette, settings: Settings, args: argparse.Namespace, mock: dict[str, int]) -> int:
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port
     config = uvicorn.Config(
@@ -67,7 +126,7 @@ def serve(args: argparse.Namespace) -> int:
         server_header=False,
         lifespan="on",
     )
-    server = _AnnouncingServer(config)
+    server = _AnnouncingServer(config, {"mockRadius": mock} if mock else None)
     asyncio.run(server.serve())
     return 0 if server.started else 1
 
@@ -101,6 +160,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, help="listen port, 0 for a free one")
         p.add_argument("--data-dir", default="data", help="data folder of the demo config")
         p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+        p.add_argument(
+            "--no-mock-radius",
+            action="store_true",
+            help="in demo mode, do not start the mock RADIUS server",
+        )
 
     add_serve_options(parser)
     add_serve_options(commands.add_parser("serve", help="run the server (the default)"))

@@ -22,6 +22,8 @@ from server.http_input import bearer_token, read_json_object
 from server.logs import AccessLogMiddleware
 from server.mfa.base import MfaMethod
 from server.mfa.builtin import BuiltinTotp
+from server.mfa.radius import RadiusMfa
+from server.mfa.sealed_state import StateSealer, derive_key
 from server.negotiation import AcceptVersionMiddleware
 from server.responses import error_response, json_response, no_content
 from server.schemas import InitializeRequest, LoginRequest, OtpRequest, parse_body
@@ -35,18 +37,21 @@ PURGE_INTERVAL_SECONDS = 600.0
 Clock = Callable[[], float]
 
 
-def seed_cipher(settings: Settings) -> SeedCipher:
+def master_key(settings: Settings) -> bytes:
+    """The key seeds are encrypted with; RADIUS states are sealed with a key derived from it."""
     storage = settings.storage
     if storage.encryption_key is not None:
-        return SeedCipher(decode_key(storage.encryption_key))
+        return decode_key(storage.encryption_key)
     if storage.encryption_key_file is None:
         raise KeyFileError("set storage.encryptionKey or storage.encryptionKeyFile")
-    return SeedCipher(load_or_create_key_file(Path(storage.encryption_key_file)))
+    return load_or_create_key_file(Path(storage.encryption_key_file))
 
 
 def build_methods(
-    settings: Settings, store: Store, cipher: SeedCipher, clock: Clock
+    settings: Settings, store: Store, key: bytes, clock: Clock
 ) -> dict[str, MfaMethod]:
+    cipher = SeedCipher(key)
+    sealer = StateSealer(derive_key(key))
     methods: dict[str, MfaMethod] = {}
     for provider in settings.mfa_providers:
         if isinstance(provider, DefaultTimeBasedProvider):
@@ -59,7 +64,7 @@ def build_methods(
                 issuer=settings.server.issuer,
             )
         else:
-            raise NotImplementedError(f"MFA provider type {provider.type} is not available yet")
+            methods[provider.name] = RadiusMfa(provider, sealer=sealer, clock=clock)
     return methods
 
 
@@ -143,9 +148,9 @@ def create_app(
     store: Store | None = None,
 ) -> Starlette:
     the_store = store if store is not None else open_store(settings.storage.url)
-    cipher = seed_cipher(settings)
+    key = master_key(settings)
     service = LoginService(
-        settings, the_store, build_methods(settings, the_store, cipher, clock), clock
+        settings, the_store, build_methods(settings, the_store, key, clock), clock
     )
 
     async def purge_forever() -> None:

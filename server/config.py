@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -163,7 +164,8 @@ class RadiusProvider(_Model):
     challenge_shared_secret: str | None = Field(None, min_length=1)
     input_type: Literal["Masked", "Numeric", "Text"] = "Masked"
     require_message_authenticator: bool = True
-    nas_identifier: str | None = Field(None, min_length=1)
+    nas_identifier: str | None = Field("appgate-sdp-controller", min_length=1)
+    nas_ip_address: IPv4Address | None = None
     lockout: LockoutSettings = LockoutSettings()
 
     @model_validator(mode="after")

@@ -14,7 +14,7 @@ from typing import Any
 
 from server import errors
 from server.config import Settings
-from server.mfa.base import Accepted, MfaMethod, Rejected
+from server.mfa.base import Accepted, ChallengeAgain, MfaMethod, Rejected
 from server.mfa.lockout import after_failure, after_success, is_locked
 from server.schemas import InitializeRequest, LoginRequest, OtpRequest
 from server.store.base import SeedRecord, Stage, Store, TokenRecord
@@ -51,6 +51,7 @@ class LoginService:
         self._methods = methods
         self._clock = clock
         self._users = UserDirectory(settings)
+        self._in_flight: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     # helpers
 
@@ -146,9 +147,15 @@ class LoginService:
         method = self._method_for(user)
         if method is None:
             raise errors.token_error("This user has no multi-factor authentication to initialize.")
-        body = await method.initialize(user, request.userPassword)
-        _event("mfa_initialized", username=user.username, provider=user.provider, type=body["type"])
-        return body
+        result = await method.initialize(user, request.userPassword)
+        _event(
+            "mfa_initialized",
+            username=user.username,
+            provider=user.provider,
+            type=result.body["type"],
+            **result.detail,
+        )
+        return result.body
 
     async def verify_otp(
         self, session: tuple[TokenRecord, UserInfo], request: OtpRequest
@@ -157,11 +164,33 @@ class LoginService:
         method = self._method_for(user)
         if method is None:
             raise errors.token_error("This user has no multi-factor authentication to complete.")
+        if not method.joins_retries:
+            return await self._verify(record, user, method, request)
+        # A retried /otp for a push already in flight joins it: one Access-Request (one prompt
+        # on the phone), and every caller gets the same outcome.
+        pending = self._in_flight.get(record.token_hash)
+        if pending is None:
+            pending = asyncio.ensure_future(self._verify(record, user, method, request))
+            self._in_flight[record.token_hash] = pending
+            pending.add_done_callback(lambda _: self._in_flight.pop(record.token_hash, None))
+        else:
+            _event("mfa_joined_in_flight", username=user.username, provider=user.provider)
+        return await asyncio.shield(pending)
+
+    async def _verify(
+        self, record: TokenRecord, user: UserInfo, method: MfaMethod, request: OtpRequest
+    ) -> dict[str, Any]:
         lockout = await self._store.get_lockout(user.dn)
         if is_locked(lockout, self._clock()):
             _event("mfa_refused_locked", username=user.username, provider=user.provider)
             raise errors.authentication_failed(LOCKED_OUT)
         verdict = await method.verify(user, request.otp, request.state)
+        if isinstance(verdict, ChallengeAgain):
+            _event(
+                "mfa_challenged_again", username=user.username, provider=user.provider,
+                **verdict.detail,
+            )  # fmt: skip
+            return verdict.body
         if isinstance(verdict, Rejected):
             now = self._clock()
             policy = method.lockout

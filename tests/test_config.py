@@ -23,7 +23,22 @@ def _write(tmp_path: Path, data: object) -> Path:
 def test_demo_configuration_loads(tmp_path: Path) -> None:
     settings = demo_settings(tmp_path)
     assert settings.storage.url == f"sqlite:///{tmp_path / 'mfa.db'}"
-    assert [idp.name for idp in settings.identity_providers] == ["local", "service"]
+    assert [idp.name for idp in settings.identity_providers] == [
+        "local",
+        "service",
+        "radius-challenge",
+        "radius-push",
+        "radius-push-password",
+        "radius-onefactor",
+    ]
+    modes = {p.name: getattr(p, "mode", None) for p in settings.mfa_providers}
+    assert modes == {
+        "builtin": None,
+        "radius-challenge": "Challenge",
+        "radius-push": "Push",
+        "radius-push-password": "Push",
+        "radius-onefactor": "OneFactor",
+    }
 
 
 def test_relative_paths_are_resolved_against_the_file(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from tests.conftest import ACCEPT, DEVICE_ID, base_config, totp_now, wait_for_json_line
@@ -70,9 +71,18 @@ def test_starts_with_embedded_defaults(tmp_path: Path) -> None:
         assert process.stdout is not None
         ready = wait_for_json_line(process.stdout, "port")
         assert ready["host"] == "127.0.0.1"
+        mock_control = ready["mockRadius"]["controlPort"]  # the demo starts the mock RADIUS
+        assert httpx.get(f"http://127.0.0.1:{mock_control}/health").json()["scenarios"] == 15
         url = f"http://127.0.0.1:{ready['port']}"
         names = httpx.get(url + "/admin/identity-providers/names", headers=ACCEPT).json()
-        assert [d["name"] for d in names["data"]] == ["local", "service"]
+        assert [d["name"] for d in names["data"]][:3] == ["local", "service", "radius-challenge"]
+        # one user of each RADIUS mode reaches the mock started with the demo
+        carol = _login(url, "carol", "carol-pass", "radius-challenge")
+        challenge = _post(url, "/admin/authentication/otp/initialize", carol,
+                          {"userPassword": "carol-pass"}).json()  # fmt: skip
+        assert challenge["responseMessage"] == "Enter the code shown on your token"
+        olga = _login(url, "olga", "olga-pass", "radius-onefactor")
+        assert _post(url, "/admin/authentication/otp", olga, {"otp": "654321"}).status_code == 200
         token = _login(url, "alice", "alice-pass")
         init = _post(url, "/admin/authentication/otp/initialize", token).json()
         assert init["type"] == "Secret"
@@ -80,6 +90,8 @@ def test_starts_with_embedded_defaults(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=15)
     assert process.returncode == 0
+    with pytest.raises(httpx.ConnectError):  # the mock went down with the server
+        httpx.get(f"http://127.0.0.1:{mock_control}/health")
     assert (tmp_path / "data" / "mfa.db").exists()
     assert (tmp_path / "data" / "seed.key").stat().st_mode & 0o777 == 0o600
     lines = [json.loads(line) for line in err.splitlines() if line.strip()]

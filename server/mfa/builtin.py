@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import Any
 
 from server.config import DefaultTimeBasedProvider
 from server.mfa import totp
 from server.mfa.barcode import qr_jpeg
-from server.mfa.base import Accepted, Rejected, Verdict
+from server.mfa.base import Accepted, Initialized, Rejected, Verdict
 from server.mfa.lockout import LockoutPolicy
 from server.seedcrypt import SeedCipher
 from server.store.base import SeedRecord, Store
@@ -43,10 +42,12 @@ class BuiltinTotp:
             config.lockout.max_cooldown,
         )
 
-    async def initialize(self, user: UserInfo, user_password: str | None) -> dict[str, Any]:
+    joins_retries = False
+
+    async def initialize(self, user: UserInfo, user_password: str | None) -> Initialized:
         seed = await self._store.get_seed(user.dn)
         if seed is not None and seed.verified:
-            return {"type": "AlreadySeeded"}
+            return Initialized({"type": "AlreadySeeded"})
         if seed is None:
             fresh = totp.new_secret(self._config.secret_bits)
             seed = await self._store.insert_seed_if_absent(
@@ -61,7 +62,7 @@ class BuiltinTotp:
                 )
             )
             if seed.verified:  # another request enrolled and verified it meanwhile
-                return {"type": "AlreadySeeded"}
+                return Initialized({"type": "AlreadySeeded"})
         secret = self._cipher.decrypt(user.dn, seed.secret_blob)
         url = totp.otpauth_url(
             secret,
@@ -71,12 +72,14 @@ class BuiltinTotp:
             issuer=self._issuer,
             params=self._params,
         )
-        return {
-            "type": "Secret",
-            "secret": secret,
-            "otpAuthUrl": url,
-            "barcode": base64.b64encode(qr_jpeg(url)).decode("ascii"),
-        }
+        return Initialized(
+            {
+                "type": "Secret",
+                "secret": secret,
+                "otpAuthUrl": url,
+                "barcode": base64.b64encode(qr_jpeg(url)).decode("ascii"),
+            }
+        )
 
     async def verify(self, user: UserInfo, otp: str, state: str | None) -> Verdict:
         seed = await self._store.get_seed(user.dn)

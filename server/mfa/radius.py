@@ -1,0 +1,150 @@
+"""The Radius MFA provider: OneFactor, Challenge and Push over the asyncio RADIUS client."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server import errors
+from server.config import RadiusProvider
+from server.mfa import radius_client as rc
+from server.mfa.base import Accepted, ChallengeAgain, Initialized, Rejected, Verdict
+from server.mfa.lockout import LockoutPolicy
+from server.mfa.sealed_state import StateError, StateSealer, UpstreamState
+from server.users import UserInfo
+
+DEFAULT_STATE_LIFETIME = 300.0
+REJECTED = "Rejected by the RADIUS server."
+
+Authenticate = Callable[..., Awaitable[rc.RadiusResponse]]
+
+
+def radius_unavailable(failure: rc.NoAnswer) -> errors.ApiError:
+    """504 when nobody answered; 502 when answers came but none verified."""
+    if failure.invalid:
+        return errors.ApiError(502, "radius invalid response", str(failure))
+    return errors.ApiError(504, "radius timeout", str(failure))
+
+
+class RadiusMfa:
+    def __init__(
+        self,
+        config: RadiusProvider,
+        *,
+        sealer: StateSealer,
+        clock: Callable[[], float],
+        authenticate: Authenticate = rc.authenticate,
+    ) -> None:
+        self._config = config
+        self._sealer = sealer
+        self._clock = clock
+        self._authenticate = authenticate
+        self._target = rc.RadiusTarget(
+            hostnames=tuple(config.hostnames),
+            port=config.port,
+            secret=config.shared_secret.encode("utf-8"),
+            timeout=config.timeout,
+            protocol=config.authentication_protocol,
+            require_message_authenticator=config.require_message_authenticator,
+            nas_identifier=config.nas_identifier,
+            nas_ip_address=None if config.nas_ip_address is None else str(config.nas_ip_address),
+        )
+        self.lockout = LockoutPolicy(
+            config.lockout.max_failed_attempts,
+            config.lockout.cooldown,
+            config.lockout.max_cooldown,
+        )
+        self.joins_retries = config.mode == "Push"
+
+    @property
+    def timeout(self) -> float | int:
+        seconds = self._config.timeout
+        return int(seconds) if float(seconds).is_integer() else seconds
+
+    async def _ask(
+        self, user: UserInfo, password: str, state: bytes | None = None, host: str | None = None
+    ) -> rc.RadiusResponse:
+        try:
+            return await self._authenticate(
+                self._target,
+                user.username,
+                password,
+                state=state,
+                hosts=(host,) if host else None,
+            )
+        except rc.NoAnswer as failure:
+            raise radius_unavailable(failure) from None
+
+    @staticmethod
+    def _detail(response: rc.RadiusResponse) -> dict[str, Any]:
+        return {"radiusHost": response.host, "radiusMs": round(response.elapsed * 1000, 1)}
+
+    def _challenge_body(self, user: UserInfo, response: rc.RadiusResponse) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "Challenge"}
+        if response.reply_message is not None:
+            body["responseMessage"] = response.reply_message
+        if response.state is not None:
+            lifetime = float(response.session_timeout or DEFAULT_STATE_LIFETIME)
+            body["state"] = self._sealer.seal(
+                UpstreamState(response.state, response.host, user.dn, self._clock() + lifetime)
+            )
+        body["timeout"] = self.timeout
+        return body
+
+    async def initialize(self, user: UserInfo, user_password: str | None) -> Initialized:
+        mode = self._config.mode
+        if mode == "OneFactor":
+            return Initialized({"type": "Challenge", "timeout": self.timeout})
+        if mode == "Push":
+            return Initialized(
+                {
+                    "type": "Push",
+                    "timeout": self.timeout,
+                    "sendPassword": self._config.use_user_password,
+                }
+            )
+        if self._config.use_user_password:
+            if user_password is None:
+                raise errors.validation_error(
+                    [errors.FieldError("userPassword", "is required by this MFA provider")]
+                )
+            password = user_password
+        else:
+            assert self._config.challenge_shared_secret is not None
+            password = self._config.challenge_shared_secret
+        response = await self._ask(user, password)
+        if response.code == rc.REJECT:
+            raise errors.authentication_failed(response.reply_message or REJECTED)
+        # An Access-Accept here would be a server that needs no second factor; the client still
+        # sends an OTP, which goes in a fresh Access-Request.
+        return Initialized(self._challenge_body(user, response), self._detail(response))
+
+    async def verify(self, user: UserInfo, otp: str, state: str | None) -> Verdict:
+        mode = self._config.mode
+        upstream: UpstreamState | None = None
+        if state is not None and mode != "Push":
+            try:
+                upstream = self._sealer.unseal(state, user=user.dn, now=self._clock())
+            except StateError as problem:
+                if problem.malformed:
+                    raise errors.validation_error(
+                        [errors.FieldError("state", str(problem))]
+                    ) from None
+                raise errors.authentication_failed(str(problem)) from None
+        if mode == "Push" and not self._config.use_user_password:
+            assert self._config.challenge_shared_secret is not None
+            password = self._config.challenge_shared_secret
+        else:
+            password = otp
+        response = await self._ask(
+            user,
+            password,
+            state=upstream.state if upstream else None,
+            host=upstream.host if upstream else None,
+        )
+        detail = self._detail(response)
+        if response.code == rc.ACCEPT:
+            return Accepted(detail)
+        if response.code == rc.CHALLENGE:
+            return ChallengeAgain(self._challenge_body(user, response), detail)
+        return Rejected(response.reply_message or REJECTED, detail)

@@ -1,0 +1,330 @@
+"""End to end: the real server process against the real mock RADIUS process.
+
+Every scenario in scenarios/ carries an ``endToEnd`` block (tests/e2e_spec.py): the HTTP calls
+it should produce through the server, and what the mock should have received. One parametrized
+test runs them all, so adding a scenario file adds a test case (the CI matrix).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from mock_radius.pytest_plugin import MockRadius, start_mock_radius
+from mock_radius.scenario import Scenario, load_scenario
+from tests.conftest import ACCEPT, totp_now, wait_for_json_line
+from tests.e2e_spec import EndToEnd, check_journal, login, run_calls
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_FILES = sorted(SCENARIOS.glob("*.yaml"))
+RADIUS_TIMEOUT = 2
+TIME_SCALE = 0.1
+
+
+@contextmanager
+def server_process(config: dict[str, Any], folder: Path) -> Iterator[str]:
+    path = folder / "server.yaml"
+    path.write_text(yaml.safe_dump(config))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "--config", str(path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield f"http://127.0.0.1:{wait_for_json_line(process.stdout, 'port')['port']}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+
+
+def radius_provider(name: str, port: int, secret: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "Radius",
+        "hostnames": ["127.0.0.1"],
+        "port": port,
+        "sharedSecret": secret,
+        "timeout": RADIUS_TIMEOUT,
+        **overrides,
+    }
+
+
+def e2e_config(scenarios: list[Scenario], port: int, folder: Path) -> dict[str, Any]:
+    idps: list[dict[str, Any]] = [
+        {
+            "name": "local",
+            "mfaProvider": "builtin",
+            "users": [{"username": "alice", "password": "alice-pass"}],
+        }
+    ]
+    providers: list[dict[str, Any]] = [{"name": "builtin", "type": "DefaultTimeBased"}]
+    for scenario in scenarios:
+        if scenario.end_to_end is None:
+            continue
+        spec = EndToEnd.model_validate(scenario.end_to_end)
+        idps.append(
+            {
+                "name": scenario.name,
+                "mfaProvider": scenario.name,
+                "users": [{"username": spec.user, "password": spec.password}],
+            }
+        )
+        providers.append(radius_provider(scenario.name, port, scenario.secret, **spec.provider))
+    return {
+        "storage": {"url": "sqlite:///./e2e.db", "encryptionKeyFile": "./e2e.key"},
+        "identityProviders": idps,
+        "mfaProviders": providers,
+    }
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[MockRadius]:
+    server = start_mock_radius(SCENARIOS, time_scale=TIME_SCALE)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def server_url(mock: MockRadius, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("e2e")
+    scenarios = [load_scenario(f) for f in SCENARIO_FILES]
+    with server_process(e2e_config(scenarios, mock.port, folder), folder) as url:
+        yield url
+
+
+@pytest.mark.parametrize("scenario_file", SCENARIO_FILES, ids=lambda p: p.stem)
+def test_scenario_through_the_server(
+    scenario_file: Path, mock: MockRadius, server_url: str
+) -> None:
+    scenario = load_scenario(scenario_file)
+    assert scenario.end_to_end is not None, (
+        f"{scenario_file.name} has no endToEnd block: say what it should do through the server"
+    )
+    spec = EndToEnd.model_validate(scenario.end_to_end)
+    problems: list[str] = []
+    with httpx.Client(timeout=30) as client:
+        for case in spec.cases:
+            mock.control.reset(spec.user)
+            mock.control.clear_journal()
+            token = login(client, server_url, scenario.name, spec.user, spec.password)
+            variables = {"port": str(mock.port)}
+            found = run_calls(client, server_url, token, case, variables)
+            found += check_journal(mock.control.journal(user=spec.user), case)
+            problems += [f"{case.name}: {p}" for p in found]
+    assert not problems, "\n".join(problems)
+
+
+# Beyond the scenario files
+
+
+def _otp(client: httpx.Client, url: str, token: str, body: dict[str, Any]) -> httpx.Response:
+    return client.post(
+        url + "/admin/authentication/otp",
+        headers={**ACCEPT, "Authorization": f"Bearer {token}"},
+        json=body,
+    )
+
+
+def _initialize(client: httpx.Client, url: str, token: str, body: Any = None) -> httpx.Response:
+    return client.post(
+        url + "/admin/authentication/otp/initialize",
+        headers={**ACCEPT, "Authorization": f"Bearer {token}"},
+        json=body,
+    )
+
+
+def test_sealed_state_refuses_tampering_and_other_users(mock: MockRadius, tmp_path: Path) -> None:
+    challenge = load_scenario(SCENARIOS / "challenge.yaml")
+    provider = radius_provider(
+        "c", mock.port, "testing123", mode="Challenge", challengeSharedSecret="unused",
+        useUserPassword=True,
+    )  # fmt: skip
+    config = {
+        "storage": {"url": "sqlite:///./s.db", "encryptionKeyFile": "./s.key"},
+        "identityProviders": [
+            {"name": "corp", "mfaProvider": "c", "users": [
+                {"username": "carol", "password": "carol-pass"},
+                {"username": "mallory", "password": "m-pass"},
+            ]},
+        ],
+        "mfaProviders": [provider],
+    }  # fmt: skip
+    assert challenge.users == ["carol"]
+    mock.control.reset("carol")
+    with server_process(config, tmp_path) as url, httpx.Client(timeout=10) as client:
+        carol = login(client, url, "corp", "carol", "carol-pass")
+        state = _initialize(client, url, carol, {"userPassword": "carol-pass"}).json()["state"]
+        blob = bytearray(base64.b64decode(state))
+        blob[-1] ^= 1
+        tampered = base64.b64encode(bytes(blob)).decode()
+        refused = _otp(client, url, carol, {"otp": "123456", "state": tampered})
+        assert refused.status_code == 401
+        assert refused.json()["reason"] == "The state is not one this server issued."
+        malformed = _otp(client, url, carol, {"otp": "123456", "state": "not base64!"})
+        assert malformed.status_code == 422
+        assert malformed.json()["errors"] == [{"field": "state", "message": "must be base64"}]
+        mallory = login(client, url, "corp", "mallory", "m-pass")
+        stolen = _otp(client, url, mallory, {"otp": "123456", "state": state})
+        assert stolen.status_code == 401
+        assert stolen.json()["reason"] == "The state was issued to another user."
+        # the genuine state still works for its owner
+        assert _otp(client, url, carol, {"otp": "123456", "state": state}).status_code == 200
+
+
+def test_failover_to_the_second_hostname(mock: MockRadius, tmp_path: Path) -> None:
+    # 127.0.0.2 on the mock's port: a socket that reads nothing, so no ICMP error either
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.2", mock.port))
+        provider = radius_provider("o", mock.port, "testing123", mode="OneFactor")
+        provider["hostnames"] = ["127.0.0.2", "127.0.0.1"]
+        config = {
+            "storage": {"url": "sqlite:///./f.db", "encryptionKeyFile": "./f.key"},
+            "identityProviders": [
+                {"name": "corp", "mfaProvider": "o",
+                 "users": [{"username": "olga", "password": "p"}]},
+            ],
+            "mfaProviders": [provider],
+        }  # fmt: skip
+        mock.control.reset("olga")
+        mock.control.clear_journal()
+        with server_process(config, tmp_path) as url, httpx.Client(timeout=10) as client:
+            token = login(client, url, "corp", "olga", "p")
+            started = time.monotonic()
+            response = _otp(client, url, token, {"otp": "654321"})
+            elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    assert RADIUS_TIMEOUT / 2 <= elapsed < RADIUS_TIMEOUT + 1  # waited out the first host's share
+    assert [e["step"] for e in mock.control.journal(user="olga")] == ["right-code"]
+
+
+def test_lockout_applies_to_radius_users(mock: MockRadius, server_url: str) -> None:
+    with httpx.Client(timeout=10) as client:
+        for attempt in range(5):
+            mock.control.reset("olga")
+            token = login(client, server_url, "one-factor", "olga", "olga-pass")
+            response = _otp(client, server_url, token, {"otp": "000000"})
+            assert response.status_code == 401, attempt
+        mock.control.clear_journal()
+        token = login(client, server_url, "one-factor", "olga", "olga-pass")
+        locked = _otp(client, server_url, token, {"otp": "654321"})
+    assert locked.json()["reason"] == "Too many failed attempts. Try again later."
+    assert mock.control.journal(user="olga") == []  # locked: RADIUS was not even asked
+
+
+def test_a_retried_push_joins_the_one_in_flight(mock: MockRadius, server_url: str) -> None:
+    mock.control.reset("paula")
+    mock.control.clear_journal()
+
+    async def both() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(
+                server_url + "/admin/authentication",
+                headers=ACCEPT,
+                json={"providerName": "push", "username": "paula", "password": "paula-pass",
+                      "deviceId": "4c07bc67-57ea-42dd-b702-c2d6c45419fc"},
+            )  # fmt: skip
+            token = response.json()["token"]
+            headers = {**ACCEPT, "Authorization": f"Bearer {token}"}
+            first = client.post(
+                server_url + "/admin/authentication/otp", headers=headers, json={"otp": "x"}
+            )
+            second = client.post(
+                server_url + "/admin/authentication/otp", headers=headers, json={"otp": "x"}
+            )
+            return list(await asyncio.gather(first, second))
+
+    first, second = asyncio.run(both())
+    assert first.status_code == second.status_code == 200
+    assert first.json()["token"] == second.json()["token"]
+    requests = [e for e in mock.control.journal(user="paula")
+                if not e["outcome"].startswith("retransmission")]  # fmt: skip
+    assert len(requests) == 1  # one Access-Request, one prompt on the phone
+
+
+def test_fifty_pushes_wait_together_and_totp_stays_fast(
+    mock_radius_factory: Any, tmp_path: Path
+) -> None:
+    scenario = tmp_path / "push-many.yaml"
+    scenario.write_text(
+        "name: push-many\nsecret: testing123\nsteps:\n"
+        "  - {times: always, delay: 2, match: {password: push-secret}, "
+        "reply: {code: Access-Accept}}\n"
+    )
+    radius = mock_radius_factory(scenario)
+    users = [{"username": f"p{i}", "password": "pw"} for i in range(50)]
+    config = {
+        "storage": {"url": "sqlite:///./c.db", "encryptionKeyFile": "./c.key"},
+        "identityProviders": [
+            {"name": "push", "mfaProvider": "push", "users": users},
+            {"name": "local", "mfaProvider": "builtin",
+             "users": [{"username": "alice", "password": "alice-pass"}]},
+        ],
+        "mfaProviders": [
+            radius_provider("push", radius.port, "testing123", mode="Push",
+                            challengeSharedSecret="push-secret", timeout=6),
+            {"name": "builtin", "type": "DefaultTimeBased"},
+        ],
+    }  # fmt: skip
+    with server_process(config, tmp_path) as url:
+        with httpx.Client() as client:  # enrol alice so her initialize is AlreadySeeded
+            token = login(client, url, "local", "alice", "alice-pass")
+            secret = _initialize(client, url, token).json()["secret"]
+            assert (
+                _otp(client, url, token, {"otp": totp_now(secret, time.time())}).status_code == 200
+            )
+            alice = login(client, url, "local", "alice", "alice-pass")
+
+        async def push(client: httpx.AsyncClient, user: str) -> int:
+            token = (await client.post(
+                url + "/admin/authentication", headers=ACCEPT,
+                json={"providerName": "push", "username": user, "password": "pw",
+                      "deviceId": "4c07bc67-57ea-42dd-b702-c2d6c45419fc"},
+            )).json()["token"]  # fmt: skip
+            response = await client.post(
+                url + "/admin/authentication/otp",
+                headers={**ACCEPT, "Authorization": f"Bearer {token}"},
+                json={"otp": "x"},
+            )
+            return response.status_code
+
+        async def fast_initializes(client: httpx.AsyncClient) -> list[float]:
+            await asyncio.sleep(0.5)  # let the pushes be in flight first
+            timings = []
+            for _ in range(10):
+                started = time.monotonic()
+                response = await client.post(
+                    url + "/admin/authentication/otp/initialize",
+                    headers={**ACCEPT, "Authorization": f"Bearer {alice}"},
+                )
+                assert response.json() == {"type": "AlreadySeeded"}
+                timings.append(time.monotonic() - started)
+            return timings
+
+        async def everything() -> tuple[list[int], list[float], float]:
+            limits = httpx.Limits(max_connections=100)
+            async with httpx.AsyncClient(timeout=20, limits=limits) as client:
+                started = time.monotonic()
+                pushes = asyncio.gather(*(push(client, u["username"]) for u in users))
+                timings = await fast_initializes(client)
+                statuses = await pushes
+                return statuses, timings, time.monotonic() - started
+
+        statuses, timings, elapsed = asyncio.run(everything())
+    assert statuses == [200] * 50
+    assert 2.0 <= elapsed < 4.0  # about the delay, not 50 times it
+    assert max(timings) < 0.25  # AlreadySeeded stays fast while 50 pushes wait

@@ -1,0 +1,192 @@
+"""Unit tests of the server's RADIUS parts: the sealed state and the provider's mode logic
+(with a stand-in for the network call), and response verification."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pyrad import packet as rp
+
+from server import errors
+from server.config import RadiusProvider
+from server.mfa import radius_client as rc
+from server.mfa.base import Accepted, ChallengeAgain, Rejected
+from server.mfa.radius import RadiusMfa
+from server.mfa.sealed_state import StateError, StateSealer, UpstreamState, derive_key
+from server.users import UserInfo
+
+SEALER = StateSealer(derive_key(b"k" * 32))
+CAROL = UserInfo("corp", "carol", False, "r")
+
+
+def test_sealed_state_round_trip_and_refusals() -> None:
+    sealed = SEALER.seal(UpstreamState(b"\x00\x01state", "10.0.0.1", CAROL.dn, 100.0))
+    back = SEALER.unseal(sealed, user=CAROL.dn, now=99.0)
+    assert (back.state, back.host) == (b"\x00\x01state", "10.0.0.1")
+    with pytest.raises(StateError, match="expired"):
+        SEALER.unseal(sealed, user=CAROL.dn, now=100.0)
+    with pytest.raises(StateError, match="another user"):
+        SEALER.unseal(sealed, user="CN=x,OU=y", now=1.0)
+    other = StateSealer(derive_key(b"j" * 32))
+    with pytest.raises(StateError, match="not one this server issued"):
+        other.unseal(sealed, user=CAROL.dn, now=1.0)
+
+
+@given(st.text(max_size=200))
+def test_unseal_of_anything_is_a_state_error(text: str) -> None:
+    with pytest.raises(StateError):
+        SEALER.unseal(text, user=CAROL.dn, now=0.0)
+
+
+def provider(**fields: Any) -> RadiusProvider:
+    base = {"name": "r", "type": "Radius", "hostnames": ["h1", "h2"], "sharedSecret": "s",
+            "timeout": 4, "challengeSharedSecret": "chs"}  # fmt: skip
+    return RadiusProvider.model_validate({**base, **fields})
+
+
+class FakeRadius:
+    def __init__(self, *responses: rc.RadiusResponse | Exception) -> None:
+        self.responses = list(responses)
+        self.calls: list[dict[str, Any]] = []
+
+    async def __call__(self, target: rc.RadiusTarget, user: str, password: str, **kw: Any) -> Any:
+        self.calls.append({"user": user, "password": password, **kw})
+        result = self.responses.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_one_factor_and_push_initialize_contact_nobody() -> None:
+    fake = FakeRadius()
+    one = RadiusMfa(provider(mode="OneFactor"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
+    assert run(one.initialize(CAROL, None)).body == {"type": "Challenge", "timeout": 4}
+    push = RadiusMfa(
+        provider(mode="Push", useUserPassword=True), sealer=SEALER, clock=lambda: 0,
+        authenticate=fake,
+    )  # fmt: skip
+    assert run(push.initialize(CAROL, None)).body == {
+        "type": "Push", "timeout": 4, "sendPassword": True,
+    }  # fmt: skip
+    assert fake.calls == []
+
+
+def test_challenge_initialize_then_otp_goes_to_the_issuing_host() -> None:
+    fake = FakeRadius(
+        rc.RadiusResponse(rc.CHALLENGE, "h2", 0.01, "Code?", b"upstream", None),
+        rc.RadiusResponse(rc.ACCEPT, "h2", 0.01),
+    )
+    mfa = RadiusMfa(provider(mode="Challenge"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
+    result = run(mfa.initialize(CAROL, None))
+    assert result.body["type"] == "Challenge" and result.body["responseMessage"] == "Code?"
+    assert result.detail == {"radiusHost": "h2", "radiusMs": 10.0}
+    verdict = run(mfa.verify(CAROL, "123456", result.body["state"]))
+    assert isinstance(verdict, Accepted)
+    assert fake.calls[0] == {"user": "carol", "password": "chs", "state": None, "hosts": None}
+    assert fake.calls[1] == {
+        "user": "carol", "password": "123456", "state": b"upstream", "hosts": ("h2",),
+    }  # fmt: skip
+
+
+def test_absent_fields_stay_absent_and_rejects_carry_the_reply_message() -> None:
+    fake = FakeRadius(
+        rc.RadiusResponse(rc.CHALLENGE, "h1", 0.0),
+        rc.RadiusResponse(rc.REJECT, "h1", 0.0, "No way"),
+        rc.RadiusResponse(rc.REJECT, "h1", 0.0),
+        rc.RadiusResponse(rc.CHALLENGE, "h1", 0.0, "Again", b"s2"),
+    )
+    mfa = RadiusMfa(provider(mode="OneFactor"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
+    challenge = RadiusMfa(
+        provider(mode="Challenge"), sealer=SEALER, clock=lambda: 0, authenticate=fake
+    )
+    assert run(challenge.initialize(CAROL, None)).body == {"type": "Challenge", "timeout": 4}
+    assert run(mfa.verify(CAROL, "1", None)) == Rejected(
+        "No way", {"radiusHost": "h1", "radiusMs": 0.0}
+    )
+    assert run(mfa.verify(CAROL, "1", None)).reason == "Rejected by the RADIUS server."
+    again = run(mfa.verify(CAROL, "1", None))
+    assert isinstance(again, ChallengeAgain) and again.body["responseMessage"] == "Again"
+
+
+def test_no_answer_maps_to_504_and_invalid_answers_to_502() -> None:
+    fake = FakeRadius(
+        rc.NoAnswer(["h1:1812"], 4.0), rc.NoAnswer(["h1:1812"], 4.0, ["h1 sent junk"])
+    )
+    mfa = RadiusMfa(provider(mode="OneFactor"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
+    with pytest.raises(errors.ApiError) as timeout:
+        run(mfa.verify(CAROL, "1", None))
+    assert (timeout.value.status, timeout.value.id) == (504, "radius timeout")
+    assert timeout.value.message == "No RADIUS server answered within 4 s (tried h1:1812)."
+    with pytest.raises(errors.ApiError) as invalid:
+        run(mfa.verify(CAROL, "1", None))
+    assert (invalid.value.status, invalid.value.id) == (502, "radius invalid response")
+
+
+def test_push_sends_the_shared_secret_or_the_otp() -> None:
+    accept = rc.RadiusResponse(rc.ACCEPT, "h1", 0.0)
+    fake = FakeRadius(accept, accept)
+    plain = RadiusMfa(provider(mode="Push"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
+    run(plain.verify(CAROL, "dummy", None))
+    with_password = RadiusMfa(
+        provider(mode="Push", useUserPassword=True), sealer=SEALER, clock=lambda: 0,
+        authenticate=fake,
+    )  # fmt: skip
+    run(with_password.verify(CAROL, "my-password", None))
+    assert [c["password"] for c in fake.calls] == ["chs", "my-password"]
+    assert plain.joins_retries and with_password.joins_retries
+
+
+def test_challenge_with_user_password_needs_it() -> None:
+    mfa = RadiusMfa(
+        provider(mode="Challenge", useUserPassword=True), sealer=SEALER, clock=lambda: 0,
+        authenticate=FakeRadius(),
+    )  # fmt: skip
+    with pytest.raises(errors.ApiError) as missing:
+        run(mfa.initialize(CAROL, None))
+    assert missing.value.status == 422
+
+
+def _reply_to(request: rp.AuthPacket, **changes: Any) -> bytes:
+    reply = request.CreateReply()
+    reply.code = changes.get("code", rp.AccessAccept)
+    if changes.get("no_ma"):
+        reply.message_authenticator = False
+    return bytes(reply.ReplyPacket())
+
+
+def test_verify_response() -> None:
+    target = rc.RadiusTarget(("h",), 1812, b"secret", 1.0, "PAP")
+    request = rc.build_request(target, "u", "p", None)
+    request.RequestPacket()
+    good = _reply_to(request)
+    assert rc.verify_response(request, good, True)[1] is None
+    assert rc.verify_response(request, good[:10], True)[1] == "a response too short to be RADIUS"
+    no_ma = _reply_to(request, no_ma=True)
+    assert rc.verify_response(request, no_ma, True)[1] == "a response without Message-Authenticator"
+    assert rc.verify_response(request, no_ma, False)[1] is None  # legacy servers, if allowed
+    forged = bytearray(good)
+    forged[-1] ^= 1
+    assert "do not verify" in str(rc.verify_response(request, bytes(forged), True)[1])
+    other_id = bytearray(good)
+    other_id[1] = (other_id[1] + 1) % 256
+    assert (
+        rc.verify_response(request, bytes(other_id), True)[1]
+        == "a response with another identifier"
+    )
+
+
+@given(st.binary(min_size=0, max_size=100))
+def test_verify_response_never_raises(raw: bytes) -> None:
+    target = rc.RadiusTarget(("h",), 1812, b"secret", 1.0, "CHAP")
+    request = rc.build_request(target, "u", "p", b"state")
+    request.RequestPacket()
+    reply, problem = rc.verify_response(request, raw, True)
+    assert reply is None and problem
