@@ -31,14 +31,35 @@ DEVICE = "4c07bc67-57ea-42dd-b702-c2d6c45419fc"
 USERS = 6000
 
 
-def _config(folder: Path) -> Path:
+RADIUS_SCENARIO = """\
+name: bench-challenge
+secret: testing123
+steps:
+  - name: challenge
+    match: {password: pw, state: absent}
+    reply: {code: Access-Challenge, attributes: {Reply-Message: Enter the code, State: {generate: true}}}
+  - name: code
+    match: {password: "123456", state: issued}
+    reply: {code: Access-Accept}
+"""
+
+
+def _config(folder: Path, radius_port: int) -> Path:
     users = [{"username": f"u{i}", "password": "pw"} for i in range(USERS)]
     config = {
         "server": {"hostname": "bench.local"},
         "storage": {"url": "sqlite:///./mfa.db", "encryptionKeyFile": "./seed.key"},
-        "identityProviders": [{"name": "local", "mfaProvider": "builtin", "users": users}],
-        "mfaProviders": [{"name": "builtin", "type": "DefaultTimeBased"}],
-    }
+        "identityProviders": [
+            {"name": "local", "mfaProvider": "builtin", "users": users},
+            {"name": "corp", "mfaProvider": "radius", "users": users},
+        ],
+        "mfaProviders": [
+            {"name": "builtin", "type": "DefaultTimeBased"},
+            {"name": "radius", "type": "Radius", "hostnames": ["127.0.0.1"],
+             "port": radius_port, "sharedSecret": "testing123", "timeout": 5,
+             "mode": "Challenge", "useUserPassword": True, "authenticationProtocol": "PAP"},
+        ],
+    }  # fmt: skip
     path = folder / "bench.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -67,12 +88,12 @@ def _process(args: list[str], cwd: Path) -> Iterator[int]:
         process.wait(10)
 
 
-async def _login(conn: Connection, user: str) -> str:
+async def _login(conn: Connection, user: str, provider: str = "local") -> str:
     status, data = await conn.request(
         "POST",
         "/admin/authentication",
         ACCEPT,
-        {"providerName": "local", "username": user, "password": "pw", "deviceId": DEVICE},
+        {"providerName": provider, "username": user, "password": "pw", "deviceId": DEVICE},
     )
     assert status == 200, data
     return str(json.loads(data)["token"])
@@ -125,6 +146,31 @@ async def bench(port: int, ceiling_port: int, seconds: float) -> list[tuple[Resu
         status, _ = await conn.request("GET", "/admin/authorization", _auth(mfa))
         assert status == 200
 
+    radius_user = iter(range(USERS))
+    radius_token = await _login(await Connection.open("127.0.0.1", port), "u0", "corp")
+
+    async def challenge_initialize(conn: Connection) -> None:
+        status, data = await conn.request(
+            "POST", "/admin/authentication/otp/initialize", _auth(radius_token),
+            {"userPassword": "pw"},
+        )  # fmt: skip
+        assert status == 200 and b"Challenge" in data, data
+
+    async def challenge_login(conn: Connection) -> None:
+        token = await _login(conn, f"u{next(radius_user)}", "corp")
+        _, data = await conn.request(
+            "POST", "/admin/authentication/otp/initialize", _auth(token), {"userPassword": "pw"}
+        )
+        state = json.loads(data)["state"]
+        status, data = await conn.request(
+            "POST", "/admin/authentication/otp", _auth(token), {"otp": "123456", "state": state}
+        )
+        assert status == 200, data
+        status, _ = await conn.request(
+            "GET", "/admin/authorization", _auth(json.loads(data)["token"])
+        )
+        assert status == 200
+
     rows: list[tuple[Result, Result]] = []
     for concurrency in (1, 32):
         base = await run(
@@ -140,6 +186,8 @@ async def bench(port: int, ceiling_port: int, seconds: float) -> list[tuple[Resu
             ("initialize AlreadySeeded", already_seeded, None),
             ("initialize Secret (QR JPEG)", secret, None),
             ("full login (4 requests, Secret)", full_login, (USERS - 2) // 2),
+            ("RADIUS Challenge initialize", challenge_initialize, None),
+            ("RADIUS Challenge full login", challenge_login, USERS // 2),
         ]:
             result = await run(
                 name,
@@ -159,7 +207,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        path = _config(Path(folder))
+        scenario = Path(folder) / "bench-challenge.yaml"
+        scenario.write_text(RADIUS_SCENARIO)
+        mock = [
+            sys.executable,
+            "-m",
+            "mock_radius",
+            "serve",
+            "--scenarios",
+            str(scenario),
+            "--port",
+            "0",
+        ]
+        radius = _process(mock, Path(folder))
+        radius_port = radius.__enter__()
+        path = _config(Path(folder), radius_port)
         server = [
             sys.executable,
             "-m",
@@ -182,6 +244,7 @@ def main() -> None:
         ]
         with _process(server, Path(folder)) as port, _process(ceiling, Path(folder)) as cport:
             rows = asyncio.run(bench(port, cport, args.seconds))
+        radius.__exit__(None, None, None)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.seconds:.0f} s per row")
     for result, base in rows:
         ratio = result.rate / base.rate
