@@ -37,7 +37,9 @@ secret: testing123
 steps:
   - name: challenge
     match: {password: pw, state: absent}
-    reply: {code: Access-Challenge, attributes: {Reply-Message: Enter the code, State: {generate: true}}}
+    reply:
+      code: Access-Challenge
+      attributes: {Reply-Message: Enter the code, State: {generate: true}}
   - name: code
     match: {password: "123456", state: issued}
     reply: {code: Access-Accept}
