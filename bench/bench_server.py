@@ -46,11 +46,11 @@ steps:
 """
 
 
-def _config(folder: Path, radius_port: int) -> Path:
+def _config(folder: Path, radius_port: int, storage: str = "sqlite:///./mfa.db") -> Path:
     users = [{"username": f"u{i}", "password": "pw"} for i in range(USERS)]
     config = {
         "server": {"hostname": "bench.local"},
-        "storage": {"url": "sqlite:///./mfa.db", "encryptionKeyFile": "./seed.key"},
+        "storage": {"url": storage, "encryptionKeyFile": "./seed.key"},
         "identityProviders": [
             {"name": "local", "mfaProvider": "builtin", "users": users},
             {"name": "corp", "mfaProvider": "radius", "users": users},
@@ -62,7 +62,7 @@ def _config(folder: Path, radius_port: int) -> Path:
              "mode": "Challenge", "useUserPassword": True, "authenticationProtocol": "PAP"},
         ],
     }  # fmt: skip
-    path = folder / "bench.yaml"
+    path = folder / ("bench-pg.yaml" if storage.startswith("postgres") else "bench.yaml")
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -105,7 +105,9 @@ def _auth(token: str) -> dict[str, str]:
     return {**ACCEPT, "Authorization": f"Bearer {token}"}
 
 
-async def bench(port: int, ceiling_port: int, seconds: float) -> list[tuple[Result, Result]]:
+async def bench(
+    port: int, ceiling_port: int, seconds: float, label: str = "", totp_only: bool = False
+) -> list[tuple[Result, Result]]:
     setup = await Connection.open("127.0.0.1", port)
     # an enrolled user for AlreadySeeded, an unverified one for Secret
     seeded = await _login(setup, "u0")
@@ -184,15 +186,18 @@ async def bench(port: int, ceiling_port: int, seconds: float) -> list[tuple[Resu
             seconds=seconds,
         )
         rows.append((base, base))
-        for name, op, limit in [
+        operations = [
             ("initialize AlreadySeeded", already_seeded, None),
             ("initialize Secret (QR JPEG)", secret, None),
             ("full login (4 requests, Secret)", full_login, (USERS - 2) // 2),
             ("RADIUS Challenge initialize", challenge_initialize, None),
             ("RADIUS Challenge full login", challenge_login, USERS // 2),
-        ]:
+        ]
+        if totp_only:
+            operations = [operations[0], operations[2]]
+        for name, op, limit in operations:
             result = await run(
-                name,
+                name + label,
                 "127.0.0.1",
                 port,
                 op,
@@ -207,6 +212,9 @@ async def bench(port: int, ceiling_port: int, seconds: float) -> list[tuple[Resu
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--postgres-url", help="also run AlreadySeeded and full login on this (empty) database"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         scenario = Path(folder) / "bench-challenge.yaml"
@@ -246,6 +254,13 @@ def main() -> None:
         ]
         with _process(server, Path(folder)) as port, _process(ceiling, Path(folder)) as cport:
             rows = asyncio.run(bench(port, cport, args.seconds))
+            if args.postgres_url:
+                pg_config = _config(Path(folder), radius_port, args.postgres_url)
+                pg_server = [*server[:4], str(pg_config), *server[5:]]
+                with _process(pg_server, Path(folder)) as pg_port:
+                    rows += asyncio.run(
+                        bench(pg_port, cport, args.seconds, " [PostgreSQL]", totp_only=True)
+                    )
         radius.__exit__(None, None, None)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.seconds:.0f} s per row")
     for result, base in rows:

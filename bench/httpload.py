@@ -78,7 +78,7 @@ class Result:
 
     def row(self) -> str:
         return (
-            f"{self.name:<34} c={self.concurrency:<3} {self.rate:>9.0f}/s  "
+            f"{self.name:<46} c={self.concurrency:<3} {self.rate:>9.0f}/s  "
             f"p50 {self.percentile(0.5):7.2f} ms  p99 {self.percentile(0.99):7.2f} ms"
         )
 

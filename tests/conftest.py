@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,5 +202,75 @@ def wait_for_json_line(stream: Any, key: str, timeout: float = 15.0) -> dict[str
     raise AssertionError(f"no JSON line with {key!r} within {timeout}s")
 
 
+@contextmanager
+def server_process(
+    config: dict[str, Any], folder: Path, name: str = "server.yaml"
+) -> Iterator[str]:
+    """A real `mfa-server` process on a free port, with ``config`` written into ``folder``."""
+    import signal
+    import subprocess
+    import sys
+
+    path = folder / name
+    path.write_text(yaml.safe_dump(config))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "--config", str(path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield f"http://127.0.0.1:{wait_for_json_line(process.stdout, 'port')['port']}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+
+
 def new_uuid() -> str:
     return str(uuid.uuid4())
+
+
+# PostgreSQL: a server started by .ci/run (MFA_TEST_POSTGRES_URL), else one started here with
+# .ci/start-postgres when the Debian package is installed; each test gets a database of its own.
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    import os
+    import subprocess
+
+    url = os.environ.get("MFA_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    started = subprocess.run(
+        ["bash", str(REPO / ".ci" / "start-postgres")], capture_output=True, text=True
+    )
+    if started.returncode != 0:
+        if os.environ.get("MFA_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required: {started.stderr.strip()}")
+        pytest.skip(f"no PostgreSQL: {started.stderr.strip()}")
+    exports = dict(
+        line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines()
+    )
+    yield exports["MFA_TEST_POSTGRES_URL"]
+    stop = [f"{exports['MFA_TEST_POSTGRES_BIN']}/pg_ctl", "-D",
+            exports["MFA_TEST_POSTGRES_DATA"], "-m", "immediate", "stop"]  # fmt: skip
+    if os.getuid() == 0:
+        stop = ["runuser", "-u", "postgres", "--", *stop]
+    subprocess.run(stop, capture_output=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    yield postgres_server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")  # type: ignore[arg-type]

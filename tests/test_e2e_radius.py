@@ -9,47 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from mock_radius.pytest_plugin import MockRadius, start_mock_radius
 from mock_radius.scenario import Scenario, load_scenario
-from tests.conftest import ACCEPT, totp_now, wait_for_json_line
+from tests.conftest import ACCEPT, server_process, totp_now
 from tests.e2e_spec import EndToEnd, check_journal, login, run_calls
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SCENARIO_FILES = sorted(SCENARIOS.glob("*.yaml"))
 RADIUS_TIMEOUT = 2
 TIME_SCALE = 0.1
-
-
-@contextmanager
-def server_process(config: dict[str, Any], folder: Path) -> Iterator[str]:
-    path = folder / "server.yaml"
-    path.write_text(yaml.safe_dump(config))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "--config", str(path), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield f"http://127.0.0.1:{wait_for_json_line(process.stdout, 'port')['port']}"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(15)
 
 
 def radius_provider(name: str, port: int, secret: str, **overrides: Any) -> dict[str, Any]:

@@ -9,6 +9,10 @@ from server.store.sqlite import SqliteStore
 def open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):
         return SqliteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from server.store.postgres import PostgresStore
+
+        return PostgresStore(url)
     raise ValueError(f"unsupported storage url scheme: {url.split(':', 1)[0]}")
 
 

@@ -101,7 +101,7 @@ class SqliteStore:
                         db.execute(statement)
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
 
-    def schema_version(self) -> int:
+    async def schema_version(self) -> int:
         row = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
         return int(row[0] or 0)
 
