@@ -67,6 +67,110 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def record(args: argparse.Namespace) -> int:
+    from twisted.internet import reactor as twisted_reactor
+
+    from mock_radius.record import RecordingProxy
+    from mock_radius.recording import RecordingError, write_scenario
+
+    reactor: Any = twisted_reactor
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        print(f"mock-radius record: {out.parent} is not a folder", file=sys.stderr)
+        return 2
+    secret = args.secret.encode()
+    proxy = RecordingProxy(
+        reactor,
+        args.upstream,
+        secret,
+        (args.upstream_secret or args.secret).encode(),
+        upstream_timeout=args.upstream_timeout,
+        max_exchanges=args.max_exchanges,
+        on_done=lambda: reactor.callLater(0, reactor.stop),
+    )
+    try:
+        listening = reactor.listenUDP(args.listen[1], proxy, interface=args.listen[0])
+        reactor.listenUDP(0, proxy.upstream_side, interface="0.0.0.0")  # noqa: S104 - to reach it
+    except Exception as exc:
+        print(f"mock-radius record: cannot listen: {exc}", file=sys.stderr)
+        return 2
+    ready = {
+        "event": "recording",
+        "host": args.listen[0],
+        "port": listening.getHost().port,
+        "upstream": f"{args.upstream[0]}:{args.upstream[1]}",
+        "out": str(out),
+    }
+    reactor.callWhenRunning(lambda: print(json.dumps(ready), flush=True))
+    reactor.run()
+    notes = []
+    if proxy.unanswered:
+        notes.append(f"Requests that got no answer from the upstream (drops): {proxy.unanswered}.")
+    if proxy.rejected_replies:
+        notes.append(f"Upstream replies that did not verify (ignored): {proxy.rejected_replies}.")
+    try:
+        write_scenario(
+            proxy.exchanges,
+            out,
+            secret=args.secret,
+            source=f"a recording proxy in front of {ready['upstream']}",
+            keep_passwords=args.keep_passwords,
+            keep_timing=args.keep_timing,
+            notes=notes,
+        )
+    except RecordingError as exc:
+        print(f"mock-radius record: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"event": "written", "out": str(out), "exchanges": len(proxy.exchanges)}))
+    return 0
+
+
+def import_capture(args: argparse.Namespace) -> int:
+    from mock_radius.capture import CaptureError, read_capture
+    from mock_radius.recording import RecordingError, write_scenario
+
+    capture = Path(args.capture)
+    try:
+        summary = read_capture(capture, args.secret.encode())
+    except CaptureError as exc:
+        print(f"mock-radius import: {exc}", file=sys.stderr)
+        return 1
+    if summary.truncated and not args.allow_truncated:
+        print(
+            f"mock-radius import: {capture}: the capture is truncated (after "
+            f"{summary.datagrams} UDP datagrams); pass --allow-truncated to import what it holds",
+            file=sys.stderr,
+        )
+        return 1
+    notes = [f"{summary.datagrams} UDP datagrams read, {summary.not_radius} not RADIUS."]
+    if summary.truncated:
+        notes.append("PARTIAL: the capture is truncated; exchanges after the cut are missing.")
+    if summary.unverified_replies:
+        notes.append(f"{summary.unverified_replies} replies did not verify and were left out.")
+    try:
+        write_scenario(
+            summary.exchanges,
+            Path(args.out),
+            secret=args.secret,
+            source=f"the capture {capture.name}",
+            keep_passwords=args.keep_passwords,
+            keep_timing=args.keep_timing,
+            notes=notes,
+        )
+    except RecordingError as exc:
+        print(f"mock-radius import: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: {len(summary.exchanges)} exchanges from {capture}")
+    return 0
+
+
 def validate(args: argparse.Namespace) -> int:
     failed = False
     for location in args.files:
@@ -101,6 +205,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = commands.add_parser("validate", help="validate scenario files")
     check.add_argument("files", nargs="+")
+
+    def recording_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--secret", required=True, help="the clients' shared secret")
+        p.add_argument("--out", required=True, help="the scenario file to write")
+        p.add_argument("--keep-passwords", action="store_true", help="clear text, not hashes")
+        p.add_argument("--keep-timing", action="store_true", help="replay the observed delays")
+
+    rec = commands.add_parser("record", help="record a real RADIUS server through a proxy")
+    rec.add_argument("--listen", type=_address, required=True, help="HOST:PORT for clients")
+    rec.add_argument("--upstream", type=_address, required=True, help="HOST:PORT of the server")
+    rec.add_argument("--upstream-secret", help="the upstream's secret (default: --secret)")
+    rec.add_argument("--upstream-timeout", type=float, default=5.0, help="seconds; then a drop")
+    rec.add_argument("--max-exchanges", type=int, help="stop after this many exchanges")
+    recording_options(rec)
+    imp = commands.add_parser("import", help="a scenario from a pcap/pcapng capture")
+    imp.add_argument("capture")
+    imp.add_argument("--allow-truncated", action="store_true")
+    recording_options(imp)
     return parser
 
 
@@ -108,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return validate(args)
+    if args.command == "record":
+        return record(args)
+    if args.command == "import":
+        return import_capture(args)
     return serve(args)
 
 

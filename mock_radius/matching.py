@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 from collections.abc import Callable
@@ -22,6 +23,7 @@ class RequestView:
     attributes: AttributeValues = field(default_factory=dict)
     password_matches: Callable[[str], bool] = lambda _clear: False
     auth_type: str | None = None  # "PAP", "CHAP" or None
+    clear_password: str | None = None  # PAP only: CHAP never reveals it
 
 
 def _value_matches(expected: str | int | Regex | Presence, values: list[str | int | bytes]) -> bool:
@@ -41,6 +43,18 @@ def _text(value: str | int | bytes) -> str:
     return str(value)
 
 
+def hash_password(clear: str, salt: bytes) -> str:
+    digest = hashlib.sha256(salt + clear.encode("utf-8")).hexdigest()
+    return f"sha256:{salt.hex()}:{digest}"
+
+
+def hashed_password_matches(stored: str, clear: str | None) -> bool:
+    if clear is None:
+        return False
+    _scheme, salt, _digest = stored.split(":")
+    return hmac.compare_digest(hash_password(clear, bytes.fromhex(salt)), stored)
+
+
 def failed_conditions(match: Match, request: RequestView, issued_state: bytes | None) -> list[str]:
     failed: list[str] = []
     if match.user_name is not None:
@@ -53,6 +67,10 @@ def failed_conditions(match: Match, request: RequestView, issued_state: bytes | 
             failed.append("userName")
     if match.password is not None and not request.password_matches(match.password):
         failed.append("password")
+    if match.password_hash is not None and not hashed_password_matches(
+        match.password_hash, request.clear_password
+    ):
+        failed.append("passwordHash")
     if match.state == "absent" and request.state is not None:
         failed.append("state (expected none)")
     if match.state == "issued" and (

@@ -117,7 +117,14 @@ def request_view(
                 return False
         return False
 
+    clear: str | None = None
+    if auth_type == "PAP":
+        try:
+            clear = pkt.PwDecrypt(OrderedDict.__getitem__(pkt, 2)[0])
+        except Exception:
+            clear = None
     return RequestView(
+        clear_password=clear,
         user_name=user if isinstance(user, str) else None,
         state=state if isinstance(state, bytes) else None,
         message_authenticator=ma_status == "valid",

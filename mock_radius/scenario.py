@@ -88,6 +88,11 @@ class Match(_Model):
 
     user_name: str | Regex | None = None
     password: str | None = Field(None, description="clear text, checked against PAP or CHAP")
+    password_hash: str | None = Field(
+        None,
+        pattern=r"^sha256:[0-9a-f]{32}:[0-9a-f]{64}$",
+        description="sha256:<salt hex>:<sha256(salt + password) hex>, for recordings (PAP only)",
+    )
     state: Literal["absent", "issued", "any"] = "any"
     attributes: dict[str, ValueMatch] = {}
     message_authenticator: bool | None = None
