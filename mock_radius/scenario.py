@@ -53,6 +53,11 @@ def dictionary() -> Dictionary:
         return Dictionary(str(file))
 
 
+def _require_known(name: str) -> None:
+    if name not in dictionary().attributes:
+        raise ValueError(f"unknown attribute {name!r} (not in the mock's dictionary)")
+
+
 class ScenarioError(Exception):
     """A scenario file is unusable; the message names file, line and field."""
 
@@ -101,8 +106,7 @@ class Match(_Model):
     @classmethod
     def _known(cls, attributes: dict[str, Any]) -> dict[str, Any]:
         for name in attributes:
-            if name not in dictionary().attributes:
-                raise ValueError(f"unknown attribute {name!r} (not in the mock's dictionary)")
+            _require_known(name)
         return attributes
 
 
@@ -138,8 +142,7 @@ class Reply(_Model):
         for name, value in attributes.items():
             if name in _RESERVED:
                 raise ValueError(f"{name} is computed by the mock and cannot be scripted")
-            if name not in dictionary().attributes:
-                raise ValueError(f"unknown attribute {name!r} (not in the mock's dictionary)")
+            _require_known(name)
             values = value if isinstance(value, list) else [value]
             if name != "State" and any(isinstance(v, Generate) for v in values):
                 raise ValueError("generate: true is only for State")

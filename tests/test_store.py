@@ -172,19 +172,27 @@ def test_a_newer_database_is_refused(stores: Any, store_url: str) -> None:
     run(stores, test)
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
-def test_an_older_database_is_upgraded(tmp_path: Path, backend: str) -> None:
+def test_an_older_database_is_upgraded(store_url: str) -> None:
     """A database at version 0 (only schema_version) is brought to the current version."""
-    import sqlite3
-
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
 
     async def body() -> None:
-        store = open_store(f"sqlite:///{path}")
+        if store_url.startswith("sqlite"):
+            import sqlite3
+
+            with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
+                db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        else:
+            import psycopg
+
+            async with await psycopg.AsyncConnection.connect(store_url, autocommit=True) as conn:
+                await conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        store = open_store(store_url)
         await store.open()
-        assert await store.schema_version() == len(SQLITE_MIGRATIONS)  # type: ignore[attr-defined]
-        await store.close()
+        try:
+            assert await store.schema_version() == len(SQLITE_MIGRATIONS)  # type: ignore[attr-defined]
+            await store.insert_token(token("works"))
+            assert await store.get_token("works") is not None
+        finally:
+            await store.close()
 
     asyncio.run(body())
