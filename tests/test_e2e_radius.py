@@ -303,5 +303,5 @@ def test_fifty_pushes_wait_together_and_totp_stays_fast(
 
         statuses, timings, elapsed = asyncio.run(everything())
     assert statuses == [200] * 50
-    assert 2.0 <= elapsed < 4.0  # about the delay, not 50 times it
-    assert max(timings) < 0.25  # AlreadySeeded stays fast while 50 pushes wait
+    assert 2.0 <= elapsed < 5.0  # about the 2 s delay, not 50 times it
+    assert max(timings) < 0.5  # AlreadySeeded stays fast while 50 pushes wait
