@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server import passwords
-from server.config import Settings
+from server.config import Settings, User
 
 
 @dataclass(frozen=True)
@@ -22,31 +22,34 @@ class UserInfo:
 
 
 class UserDirectory:
+    """Indexed once at start: every authenticated request looks its user up."""
+
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+        self._users: dict[tuple[str, str], tuple[UserInfo, User]] = {}
+        self._has_hashes: dict[str, bool] = {}
+        for idp in settings.identity_providers:
+            self._has_hashes[idp.name] = any(u.password_hash for u in idp.users)
+            for user in idp.users:
+                info = UserInfo(idp.name, user.username, user.admin, idp.mfa_provider)
+                self._users[(idp.name, user.username)] = (info, user)
 
     def find(self, provider: str, username: str) -> UserInfo | None:
-        idp = self._settings.identity_provider(provider)
-        if idp is None:
-            return None
-        for user in idp.users:
-            if user.username == username:
-                return UserInfo(idp.name, user.username, user.admin, idp.mfa_provider)
-        return None
+        found = self._users.get((provider, username))
+        return None if found is None else found[0]
 
     def check_password(self, provider: str, username: str, password: str) -> UserInfo | None:
         """The user if the password is right; the work done is the same for unknown users."""
-        idp = self._settings.identity_provider(provider)
-        user = next((u for u in idp.users if u.username == username), None) if idp else None
-        if idp is None or user is None:
-            if idp is None or any(u.password_hash for u in idp.users):
+        found = self._users.get((provider, username))
+        if found is None:
+            if self._has_hashes.get(provider, True):
                 passwords.burn_time_like_a_hash()
             else:
                 passwords.verify_plain(password, "unknown user")
             return None
+        info, user = found
         if user.password_hash is not None:
             ok = passwords.verify_hash(password, user.password_hash)
         else:
             assert user.password is not None
             ok = passwords.verify_plain(password, user.password)
-        return UserInfo(idp.name, user.username, user.admin, idp.mfa_provider) if ok else None
+        return info if ok else None
