@@ -24,15 +24,6 @@ from pydantic.alias_generators import to_camel
 from pyrad.dictionary import Dictionary
 
 REPLY_CODES = {"Access-Accept": 2, "Access-Reject": 3, "Access-Challenge": 11}
-FAULTS = (
-    "bad-response-authenticator",
-    "no-message-authenticator",
-    "bad-message-authenticator",
-    "wrong-identifier",
-    "truncated",
-    "malformed",
-    "duplicate",
-)
 Fault = Literal[
     "bad-response-authenticator",
     "no-message-authenticator",

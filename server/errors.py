@@ -85,8 +85,3 @@ def validation_error(errors: list[FieldError]) -> ApiError:
 
 def unexpected_error() -> ApiError:
     return ApiError(500, "unexpected error", "Unexpected server side error.")
-
-
-def unavailable(error_id: str, message: str) -> ApiError:
-    """An upstream (RADIUS) did not answer in time: 503 with a distinct id per cause."""
-    return ApiError(503, error_id, message)

@@ -227,10 +227,6 @@ def server_process(
         process.wait(15)
 
 
-def new_uuid() -> str:
-    return str(uuid.uuid4())
-
-
 # PostgreSQL: a server started by .ci/run (MFA_TEST_POSTGRES_URL), else one started here with
 # .ci/start-postgres (the Debian package must be installed); each test gets its own database.
 
