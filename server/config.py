@@ -67,6 +67,17 @@ class ApiVersions(_Model):
         return self
 
 
+class LockoutSettings(_Model):
+    max_failed_attempts: int = Field(5, ge=1, le=1000)
+    cooldown: float = 60.0
+    max_cooldown: float = 3600.0
+
+    @field_validator("cooldown", "max_cooldown", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        return parse_duration(value)
+
+
 class ServerSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8443, ge=0, le=65535)
@@ -76,6 +87,7 @@ class ServerSettings(_Model):
     token_lifetime: float = 24 * 3600.0
     banner_message: str | None = None
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    login_lockout: LockoutSettings = LockoutSettings(max_failed_attempts=10)
 
     @field_validator("token_lifetime", mode="before")
     @classmethod
@@ -128,17 +140,6 @@ class IdentityProvider(_Model):
                 raise ValueError(f"duplicate username {user.username!r}")
             seen.add(user.username)
         return users
-
-
-class LockoutSettings(_Model):
-    max_failed_attempts: int = Field(5, ge=1, le=1000)
-    cooldown: float = 60.0
-    max_cooldown: float = 3600.0
-
-    @field_validator("cooldown", "max_cooldown", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> float:
-        return parse_duration(value)
 
 
 class DefaultTimeBasedProvider(_Model):

@@ -15,9 +15,9 @@ from typing import Any
 from server import errors
 from server.config import Settings
 from server.mfa.base import Accepted, ChallengeAgain, MfaMethod, Rejected
-from server.mfa.lockout import after_failure, after_success, is_locked
+from server.mfa.lockout import LockoutPolicy, after_failure, after_success, is_locked
 from server.schemas import InitializeRequest, LoginRequest, OtpRequest
-from server.store.base import SeedRecord, Stage, Store, TokenRecord
+from server.store.base import LockoutRecord, SeedRecord, Stage, Store, TokenRecord
 from server.tokens import hash_token, issue_token, new_session_id
 from server.users import UserDirectory, UserInfo
 
@@ -51,6 +51,10 @@ class LoginService:
         self._methods = methods
         self._clock = clock
         self._users = UserDirectory(settings)
+        login = settings.server.login_lockout
+        self._login_lockout = LockoutPolicy(
+            login.max_failed_attempts, login.cooldown, login.max_cooldown
+        )
         self._in_flight: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     # helpers
@@ -105,6 +109,19 @@ class LoginService:
             raise errors.token_error()  # a concurrent request already used this token
         return issued.value, issued.record
 
+    async def _count_failure(
+        self, key: str, policy: LockoutPolicy, before: LockoutRecord, event: str
+    ) -> bool:
+        """Count one failure for ``key``; True when it just locked (and that is logged)."""
+        now = self._clock()
+        after = await self._store.update_lockout(key, lambda cur: after_failure(cur, now, policy))
+        if is_locked(after, now) and after.locked_until != before.locked_until:
+            _event(
+                event, key=key, lockouts=after.lockouts, seconds=round(after.locked_until - now, 3)
+            )
+            return True
+        return False
+
     # routes
 
     def identity_provider_names(self) -> dict[str, Any]:
@@ -121,12 +138,23 @@ class LoginService:
         if self._settings.identity_provider(request.providerName) is None:
             _event("login_failed", provider=request.providerName, cause="unknown provider")
             raise errors.authentication_failed(UNKNOWN_PROVIDER)
+        # Password guessing is throttled per account, known or not (so the answer does not
+        # tell which accounts exist); while locked, right and wrong passwords get one answer.
+        key = f"login:{request.providerName}:{request.username}"
+        before = await self._store.get_lockout(key)
+        if is_locked(before, self._clock()):
+            _event("login_refused_locked", provider=request.providerName, username=request.username)
+            raise errors.authentication_failed(LOCKED_OUT)
         user = await asyncio.to_thread(
             self._users.check_password, request.providerName, request.username, request.password
         )
         if user is None:
             _event("login_failed", provider=request.providerName, username=request.username)
+            if await self._count_failure(key, self._login_lockout, before, "login_lockout"):
+                raise errors.authentication_failed(LOCKED_OUT)
             raise errors.authentication_failed(INVALID_CREDENTIALS)
+        if before.failures or before.lockouts:
+            await self._store.update_lockout(key, after_success)
         issued = issue_token(
             session_id=new_session_id(),
             provider=user.provider,
@@ -192,26 +220,9 @@ class LoginService:
             )  # fmt: skip
             return verdict.body
         if isinstance(verdict, Rejected):
-            now = self._clock()
-            policy = method.lockout
-            after = await self._store.update_lockout(
-                user.dn, lambda current: after_failure(current, now, policy)
-            )
-            _event(
-                "mfa_failed",
-                username=user.username,
-                provider=user.provider,
-                failures=after.failures,
-                **verdict.detail,
-            )
-            if is_locked(after, now) and after.locked_until != lockout.locked_until:
-                _event(
-                    "lockout",
-                    username=user.username,
-                    provider=user.provider,
-                    lockouts=after.lockouts,
-                    seconds=round(after.locked_until - now, 3),
-                )
+            failed_event = {"username": user.username, "provider": user.provider}
+            _event("mfa_failed", **failed_event, **verdict.detail)
+            if await self._count_failure(user.dn, method.lockout, lockout, "lockout"):
                 raise errors.authentication_failed(LOCKED_OUT)
             raise errors.authentication_failed(verdict.reason)
         assert isinstance(verdict, Accepted)

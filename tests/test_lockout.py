@@ -115,3 +115,35 @@ def test_attempts_while_locked_do_not_extend_the_lock() -> None:
     assert record.locked_until == 11
     assert after_failure(record, 5, policy) == record
     assert after_success(record) == LockoutRecord("dn")
+
+
+def _password_login(live: LiveServer, username: str, password: str) -> tuple[int, str | None]:
+    response = live.call(
+        "POST",
+        "/admin/authentication",
+        json={"providerName": "local", "username": username, "password": password,
+              "deviceId": "4c07bc67-57ea-42dd-b702-c2d6c45419fc"},
+    )  # fmt: skip
+    return response.status_code, response.json().get("reason")
+
+
+def test_password_guessing_is_locked_out_too(live: LiveServer) -> None:
+    for _ in range(9):
+        assert _password_login(live, "alice", "guess") == (401, "Invalid username or password.")
+    assert _password_login(live, "alice", "guess") == (401, LOCKED["reason"])
+    # right or wrong, the same answer while locked; other accounts are not affected
+    assert _password_login(live, "alice", "alice-pass") == (401, LOCKED["reason"])
+    assert _password_login(live, "dave", "dave-pass")[0] == 200
+    live.clock.advance(60)
+    assert _password_login(live, "alice", "alice-pass")[0] == 200
+    # a success resets the count
+    for _ in range(9):
+        _password_login(live, "alice", "guess")
+    assert _password_login(live, "alice", "alice-pass")[0] == 200
+
+
+def test_unknown_accounts_lock_the_same_way(live: LiveServer) -> None:
+    """Otherwise the lockout itself would tell which accounts exist."""
+    answers = [_password_login(live, "nobody", "guess") for _ in range(11)]
+    assert answers[:9] == [(401, "Invalid username or password.")] * 9
+    assert answers[9:] == [(401, LOCKED["reason"])] * 2
