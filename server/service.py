@@ -51,10 +51,7 @@ class LoginService:
         self._methods = methods
         self._clock = clock
         self._users = UserDirectory(settings)
-        login = settings.server.login_lockout
-        self._login_lockout = LockoutPolicy(
-            login.max_failed_attempts, login.cooldown, login.max_cooldown
-        )
+        self._login_lockout = LockoutPolicy.from_settings(settings.server.login_lockout)
         self._in_flight: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     # helpers

@@ -36,11 +36,7 @@ class BuiltinTotp:
         self._hostname = hostname
         self._issuer = issuer
         self._params = totp.TotpParameters(config.digits, config.period, config.drift_steps)
-        self.lockout = LockoutPolicy(
-            config.lockout.max_failed_attempts,
-            config.lockout.cooldown,
-            config.lockout.max_cooldown,
-        )
+        self.lockout = LockoutPolicy.from_settings(config.lockout)
 
     joins_retries = False
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from server.config import LockoutSettings
 from server.store.base import LockoutRecord
 
 
@@ -16,6 +17,10 @@ class LockoutPolicy:
     max_failed_attempts: int = 5
     cooldown: float = 60.0
     max_cooldown: float = 3600.0
+
+    @classmethod
+    def from_settings(cls, settings: LockoutSettings) -> LockoutPolicy:
+        return cls(settings.max_failed_attempts, settings.cooldown, settings.max_cooldown)
 
     def cooldown_for(self, lockouts: int) -> float:
         """Cooldown of the ``lockouts``-th lockout in a row (1-based)."""

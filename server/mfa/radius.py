@@ -49,11 +49,7 @@ class RadiusMfa:
             nas_identifier=config.nas_identifier,
             nas_ip_address=None if config.nas_ip_address is None else str(config.nas_ip_address),
         )
-        self.lockout = LockoutPolicy(
-            config.lockout.max_failed_attempts,
-            config.lockout.cooldown,
-            config.lockout.max_cooldown,
-        )
+        self.lockout = LockoutPolicy.from_settings(config.lockout)
         self.joins_retries = config.mode == "Push"
 
     @property

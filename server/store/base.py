@@ -7,9 +7,9 @@ backend can make it atomic its own way.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Stage(enum.StrEnum):
@@ -49,6 +49,39 @@ class LockoutRecord:
 
 
 LockoutUpdate = Callable[[LockoutRecord], LockoutRecord]
+
+# What every backend shares: the column order its queries select, how a row becomes a record,
+# and which migrations are still to apply.
+TOKEN_COLUMNS = "token_hash, session_id, provider, username, stage, expires_at, revoked"  # noqa: S105
+SEED_COLUMNS = "dn, provider, username, secret_blob, verified, last_step, created_at"
+
+
+def token_from_row(row: Sequence[Any]) -> TokenRecord:
+    token_hash, session_id, provider, username, stage, expires_at, revoked = row
+    return TokenRecord(
+        token_hash, session_id, provider, username, Stage(stage), float(expires_at), bool(revoked)
+    )
+
+
+def seed_from_row(row: Sequence[Any]) -> SeedRecord:
+    dn, provider, username, blob, verified, last_step, created_at = row
+    return SeedRecord(
+        dn, provider, username, bytes(blob), bool(verified),
+        None if last_step is None else int(last_step), float(created_at),
+    )  # fmt: skip
+
+
+def pending_migrations(current: int, migrations: list[str]) -> list[tuple[int, list[str]]]:
+    """(version, statements) still to apply to a database at ``current``; a database newer
+    than this server is refused rather than written to."""
+    if current > len(migrations):
+        raise RuntimeError(
+            f"database schema version {current} is newer than this server ({len(migrations)})"
+        )
+    return [
+        (version, [part for part in migrations[version - 1].split(";") if part.strip()])
+        for version in range(current + 1, len(migrations) + 1)
+    ]
 
 
 class Store(Protocol):

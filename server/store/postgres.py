@@ -15,7 +15,17 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from server.store.base import LockoutRecord, LockoutUpdate, SeedRecord, Stage, TokenRecord
+from server.store.base import (
+    SEED_COLUMNS,
+    TOKEN_COLUMNS,
+    LockoutRecord,
+    LockoutUpdate,
+    SeedRecord,
+    TokenRecord,
+    pending_migrations,
+    seed_from_row,
+    token_from_row,
+)
 
 MIGRATION_LOCK = 0x6D66_6131  # any constant shared by every process of this server
 MIGRATIONS: list[str] = [
@@ -48,19 +58,6 @@ MIGRATIONS: list[str] = [
     );
     """,
 ]
-_SEED_COLUMNS = "dn, provider, username, secret_blob, verified, last_step, created_at"
-
-
-def _seed(row: tuple[Any, ...]) -> SeedRecord:
-    dn, provider, username, blob, verified, last_step, created_at = row
-    return SeedRecord(
-        dn, provider, username, bytes(blob), bool(verified),
-        None if last_step is None else int(last_step), float(created_at),
-    )  # fmt: skip
-
-
-def _token(row: tuple[Any, ...]) -> TokenRecord:
-    return TokenRecord(row[0], row[1], row[2], row[3], Stage(row[4]), float(row[5]), bool(row[6]))
 
 
 class PostgresStore:
@@ -99,15 +96,9 @@ class PostgresStore:
             cursor = await conn.execute("SELECT MAX(version) FROM schema_version")
             row = await cursor.fetchone()
             current = int(row[0] or 0) if row else 0
-            if current > len(MIGRATIONS):
-                raise RuntimeError(
-                    f"database schema version {current} is newer than this server "
-                    f"({len(MIGRATIONS)})"
-                )
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                for statement in MIGRATIONS[version - 1].split(";"):
-                    if statement.strip():
-                        await conn.execute(statement)
+            for version, statements in pending_migrations(current, MIGRATIONS):
+                for statement in statements:
+                    await conn.execute(statement)
                 await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
 
     async def schema_version(self) -> int:
@@ -135,12 +126,11 @@ class PostgresStore:
     async def get_token(self, token_hash: str) -> TokenRecord | None:
         async with self.pool.connection() as conn:
             cursor = await conn.execute(
-                "SELECT token_hash, session_id, provider, username, stage, expires_at, revoked "
-                "FROM tokens WHERE token_hash = %s",
+                f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = %s",  # noqa: S608
                 (token_hash,),
             )
             row = await cursor.fetchone()
-        return None if row is None else _token(row)
+        return None if row is None else token_from_row(row)
 
     async def replace_token(self, old_hash: str, new: TokenRecord) -> bool:
         async with self.pool.connection() as conn, conn.transaction():
@@ -171,11 +161,11 @@ class PostgresStore:
     async def get_seed(self, dn: str) -> SeedRecord | None:
         async with self.pool.connection() as conn:
             cursor = await conn.execute(
-                f"SELECT {_SEED_COLUMNS} FROM seeds WHERE dn = %s",  # noqa: S608
+                f"SELECT {SEED_COLUMNS} FROM seeds WHERE dn = %s",  # noqa: S608
                 (dn,),
             )
             row = await cursor.fetchone()
-        return None if row is None else _seed(row)
+        return None if row is None else seed_from_row(row)
 
     async def insert_seed_if_absent(self, seed: SeedRecord) -> SeedRecord:
         async with self.pool.connection() as conn:
@@ -188,12 +178,12 @@ class PostgresStore:
                 ),
             )  # fmt: skip
             cursor = await conn.execute(
-                f"SELECT {_SEED_COLUMNS} FROM seeds WHERE dn = %s",  # noqa: S608
+                f"SELECT {SEED_COLUMNS} FROM seeds WHERE dn = %s",  # noqa: S608
                 (seed.dn,),
             )
             row = await cursor.fetchone()
         assert row is not None
-        return _seed(row)
+        return seed_from_row(row)
 
     async def use_seed_step(self, dn: str, step: int) -> bool:
         async with self.pool.connection() as conn:
@@ -212,10 +202,10 @@ class PostgresStore:
     async def list_seeds(self) -> list[SeedRecord]:
         async with self.pool.connection() as conn:
             cursor = await conn.execute(
-                f"SELECT {_SEED_COLUMNS} FROM seeds ORDER BY dn"  # noqa: S608
+                f"SELECT {SEED_COLUMNS} FROM seeds ORDER BY dn"  # noqa: S608
             )
             rows = await cursor.fetchall()
-        return [_seed(row) for row in rows]
+        return [seed_from_row(row) for row in rows]
 
     # lockouts
 

@@ -13,7 +13,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from server.store.base import LockoutRecord, LockoutUpdate, SeedRecord, Stage, TokenRecord
+from server.store.base import (
+    SEED_COLUMNS,
+    TOKEN_COLUMNS,
+    LockoutRecord,
+    LockoutUpdate,
+    SeedRecord,
+    TokenRecord,
+    pending_migrations,
+    seed_from_row,
+    token_from_row,
+)
 
 MIGRATIONS: list[str] = [
     # 1: the first schema
@@ -89,16 +99,9 @@ class SqliteStore:
         with self._transaction() as db:
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            current = row[0] or 0
-            if current > len(MIGRATIONS):
-                raise RuntimeError(
-                    f"database schema version {current} is newer than this server "
-                    f"({len(MIGRATIONS)})"
-                )
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                for statement in MIGRATIONS[version - 1].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+            for version, statements in pending_migrations(row[0] or 0, MIGRATIONS):
+                for statement in statements:
+                    db.execute(statement)
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
 
     async def schema_version(self) -> int:
@@ -123,13 +126,10 @@ class SqliteStore:
 
     async def get_token(self, token_hash: str) -> TokenRecord | None:
         row = self.db.execute(
-            "SELECT token_hash, session_id, provider, username, stage, expires_at, revoked "
-            "FROM tokens WHERE token_hash = ?",
+            f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?",  # noqa: S608
             (token_hash,),
         ).fetchone()
-        if row is None:
-            return None
-        return TokenRecord(row[0], row[1], row[2], row[3], Stage(row[4]), row[5], bool(row[6]))
+        return None if row is None else token_from_row(row)
 
     async def replace_token(self, old_hash: str, new: TokenRecord) -> bool:
         with self._transaction() as db:
@@ -153,28 +153,12 @@ class SqliteStore:
 
     # seeds
 
-    @staticmethod
-    def _seed(row: tuple[object, ...]) -> SeedRecord:
-        dn, provider, username, blob, verified, last_step, created_at = row
-        assert isinstance(blob, bytes)
-        return SeedRecord(
-            str(dn),
-            str(provider),
-            str(username),
-            blob,
-            bool(verified),
-            None if last_step is None else int(str(last_step)),
-            float(str(created_at)),
-        )
-
-    _SEED_COLUMNS = "dn, provider, username, secret_blob, verified, last_step, created_at"
-
     async def get_seed(self, dn: str) -> SeedRecord | None:
         row = self.db.execute(
-            f"SELECT {self._SEED_COLUMNS} FROM seeds WHERE dn = ?",  # noqa: S608
+            f"SELECT {SEED_COLUMNS} FROM seeds WHERE dn = ?",  # noqa: S608
             (dn,),
         ).fetchone()
-        return None if row is None else self._seed(row)
+        return None if row is None else seed_from_row(row)
 
     async def insert_seed_if_absent(self, seed: SeedRecord) -> SeedRecord:
         with self._transaction() as db:
@@ -191,10 +175,10 @@ class SqliteStore:
                 ),
             )
             row = db.execute(
-                f"SELECT {self._SEED_COLUMNS} FROM seeds WHERE dn = ?",  # noqa: S608
+                f"SELECT {SEED_COLUMNS} FROM seeds WHERE dn = ?",  # noqa: S608
                 (seed.dn,),
             ).fetchone()
-        return self._seed(row)
+        return seed_from_row(row)
 
     async def use_seed_step(self, dn: str, step: int) -> bool:
         cursor = self.db.execute(
@@ -209,9 +193,9 @@ class SqliteStore:
 
     async def list_seeds(self) -> list[SeedRecord]:
         rows = self.db.execute(
-            f"SELECT {self._SEED_COLUMNS} FROM seeds ORDER BY dn"  # noqa: S608
+            f"SELECT {SEED_COLUMNS} FROM seeds ORDER BY dn"  # noqa: S608
         ).fetchall()
-        return [self._seed(row) for row in rows]
+        return [seed_from_row(row) for row in rows]
 
     # lockouts
 
