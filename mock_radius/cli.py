@@ -11,6 +11,7 @@ from typing import Any
 
 from mock_radius.engine import Engine, UnknownScenario
 from mock_radius.journal import Journal
+from mock_radius.recording import Exchange, RecordingError, write_scenario
 from mock_radius.scenario import ScenarioError, load_scenario, load_scenarios, scenario_files
 
 DEFAULT_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -74,11 +75,35 @@ def _address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _write_recording(
+    args: argparse.Namespace,
+    command: str,
+    exchanges: list[Exchange],
+    out: Path,
+    source: str,
+    notes: list[str],
+) -> bool:
+    """The scenario file from ``record`` or ``import``; on failure, the reason on stderr."""
+    try:
+        write_scenario(
+            exchanges,
+            out,
+            secret=args.secret,
+            source=source,
+            keep_passwords=args.keep_passwords,
+            keep_timing=args.keep_timing,
+            notes=notes,
+        )
+    except RecordingError as exc:
+        print(f"mock-radius {command}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def record(args: argparse.Namespace) -> int:
     from twisted.internet import reactor as twisted_reactor
 
     from mock_radius.record import RecordingProxy
-    from mock_radius.recording import RecordingError, write_scenario
 
     reactor: Any = twisted_reactor
     out = Path(args.out)
@@ -115,18 +140,8 @@ def record(args: argparse.Namespace) -> int:
         notes.append(f"Requests that got no answer from the upstream (drops): {proxy.unanswered}.")
     if proxy.rejected_replies:
         notes.append(f"Upstream replies that did not verify (ignored): {proxy.rejected_replies}.")
-    try:
-        write_scenario(
-            proxy.exchanges,
-            out,
-            secret=args.secret,
-            source=f"a recording proxy in front of {ready['upstream']}",
-            keep_passwords=args.keep_passwords,
-            keep_timing=args.keep_timing,
-            notes=notes,
-        )
-    except RecordingError as exc:
-        print(f"mock-radius record: {exc}", file=sys.stderr)
+    source = f"a recording proxy in front of {ready['upstream']}"
+    if not _write_recording(args, "record", proxy.exchanges, out, source, notes):
         return 1
     print(json.dumps({"event": "written", "out": str(out), "exchanges": len(proxy.exchanges)}))
     return 0
@@ -134,7 +149,6 @@ def record(args: argparse.Namespace) -> int:
 
 def import_capture(args: argparse.Namespace) -> int:
     from mock_radius.capture import CaptureError, read_capture
-    from mock_radius.recording import RecordingError, write_scenario
 
     capture = Path(args.capture)
     try:
@@ -154,18 +168,8 @@ def import_capture(args: argparse.Namespace) -> int:
         notes.append("PARTIAL: the capture is truncated; exchanges after the cut are missing.")
     if summary.unverified_replies:
         notes.append(f"{summary.unverified_replies} replies did not verify and were left out.")
-    try:
-        write_scenario(
-            summary.exchanges,
-            Path(args.out),
-            secret=args.secret,
-            source=f"the capture {capture.name}",
-            keep_passwords=args.keep_passwords,
-            keep_timing=args.keep_timing,
-            notes=notes,
-        )
-    except RecordingError as exc:
-        print(f"mock-radius import: {exc}", file=sys.stderr)
+    source = f"the capture {capture.name}"
+    if not _write_recording(args, "import", summary.exchanges, Path(args.out), source, notes):
         return 1
     print(f"{args.out}: {len(summary.exchanges)} exchanges from {capture}")
     return 0

@@ -64,6 +64,14 @@ def attribute_values(pkt: rp.Packet) -> dict[str, list[str | int | bytes]]:
     return out
 
 
+def grouped(pairs: tuple[tuple[str, str | int | bytes], ...]) -> dict[str, list[str | int | bytes]]:
+    """(name, value) pairs by name, repeats kept in order."""
+    out: dict[str, list[str | int | bytes]] = {}
+    for name, value in pairs:
+        out.setdefault(name, []).append(value)
+    return out
+
+
 def journal_attributes(values: dict[str, list[str | int | bytes]]) -> dict[str, list[Any]]:
     """JSON-ready attributes with secrets masked and bytes as hex."""
     shown: dict[str, list[Any]] = {}
@@ -103,26 +111,23 @@ def request_view(
     elif "CHAP-Password" in values:
         auth_type = "CHAP"
 
-    def password_matches(clear: str) -> bool:
-        if auth_type == "PAP":
-            try:
-                sent = pkt.PwDecrypt(OrderedDict.__getitem__(pkt, 2)[0])
-            except Exception:
-                return False
-            return hmac.compare_digest(sent.encode(), clear.encode())
-        if auth_type == "CHAP":
-            try:
-                return bool(pkt.VerifyChapPasswd(clear.encode()))
-            except Exception:
-                return False
-        return False
-
-    clear: str | None = None
+    clear: str | None = None  # PAP: decrypted once, whatever the number of steps tried
     if auth_type == "PAP":
         try:
             clear = pkt.PwDecrypt(OrderedDict.__getitem__(pkt, 2)[0])
         except Exception:
             clear = None
+
+    def password_matches(expected: str) -> bool:
+        if auth_type == "PAP":
+            return clear is not None and hmac.compare_digest(clear.encode(), expected.encode())
+        if auth_type == "CHAP":
+            try:
+                return bool(pkt.VerifyChapPasswd(expected.encode()))
+            except Exception:
+                return False
+        return False
+
     return RequestView(
         clear_password=clear,
         user_name=user if isinstance(user, str) else None,

@@ -135,9 +135,8 @@ class MockRadiusProtocol(DatagramProtocol):
         if seen is not None:
             self._retransmission(seen, address, base)
             return
-        user = base["user"]
         base["attributes"] = packets.journal_attributes(values)
-        scenario = self.engine.scenario_for(user)
+        scenario = self.engine.scenario_for(base["user"])
         if scenario is None:
             self._log(address, "dropped-no-scenario", **base)
             return
@@ -198,9 +197,7 @@ class MockRadiusProtocol(DatagramProtocol):
         )
         fields["reply"] = {
             "code": packets.CODE_NAMES[decision.code],
-            "attributes": packets.journal_attributes(
-                {name: [value] for name, value in decision.attributes}
-            ),
+            "attributes": packets.journal_attributes(packets.grouped(decision.attributes)),
             "fault": decision.fault,
         }
         seen = _Seen(now + delay + DUPLICATE_WINDOW_SECONDS)
