@@ -203,28 +203,63 @@ def wait_for_json_line(stream: Any, key: str, timeout: float = 15.0) -> dict[str
 
 
 @contextmanager
-def server_process(
-    config: dict[str, Any], folder: Path, name: str = "server.yaml"
-) -> Iterator[str]:
-    """A real `mfa-server` process on a free port, with ``config`` written into ``folder``."""
+def mfa_server(
+    args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """A real `mfa-server` process on a free port: (url, process, its ready line). Stopped
+    with SIGTERM; its stderr stays readable afterwards."""
     import signal
     import subprocess
     import sys
 
-    path = folder / name
-    path.write_text(yaml.safe_dump(config))
     process = subprocess.Popen(
-        [sys.executable, "-m", "server", "--config", str(path), "--port", "0"],
+        [sys.executable, "-m", "server", *args, "--port", "0"],
+        cwd=cwd,
+        env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
         assert process.stdout is not None
-        yield f"http://127.0.0.1:{wait_for_json_line(process.stdout, 'port')['port']}"
+        ready = wait_for_json_line(process.stdout, "port")
+        yield f"http://127.0.0.1:{ready['port']}", process, ready
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(15)
+
+
+@contextmanager
+def server_process(
+    config: dict[str, Any], folder: Path, name: str = "server.yaml"
+) -> Iterator[str]:
+    """`mfa-server` with ``config`` written into ``folder``; yields its URL."""
+    path = folder / name
+    path.write_text(yaml.safe_dump(config))
+    with mfa_server(["--config", str(path)]) as (url, _process, _ready):
+        yield url
+
+
+def http_login(client: Any, url: str, provider: str, user: str, password: str) -> str:
+    """A partial token over real HTTP; ``client`` is an httpx.Client or the httpx module."""
+    response = client.post(
+        url + "/admin/authentication",
+        headers=ACCEPT,
+        json={"providerName": provider, "username": user, "password": password,
+              "deviceId": DEVICE_ID},
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    token: str = response.json()["token"]
+    return token
+
+
+def http_call(client: Any, url: str, path: str, token: str, body: Any = None) -> httpx.Response:
+    """A call with a bearer token: GET for /admin/authorization, POST otherwise."""
+    method = "GET" if path == "/admin/authorization" else "POST"
+    response: httpx.Response = client.request(
+        method, url + path, headers={**ACCEPT, "Authorization": f"Bearer {token}"}, json=body
+    )
+    return response
 
 
 # PostgreSQL: a server started by .ci/run (MFA_TEST_POSTGRES_URL), else one started here with

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from tests.conftest import ACCEPT, DEVICE_ID
+from tests.conftest import ACCEPT
 
 PATHS = {
     "initialize": ("POST", "/admin/authentication/otp/initialize"),
@@ -86,18 +86,6 @@ def _substitute(value: Any, variables: dict[str, str]) -> Any:
     if isinstance(value, list):
         return [_substitute(v, variables) for v in value]
     return value
-
-
-def login(client: httpx.Client, url: str, provider: str, user: str, password: str) -> str:
-    response = client.post(
-        url + "/admin/authentication",
-        headers=ACCEPT,
-        json={"providerName": provider, "username": user, "password": password,
-              "deviceId": DEVICE_ID},
-    )  # fmt: skip
-    assert response.status_code == 200, response.text
-    token: str = response.json()["token"]
-    return token
 
 
 def run_calls(

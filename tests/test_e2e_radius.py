@@ -20,8 +20,8 @@ import pytest
 
 from mock_radius.pytest_plugin import MockRadius, start_mock_radius
 from mock_radius.scenario import Scenario, load_scenario
-from tests.conftest import ACCEPT, server_process, totp_now
-from tests.e2e_spec import EndToEnd, check_journal, login, run_calls
+from tests.conftest import ACCEPT, http_call, http_login, server_process, totp_now
+from tests.e2e_spec import EndToEnd, check_journal, run_calls
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SCENARIO_FILES = sorted(SCENARIOS.glob("*.yaml"))
@@ -98,7 +98,7 @@ def test_scenario_through_the_server(
         for case in spec.cases:
             mock.control.reset(spec.user)
             mock.control.clear_journal()
-            token = login(client, server_url, scenario.name, spec.user, spec.password)
+            token = http_login(client, server_url, scenario.name, spec.user, spec.password)
             variables = {"port": str(mock.port)}
             found = run_calls(client, server_url, token, case, variables)
             found += check_journal(mock.control.journal(user=spec.user), case)
@@ -109,20 +109,8 @@ def test_scenario_through_the_server(
 # Beyond the scenario files
 
 
-def _otp(client: httpx.Client, url: str, token: str, body: dict[str, Any]) -> httpx.Response:
-    return client.post(
-        url + "/admin/authentication/otp",
-        headers={**ACCEPT, "Authorization": f"Bearer {token}"},
-        json=body,
-    )
-
-
-def _initialize(client: httpx.Client, url: str, token: str, body: Any = None) -> httpx.Response:
-    return client.post(
-        url + "/admin/authentication/otp/initialize",
-        headers={**ACCEPT, "Authorization": f"Bearer {token}"},
-        json=body,
-    )
+INIT = "/admin/authentication/otp/initialize"
+OTP = "/admin/authentication/otp"
 
 
 def test_sealed_state_refuses_tampering_and_other_users(mock: MockRadius, tmp_path: Path) -> None:
@@ -144,23 +132,25 @@ def test_sealed_state_refuses_tampering_and_other_users(mock: MockRadius, tmp_pa
     assert challenge.users == ["carol"]
     mock.control.reset("carol")
     with server_process(config, tmp_path) as url, httpx.Client(timeout=10) as client:
-        carol = login(client, url, "corp", "carol", "carol-pass")
-        state = _initialize(client, url, carol, {"userPassword": "carol-pass"}).json()["state"]
+        carol = http_login(client, url, "corp", "carol", "carol-pass")
+        state = http_call(client, url, INIT, carol, {"userPassword": "carol-pass"}).json()["state"]
         blob = bytearray(base64.b64decode(state))
         blob[-1] ^= 1
         tampered = base64.b64encode(bytes(blob)).decode()
-        refused = _otp(client, url, carol, {"otp": "123456", "state": tampered})
+        refused = http_call(client, url, OTP, carol, {"otp": "123456", "state": tampered})
         assert refused.status_code == 401
         assert refused.json()["reason"] == "The state is not one this server issued."
-        malformed = _otp(client, url, carol, {"otp": "123456", "state": "not base64!"})
+        malformed = http_call(client, url, OTP, carol, {"otp": "123456", "state": "not base64!"})
         assert malformed.status_code == 422
         assert malformed.json()["errors"] == [{"field": "state", "message": "must be base64"}]
-        mallory = login(client, url, "corp", "mallory", "m-pass")
-        stolen = _otp(client, url, mallory, {"otp": "123456", "state": state})
+        mallory = http_login(client, url, "corp", "mallory", "m-pass")
+        stolen = http_call(client, url, OTP, mallory, {"otp": "123456", "state": state})
         assert stolen.status_code == 401
         assert stolen.json()["reason"] == "The state was issued to another user."
         # the genuine state still works for its owner
-        assert _otp(client, url, carol, {"otp": "123456", "state": state}).status_code == 200
+        assert (
+            http_call(client, url, OTP, carol, {"otp": "123456", "state": state}).status_code == 200
+        )
 
 
 def test_failover_to_the_second_hostname(mock: MockRadius, tmp_path: Path) -> None:
@@ -180,9 +170,9 @@ def test_failover_to_the_second_hostname(mock: MockRadius, tmp_path: Path) -> No
         mock.control.reset("olga")
         mock.control.clear_journal()
         with server_process(config, tmp_path) as url, httpx.Client(timeout=10) as client:
-            token = login(client, url, "corp", "olga", "p")
+            token = http_login(client, url, "corp", "olga", "p")
             started = time.monotonic()
-            response = _otp(client, url, token, {"otp": "654321"})
+            response = http_call(client, url, OTP, token, {"otp": "654321"})
             elapsed = time.monotonic() - started
     assert response.status_code == 200, response.text
     assert RADIUS_TIMEOUT / 2 <= elapsed < RADIUS_TIMEOUT + 1  # waited out the first host's share
@@ -193,12 +183,12 @@ def test_lockout_applies_to_radius_users(mock: MockRadius, server_url: str) -> N
     with httpx.Client(timeout=10) as client:
         for attempt in range(5):
             mock.control.reset("olga")
-            token = login(client, server_url, "one-factor", "olga", "olga-pass")
-            response = _otp(client, server_url, token, {"otp": "000000"})
+            token = http_login(client, server_url, "one-factor", "olga", "olga-pass")
+            response = http_call(client, server_url, OTP, token, {"otp": "000000"})
             assert response.status_code == 401, attempt
         mock.control.clear_journal()
-        token = login(client, server_url, "one-factor", "olga", "olga-pass")
-        locked = _otp(client, server_url, token, {"otp": "654321"})
+        token = http_login(client, server_url, "one-factor", "olga", "olga-pass")
+        locked = http_call(client, server_url, OTP, token, {"otp": "654321"})
     assert locked.json()["reason"] == "Too many failed attempts. Try again later."
     assert mock.control.journal(user="olga") == []  # locked: RADIUS was not even asked
 
@@ -259,12 +249,15 @@ def test_fifty_pushes_wait_together_and_totp_stays_fast(
     }  # fmt: skip
     with server_process(config, tmp_path) as url:
         with httpx.Client() as client:  # enrol alice so her initialize is AlreadySeeded
-            token = login(client, url, "local", "alice", "alice-pass")
-            secret = _initialize(client, url, token).json()["secret"]
+            token = http_login(client, url, "local", "alice", "alice-pass")
+            secret = http_call(client, url, INIT, token).json()["secret"]
             assert (
-                _otp(client, url, token, {"otp": totp_now(secret, time.time())}).status_code == 200
+                http_call(
+                    client, url, OTP, token, {"otp": totp_now(secret, time.time())}
+                ).status_code
+                == 200
             )
-            alice = login(client, url, "local", "alice", "alice-pass")
+            alice = http_login(client, url, "local", "alice", "alice-pass")
 
         async def push(client: httpx.AsyncClient, user: str) -> int:
             token = (await client.post(

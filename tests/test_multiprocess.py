@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ACCEPT, DEVICE_ID, server_process, totp_now
+from tests.conftest import ACCEPT, http_call, http_login, server_process, totp_now
 
 LOCKED = "Too many failed attempts. Try again later."
 
@@ -41,27 +41,6 @@ def two(postgres_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
         yield a, b
 
 
-def _login(client: httpx.Client, url: str, user: str) -> str:
-    response = client.post(
-        url + "/admin/authentication",
-        headers=ACCEPT,
-        json={"providerName": "local", "username": user, "password": f"{user}-pass",
-              "deviceId": DEVICE_ID},
-    )  # fmt: skip
-    assert response.status_code == 200
-    token: str = response.json()["token"]
-    return token
-
-
-def _call(
-    client: httpx.Client, url: str, path: str, token: str, body: Any = None
-) -> httpx.Response:
-    method = "GET" if path == "/admin/authorization" else "POST"
-    return client.request(
-        method, url + path, headers={**ACCEPT, "Authorization": f"Bearer {token}"}, json=body
-    )
-
-
 INIT = "/admin/authentication/otp/initialize"
 OTP = "/admin/authentication/otp"
 
@@ -69,41 +48,43 @@ OTP = "/admin/authentication/otp"
 def test_one_login_across_two_processes(two: tuple[str, str]) -> None:
     a, b = two
     with httpx.Client(timeout=10) as client:
-        token = _login(client, a, "alice")
-        secret = _call(client, b, INIT, token).json()["secret"]  # partial from A, init on B
+        token = http_login(client, a, "local", "alice", "alice-pass")
+        secret = http_call(client, b, INIT, token).json()["secret"]  # partial from A, init on B
         code = totp_now(secret, time.time())
-        mfa = _call(client, a, OTP, token, {"otp": code})  # OTP on A
+        mfa = http_call(client, a, OTP, token, {"otp": code})  # OTP on A
         assert mfa.status_code == 200
         # the same code is refused on B (replay protection is shared)
-        again = _login(client, b, "alice")
-        assert _call(client, b, OTP, again, {"otp": code}).status_code == 401
+        again = http_login(client, b, "local", "alice", "alice-pass")
+        assert http_call(client, b, OTP, again, {"otp": code}).status_code == 401
         # the seed enrolled via A is AlreadySeeded on B
-        assert _call(client, b, INIT, again).json() == {"type": "AlreadySeeded"}
+        assert http_call(client, b, INIT, again).json() == {"type": "AlreadySeeded"}
         # logout on B revokes the token on A
-        full = _call(client, b, "/admin/authorization", mfa.json()["token"]).json()["token"]
-        assert _call(client, a, "/admin/authorization", full).status_code == 200
-        assert _call(client, b, "/admin/logout", full).status_code == 204
-        assert _call(client, a, "/admin/authorization", full).status_code == 401
+        full = http_call(client, b, "/admin/authorization", mfa.json()["token"]).json()["token"]
+        assert http_call(client, a, "/admin/authorization", full).status_code == 200
+        assert http_call(client, b, "/admin/logout", full).status_code == 204
+        assert http_call(client, a, "/admin/authorization", full).status_code == 401
 
 
 def test_wrong_codes_on_both_processes_add_up_to_one_lockout(two: tuple[str, str]) -> None:
     a, b = two
     with httpx.Client(timeout=10) as client:
-        token = _login(client, a, "dave")
-        secret = _call(client, a, INIT, token).json()["secret"]
+        token = http_login(client, a, "local", "dave", "dave-pass")
+        secret = http_call(client, a, INIT, token).json()["secret"]
         reasons = [
-            _call(client, url, OTP, token, {"otp": "000000"}).json()["reason"]
+            http_call(client, url, OTP, token, {"otp": "000000"}).json()["reason"]
             for url in (a, b, a, b, a)
         ]
         assert reasons == ["Invalid OTP."] * 4 + [LOCKED]
-        right = _call(client, b, OTP, token, {"otp": totp_now(secret, time.time())})
+        right = http_call(client, b, OTP, token, {"otp": totp_now(secret, time.time())})
         assert right.json()["reason"] == LOCKED
 
 
 def test_twenty_concurrent_first_initializes_share_one_secret(two: tuple[str, str]) -> None:
     a, b = two
     with httpx.Client(timeout=10) as client:
-        tokens = [_login(client, a if i % 2 else b, "erin") for i in range(20)]
+        tokens = [
+            http_login(client, a if i % 2 else b, "local", "erin", "erin-pass") for i in range(20)
+        ]
 
     async def all_at_once() -> list[str]:
         async with httpx.AsyncClient(timeout=20) as client:

@@ -5,75 +5,31 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
-from tests.conftest import ACCEPT, DEVICE_ID, base_config, totp_now, wait_for_json_line
-
-
-@contextmanager
-def running_server(args: list[str], cwd: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", *args, "--port", "0"],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        ready = wait_for_json_line(process.stdout, "port")
-        yield f"http://127.0.0.1:{ready['port']}", process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
+from tests.conftest import ACCEPT, base_config, http_call, http_login, mfa_server, totp_now
 
 
 def _login(url: str, user: str, password: str, provider: str = "local") -> str:
-    response = httpx.post(
-        url + "/admin/authentication",
-        headers=ACCEPT,
-        json={
-            "providerName": provider,
-            "username": user,
-            "password": password,
-            "deviceId": DEVICE_ID,
-        },
-    )
-    assert response.status_code == 200
-    token: str = response.json()["token"]
-    return token
+    return http_login(httpx, url, provider, user, password)
 
 
 def _post(url: str, path: str, token: str, body: object = None) -> httpx.Response:
-    return httpx.post(url + path, headers={**ACCEPT, "Authorization": f"Bearer {token}"}, json=body)
+    return http_call(httpx, url, path, token, body)
 
 
 def test_starts_with_embedded_defaults(tmp_path: Path) -> None:
     env_free = {k: v for k, v in os.environ.items() if k != "MFA_SERVER_CONFIG"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "--port", "0"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env_free,
-    )
-    try:
-        assert process.stdout is not None
-        ready = wait_for_json_line(process.stdout, "port")
+    with mfa_server([], tmp_path, env_free) as (url, process, ready):
         assert ready["host"] == "127.0.0.1"
         mock_control = ready["mockRadius"]["controlPort"]  # the demo starts the mock RADIUS
         assert httpx.get(f"http://127.0.0.1:{mock_control}/health").json()["scenarios"] == 15
-        url = f"http://127.0.0.1:{ready['port']}"
         names = httpx.get(url + "/admin/identity-providers/names", headers=ACCEPT).json()
         assert [d["name"] for d in names["data"]][:3] == ["local", "service", "radius-challenge"]
         # one user of each RADIUS mode reaches the mock started with the demo
@@ -86,9 +42,8 @@ def test_starts_with_embedded_defaults(tmp_path: Path) -> None:
         token = _login(url, "alice", "alice-pass")
         init = _post(url, "/admin/authentication/otp/initialize", token).json()
         assert init["type"] == "Secret"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=15)
+    assert process.stderr is not None
+    err = process.stderr.read()
     assert process.returncode == 0
     with pytest.raises(httpx.ConnectError):  # the mock went down with the server
         httpx.get(f"http://127.0.0.1:{mock_control}/health")
@@ -105,7 +60,7 @@ def test_restart_keeps_seeds_lockouts_and_tokens(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(base_config(tmp_path)))
     args = ["--config", str(config)]
-    with running_server(args, tmp_path) as (url, _):
+    with mfa_server(args, tmp_path) as (url, _process, _ready):
         alice = _login(url, "alice", "alice-pass")
         secret = _post(url, "/admin/authentication/otp/initialize", alice).json()["secret"]
         import time
@@ -119,7 +74,7 @@ def test_restart_keeps_seeds_lockouts_and_tokens(tmp_path: Path) -> None:
         for _ in range(5):
             last = _post(url, "/admin/authentication/otp", dave, {"otp": "000000"})
         assert last.json()["reason"] == "Too many failed attempts. Try again later."
-    with running_server(args, tmp_path) as (url, _):
+    with mfa_server(args, tmp_path) as (url, _process, _ready):
         # the seed is still verified, the lockout still holds, the MFA token still works
         again = _login(url, "alice", "alice-pass")
         init = _post(url, "/admin/authentication/otp/initialize", again)
@@ -154,20 +109,7 @@ def test_config_from_environment(tmp_path: Path) -> None:
     path = tmp_path / "env.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "MFA_SERVER_CONFIG": str(path)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "--port", "0"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        url = f"http://127.0.0.1:{wait_for_json_line(process.stdout, 'port')['port']}"
+    with mfa_server([], tmp_path, env) as (url, _process, _ready):
         token = _login(url, "alice", "alice-pass")
         body = _post(url, "/admin/authentication/otp/initialize", token).json()
         assert "@from-env.test?" in body["otpAuthUrl"]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
