@@ -33,6 +33,10 @@ class UserDirectory:
                 info = UserInfo(idp.name, user.username, user.admin, idp.mfa_provider)
                 self._users[(idp.name, user.username)] = (info, user)
 
+    def uses_scrypt(self, provider: str) -> bool:
+        """Whether a password check for this provider may run scrypt (unknown ones do)."""
+        return self._has_hashes.get(provider, True)
+
     def find(self, provider: str, username: str) -> UserInfo | None:
         found = self._users.get((provider, username))
         return None if found is None else found[0]
@@ -41,7 +45,7 @@ class UserDirectory:
         """The user if the password is right; the work done is the same for unknown users."""
         found = self._users.get((provider, username))
         if found is None:
-            if self._has_hashes.get(provider, True):
+            if self.uses_scrypt(provider):
                 passwords.burn_time_like_a_hash()
             else:
                 passwords.verify_plain(password, "unknown user")
