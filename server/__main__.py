@@ -1,28 +1,25 @@
-"""``mfa-server``: run the reference server, check a configuration, hash a password."""
+"""mfa-server: run the reference server, check a configuration, hash a password."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
-import json
-import logging
 import os
-import socket
-import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import uvicorn
-from starlette.applications import Starlette
-
-from server.app import create_app
 from server.config import ConfigError, RadiusProvider, Settings, demo_settings, load_settings
+from server.http_guard import ConnectionLimits
 from server.logs import configure_logging
 from server.passwords import hash_password
+from server.runner import ServeOptions
 from server.seedcrypt import KeyFileError
+from server.tls import TlsError, TlsFiles, check_pair, self_signed
 
-log = logging.getLogger("mfa.server")
+DEMO_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 
 def _config_path(config: str | None) -> str | None:
@@ -36,99 +33,90 @@ def _settings(config: str | None, data_dir: str) -> Settings:
     return demo_settings(Path(data_dir).resolve())
 
 
-DEMO_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-
-
-def start_demo_radius(
-    settings: Settings,
-) -> tuple[Settings, subprocess.Popen[str] | None, dict[str, int]]:
-    """In demo mode, run the mock RADIUS server with the shipped scenarios on a free port and
-    point the demo's RADIUS providers at it, so every response type works with one command."""
-    if not DEMO_SCENARIOS.is_dir():
-        log.warning("no scenarios folder next to the package: the demo RADIUS users will time out")
-        return settings, None, {}
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "mock_radius", "serve", "--scenarios", str(DEMO_SCENARIOS),
-         "--port", "0", "--control-port", "0"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    try:
-        ready = json.loads(line)
-    except ValueError:
-        process.kill()
-        log.warning("the mock RADIUS server did not start: the demo RADIUS users will time out")
-        return settings, None, {}
+def _with_demo_radius_port(settings: Settings, port: int) -> Settings:
     providers = [
-        p.model_copy(update={"port": ready["port"]}) if isinstance(p, RadiusProvider) else p
+        p.model_copy(update={"port": port}) if isinstance(p, RadiusProvider) else p
         for p in settings.mfa_providers
     ]
-    ports = {"port": ready["port"], "controlPort": ready["controlPort"]}
-    return settings.model_copy(update={"mfa_providers": providers}), process, ports
+    return settings.model_copy(update={"mfa_providers": providers})
 
 
-class _AnnouncingServer(uvicorn.Server):
-    """Prints one JSON line with the real address once the app is ready (port 0 is allowed),
-    so scripts and tests wait on that line instead of sleeping."""
+def _tls_files(args: argparse.Namespace, settings: Settings) -> TlsFiles | None:
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise TlsError("give both --tls-cert and --tls-key")
+    if args.tls_cert:
+        files = TlsFiles(Path(args.tls_cert).resolve(), Path(args.tls_key).resolve())
+    elif settings.server.tls is not None:
+        tls = settings.server.tls
+        files = TlsFiles(Path(tls.cert_file), Path(tls.key_file))
+    elif args.tls:
+        files = self_signed(Path(args.data_dir).resolve())
+    else:
+        return None
+    check_pair(files)
+    return files
 
-    def __init__(self, config: uvicorn.Config, extra: dict[str, object] | None = None) -> None:
-        super().__init__(config)
-        self.extra = extra or {}
 
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.should_exit:
-            return
-        for server in self.servers:
-            for sock in server.sockets:
-                host, port = sock.getsockname()[:2]
-                line = {"event": "listening", "host": host, "port": port, **self.extra}
-                print(json.dumps(line), flush=True)
-                return
-
-    async def _serve(self, sockets: list[socket.socket] | None = None) -> None:
-        await super()._serve(sockets)
-        # A SIGTERM/SIGINT that led to a graceful shutdown is a clean exit (status 0), not a
-        # death by signal: uvicorn would otherwise raise the captured signal again.
-        self._captured_signals.clear()
+def serve_options(
+    args: argparse.Namespace, settings: Settings, tls: TlsFiles | None
+) -> ServeOptions:
+    server = settings.server
+    ready: dict[str, object] = {}
+    if tls is not None:
+        ready["tlsCertificate"] = str(tls.cert_file)
+    return ServeOptions(
+        host=args.host or server.host,
+        port=server.port if args.port is None else args.port,
+        workers=args.workers or server.workers,
+        limits=ConnectionLimits(
+            max_header_bytes=server.max_header_bytes,
+            head_timeout=server.request_timeout,
+            max_connections=server.max_connections,
+        ),
+        keep_alive=server.keep_alive_timeout,
+        tls=tls,
+        ready_fields=ready,
+    )
 
 
 def serve(args: argparse.Namespace) -> int:
+    from server import runner
+    from server.app import create_app, master_key
+    from server.demo_radius import DemoRadius, MockStartError, start_demo_radius
+
     configure_logging(args.log_level.upper())
-    mock: subprocess.Popen[str] | None = None
-    mock_ports: dict[str, int] = {}
     try:
         settings = _settings(args.config, args.data_dir)
-        if _config_path(args.config) is None and not args.no_mock_radius:
-            settings, mock, mock_ports = start_demo_radius(settings)
-        app = create_app(settings)
-    except (ConfigError, KeyFileError) as exc:
+        tls = _tls_files(args, settings)
+        master_key(settings)  # a missing or bad key stops the start here, not in a worker
+    except (ConfigError, KeyFileError, TlsError) as exc:
         print(f"mfa-server: {exc}", file=sys.stderr)
         return 2
+    options = serve_options(args, settings, tls)
+    mock: DemoRadius | None = None
+    if _config_path(args.config) is None and not args.no_mock_radius:
+        try:
+            mock = start_demo_radius(DEMO_SCENARIOS)
+        except MockStartError as exc:
+            print(f"mfa-server: the demo's mock RADIUS server did not start: {exc}; "
+                  "the RADIUS demo users will time out", file=sys.stderr)  # fmt: skip
+        else:
+            settings = _with_demo_radius_port(settings, mock.port)
+            ports = {"port": mock.port, "controlPort": mock.control_port}
+            options.ready_fields["mockRadius"] = ports
+
+    def make_app(on_ready: Callable[[], None]) -> Any:
+        return create_app(settings, on_ready=on_ready)
+
     try:
-        return _run(app, settings, args, mock_ports)
+        return runner.serve(make_app, options)
+    except OSError as exc:
+        print(f"mfa-server: cannot listen on {options.host}:{options.port}: {exc.strerror}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     finally:
         if mock is not None:
-            mock.terminate()
-            mock.wait(10)
-
-
-def _run(app: Starlette, settings: Settings, args: argparse.Namespace, mock: dict[str, int]) -> int:
-    host = args.host or settings.server.host
-    port = settings.server.port if args.port is None else args.port
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        lifespan="on",
-    )
-    server = _AnnouncingServer(config, {"mockRadius": mock} if mock else None)
-    asyncio.run(server.serve())
-    return 0 if server.started else 1
+            mock.stop()
 
 
 def check_config(args: argparse.Namespace) -> int:
@@ -150,16 +138,43 @@ def hash_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def totp_command(args: argparse.Namespace) -> int:
+    """The current code of a TOTP secret, so the demo needs no authenticator app."""
+    from server.mfa import totp
+
+    try:
+        code = totp.code_at(args.secret, time.time() if args.at is None else args.at,
+                            totp.TotpParameters(args.digits, args.period))  # fmt: skip
+    except ValueError as exc:
+        print(f"mfa-server totp: {exc}", file=sys.stderr)
+        return 2
+    print(code)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mfa-server", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mfa-server",
+        description="Run the reference server (the default command), check a configuration, "
+        "hash a password or print a TOTP code.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command")
 
     def add_serve_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", help="YAML configuration (default: $MFA_SERVER_CONFIG or demo)")
         p.add_argument("--host", help="listen address (default: server.host)")
         p.add_argument("--port", type=int, help="listen port, 0 for a free one")
-        p.add_argument("--data-dir", default="data", help="data folder of the demo config")
+        p.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
+        p.add_argument(
+            "--data-dir", default="data", help="data folder of the demo and of a --tls certificate"
+        )
         p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+        p.add_argument("--tls", action="store_true",
+                       help="serve HTTPS; without a configured certificate, make a self-signed "
+                       "one for localhost in the data folder")  # fmt: skip
+        p.add_argument("--tls-cert", help="PEM certificate (chain) to serve HTTPS with")
+        p.add_argument("--tls-key", help="PEM private key of --tls-cert")
         p.add_argument(
             "--no-mock-radius",
             action="store_true",
@@ -172,16 +187,26 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     hasher = commands.add_parser("hash-password", help="print an scrypt passwordHash")
     hasher.add_argument("--stdin", action="store_true", help="read the password from stdin")
+    code = commands.add_parser("totp", help="print the current TOTP code of a base32 secret")
+    code.add_argument("secret")
+    code.add_argument("--at", type=float, help="epoch seconds instead of now")
+    code.add_argument("--digits", type=int, default=6)
+    code.add_argument("--period", type=int, default=30)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "check-config":
-        return check_config(args)
-    if args.command == "hash-password":
-        return hash_command(args)
-    return serve(args)
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        print("mfa-server: --workers must be at least 1", file=sys.stderr)
+        return 2
+    commands: dict[str | None, Callable[[argparse.Namespace], int]] = {
+        "check-config": check_config,
+        "hash-password": hash_command,
+        "totp": totp_command,
+    }
+    return commands.get(args.command, serve)(args)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from server import errors
 from server.config import DefaultTimeBasedProvider, Settings
 from server.http_input import bearer_token, read_json_object
-from server.logs import AccessLogMiddleware
+from server.logs import AccessLogMiddleware, quiet_loop_errors
 from server.mfa.base import MfaMethod
 from server.mfa.builtin import BuiltinTotp
 from server.mfa.radius import RadiusMfa
@@ -146,6 +146,7 @@ def create_app(
     *,
     clock: Clock = time.time,
     store: Store | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> Starlette:
     the_store = store if store is not None else open_store(settings.storage.url)
     key = master_key(settings)
@@ -162,6 +163,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await the_store.open()
         purger = asyncio.create_task(purge_forever())
+        quiet_loop_errors(asyncio.get_running_loop())
+        if on_ready is not None:
+            on_ready()
         try:
             yield
         finally:

@@ -78,6 +78,11 @@ class LockoutSettings(_Model):
         return parse_duration(value)
 
 
+class TlsSettings(_Model):
+    cert_file: str = Field(min_length=1)
+    key_file: str = Field(min_length=1)
+
+
 class ServerSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8443, ge=0, le=65535)
@@ -88,8 +93,15 @@ class ServerSettings(_Model):
     banner_message: str | None = None
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     login_lockout: LockoutSettings = LockoutSettings(max_failed_attempts=10)
+    tls: TlsSettings | None = None
+    workers: int = Field(1, ge=1, le=64)
+    access_log: bool = True
+    max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    request_timeout: float = 10.0
+    keep_alive_timeout: float = 5.0
+    max_connections: int = Field(1000, ge=1, le=100_000)
 
-    @field_validator("token_lifetime", mode="before")
+    @field_validator("token_lifetime", "request_timeout", "keep_alive_timeout", mode="before")
     @classmethod
     def _duration(cls, value: object) -> float:
         return parse_duration(value)
@@ -230,10 +242,23 @@ def _resolve_relative(settings: Settings, base: Path) -> Settings:
         if not db_path.is_absolute() and str(db_path) != ":memory:":
             updates["url"] = "sqlite:///" + str((base / db_path).resolve())
     if storage.encryption_key_file is not None:
-        key_path = Path(storage.encryption_key_file)
-        if not key_path.is_absolute():
-            updates["encryption_key_file"] = str((base / key_path).resolve())
-    return settings.model_copy(update={"storage": storage.model_copy(update=updates)})
+        updates["encryption_key_file"] = _absolute(storage.encryption_key_file, base)
+    server = settings.server
+    if server.tls is not None:
+        tls = server.tls.model_copy(
+            update={
+                "cert_file": _absolute(server.tls.cert_file, base),
+                "key_file": _absolute(server.tls.key_file, base),
+            }
+        )
+        server = server.model_copy(update={"tls": tls})
+    return settings.model_copy(
+        update={"storage": storage.model_copy(update=updates), "server": server}
+    )
+
+
+def _absolute(path: str, base: Path) -> str:
+    return path if Path(path).is_absolute() else str((base / path).resolve())
 
 
 def parse_settings(text: str, source: str, base: Path) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -78,3 +79,28 @@ class AccessLogMiddleware:
                         }
                     },
                 )
+
+
+def quiet_loop_errors(loop: asyncio.AbstractEventLoop, every: float = 10.0) -> None:
+    """Errors the event loop reports itself (a failed accept() when file descriptors run out,
+    say) are logged once per ``every`` seconds per kind, with a count: a flood of connections
+    must not become a flood of log lines, nor print tracebacks."""
+    last: dict[str, float] = {}
+    suppressed: dict[str, int] = {}
+    logger = logging.getLogger("mfa.server")
+
+    def handle(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        kind = f"{context.get('message', 'event loop error')}: {type(exc).__name__ if exc else ''}"
+        now = time.monotonic()
+        if now - last.get(kind, -every) < every:
+            suppressed[kind] = suppressed.get(kind, 0) + 1
+            return
+        last[kind] = now
+        logger.error(
+            "event loop error",
+            extra={"fields": {"event": "loop_error", "error": kind,
+                              "suppressedSinceLast": suppressed.pop(kind, 0)}},
+        )  # fmt: skip
+
+    loop.set_exception_handler(handle)

@@ -223,7 +223,7 @@ def mfa_server(
     try:
         assert process.stdout is not None
         ready = wait_for_json_line(process.stdout, "port")
-        yield f"http://127.0.0.1:{ready['port']}", process, ready
+        yield ready["url"], process, ready
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(15)

@@ -44,6 +44,16 @@ def otpauth_url(
     return url
 
 
+def code_at(secret: str, when: float, params: TotpParameters = TotpParameters()) -> str:
+    """The code of ``secret`` at ``when``; ValueError for a secret that is not base32."""
+    try:
+        base64.b32decode(secret.upper() + "=" * (-len(secret) % 8), casefold=False)
+    except (ValueError, TypeError):
+        raise ValueError("the secret is not base32") from None
+    totp = pyotp.TOTP(secret.upper(), digits=params.digits, interval=params.period)
+    return totp.generate_otp(current_step(when, params.period))
+
+
 def current_step(now: float, period: int) -> int:
     return int(now // period)
 

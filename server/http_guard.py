@@ -1,0 +1,147 @@
+"""uvicorn's httptools protocol with the limits an Internet-facing server needs.
+
+uvicorn bounds neither the size of a request head nor the time a client may take to send it,
+and keeps a silent connection open for good; its concurrency limit only acts once a head has
+arrived. Clients that trickle header bytes can therefore hold every connection. This subclass
+adds, per connection: a cap on the bytes of a request head (431, then close), a deadline for
+each request head (408, then close; also for a connection that never sends a byte), and a cap
+on open connections (the excess is closed at once). Errors it answers use the API's JSON shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+log = logging.getLogger("mfa.server")
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    max_header_bytes: int = 32 * 1024
+    head_timeout: float = 10.0
+    max_connections: int = 1000
+
+
+def error_bytes(status: int, error_id: str, message: str) -> bytes:
+    """A complete HTTP/1.1 error response that closes the connection."""
+    body = json.dumps({"id": error_id, "message": message}).encode()
+    head = (
+        STATUS_LINE[status] + b"content-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
+    )
+    return head + body
+
+
+class _Refusals:
+    """Connections refused over the cap: the first of a burst is logged at once, the rest as
+    one count when the burst is over, never one line per connection (a flood of connections
+    must not become a flood of log lines)."""
+
+    WINDOW_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._window_open = False
+
+    def add(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        if self._window_open:
+            self.count += 1
+            return
+        self._window_open = True
+        self._log(1, limit)
+        loop.call_later(self.WINDOW_SECONDS, self._close_window, limit)
+
+    def _close_window(self, limit: int) -> None:
+        self._window_open = False
+        if self.count:
+            self._log(self.count, limit)
+            self.count = 0
+
+    @staticmethod
+    def _log(count: int, limit: int) -> None:
+        log.warning(
+            "connections refused",
+            extra={"fields": {"event": "connections_refused", "count": count,
+                              "maxConnections": limit}},
+        )  # fmt: skip
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    limits = ConnectionLimits()
+    refusals = _Refusals()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self.refusals.add(self.loop, self.limits.max_connections)
+            transport.abort()
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._in_head and self._head_bytes > self.limits.max_header_bytes:
+            limit = self.limits.max_header_bytes
+            message = f"The request head is larger than {limit} bytes."
+            self._refuse(431, "request header fields too large", message)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if not self._in_head:
+            self._in_head = True
+            self._head_bytes = 0
+            self._arm_head_timer()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(400, "bad request", "The request is not valid HTTP/1.1.")
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._in_head:
+            self._refuse(408, "request timeout", "The request head did not arrive in time.")
+
+    def _refuse(self, status: int, error_id: str, message: str) -> None:
+        self._cancel_head_timer()
+        self._in_head = False
+        if not self.transport.is_closing():
+            self.transport.write(error_bytes(status, error_id, message))
+            self.transport.close()
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class uvicorn should instantiate, bound to these limits."""
+    return type(
+        "GuardedHttpTools", (GuardedHttpToolsProtocol,), {"limits": limits, "refusals": _Refusals()}
+    )

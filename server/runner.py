@@ -1,0 +1,302 @@
+"""Serving: listening sockets, one process or a supervisor of worker processes, one ready line.
+
+The sockets are bound before any worker starts, so a client that connects early waits in the
+backlog instead of being refused, and ``--port 0`` is known up front. Each worker runs uvicorn
+through its public API (``Server.run`` with the socket, uvloop where installed) and tells when
+its application has started (the lifespan calls ``on_ready``); the ready line is printed once
+every worker has. SIGTERM and SIGINT stop everything gracefully with exit status 0.
+
+With several workers each has its own socket bound with SO_REUSEPORT, so the kernel spreads
+connections across them; the supervisor restarts a worker that dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+from server.http_guard import ConnectionLimits, guarded_protocol
+from server.tls import TlsFiles
+
+log = logging.getLogger("mfa.server")
+
+READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 15.0
+RESTART_LIMIT = 5  # workers that die within RESTART_WINDOW of starting, before giving up
+RESTART_WINDOW_SECONDS = 10.0
+
+OnReady = Callable[[], None]
+AppFactory = Callable[[OnReady], Any]  # builds the ASGI app, given what to call once started
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str
+    port: int
+    workers: int = 1
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    keep_alive: float = 5.0
+    backlog: int = 2048
+    tls: TlsFiles | None = None
+    ready_fields: dict[str, object] = field(default_factory=dict)
+
+
+def loop_name() -> str:
+    """``uvloop`` or ``asyncio``: which event loop this process really runs."""
+    return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+
+def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )[0]
+    # proto IPPROTO_TCP: asyncio only sets TCP_NODELAY on sockets that say so, and without it
+    # every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def listeners(options: ServeOptions) -> list[socket.socket]:
+    """One listening socket per worker (sharing one port), bound before any worker starts."""
+    reuse = options.workers > 1
+    first = bind(options.host, options.port, reuse_port=reuse)
+    sockets = [first]
+    port = first.getsockname()[1]
+    try:
+        sockets += [bind(options.host, port, reuse_port=True) for _ in range(options.workers - 1)]
+        for sock in sockets:
+            sock.listen(options.backlog)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _ready_line(options: ServeOptions, sock: socket.socket, workers: list[dict[str, Any]]) -> str:
+    host, port = sock.getsockname()[:2]
+    scheme = "https" if options.tls else "http"
+    shown = f"[{host}]" if ":" in host else host
+    line: dict[str, object] = {
+        "event": "listening",
+        "host": host,
+        "port": port,
+        "scheme": scheme,
+        "url": f"{scheme}://{shown}:{port}",
+        "workers": len(workers),
+        "loop": workers[0]["loop"],
+        "pids": [w["pid"] for w in workers],
+        **options.ready_fields,
+    }
+    return json.dumps(line)
+
+
+def _uvicorn_config(app: Any, options: ServeOptions) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        loop="auto",  # uvloop where installed
+        http=guarded_protocol(options.limits),
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=options.keep_alive,  # type: ignore[arg-type]
+        backlog=options.backlog,
+        ssl_certfile=None if options.tls is None else str(options.tls.cert_file),
+        ssl_keyfile=None if options.tls is None else str(options.tls.key_file),
+    )
+
+
+def _run_uvicorn(make_app: AppFactory, options: ServeOptions, sock: socket.socket,
+                 on_ready: OnReady) -> int:  # fmt: skip
+    server = uvicorn.Server(_uvicorn_config(make_app(on_ready), options))
+    # uvicorn re-raises a signal that stopped it once it has shut down; a handler of ours that
+    # does nothing turns that into a normal return, so a graceful stop exits with status 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    try:
+        server.run(sockets=[sock])
+    except SystemExit as exc:  # uvicorn's way of saying the application did not start
+        return int(exc.code) if isinstance(exc.code, int) else 1
+    return 0 if server.started else 1
+
+
+def serve(make_app: AppFactory, options: ServeOptions) -> int:
+    sockets = listeners(options)
+    if options.workers == 1:
+        sock = sockets[0]
+
+        def announce() -> None:
+            print(_ready_line(options, sock, [{"loop": loop_name(), "pid": os.getpid()}]),
+                  flush=True)  # fmt: skip
+
+        try:
+            return _run_uvicorn(make_app, options, sock, announce)
+        finally:
+            sock.close()
+    return _Supervisor(make_app, options, sockets).run()
+
+
+@dataclass
+class _Worker:
+    index: int
+    pid: int
+    pipe: int
+    started: float
+    ready: dict[str, Any] | None = None
+
+
+class _Supervisor:
+    """Forks one worker per socket, waits until all are ready, restarts the ones that die."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
+
+    def __init__(
+        self, make_app: AppFactory, options: ServeOptions, sockets: list[socket.socket]
+    ) -> None:
+        self.make_app = make_app
+        self.options = options
+        self.sockets = sockets
+        self.workers: dict[int, _Worker] = {}  # by pid
+        self.early_deaths: list[float] = []
+
+    def _fork(self, index: int) -> _Worker:
+        read_end, write_end = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.close(read_end)
+                for other, sock in enumerate(self.sockets):
+                    if other != index:
+                        sock.close()
+
+                def announce() -> None:
+                    message = {"loop": loop_name(), "pid": os.getpid()}
+                    os.write(write_end, json.dumps(message).encode() + b"\n")
+
+                code = _run_uvicorn(self.make_app, self.options, self.sockets[index], announce)
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        worker = _Worker(index, pid, read_end, time.monotonic())
+        self.workers[pid] = worker
+        return worker
+
+    def run(self) -> int:
+        signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        try:
+            for index in range(len(self.sockets)):
+                self._fork(index)
+            if not self._wait_until_ready():
+                self._stop_all()
+                return 1
+            ready = sorted((w for w in self.workers.values()), key=lambda w: w.index)
+            line = _ready_line(self.options, self.sockets[0], [w.ready or {} for w in ready])
+            print(line, flush=True)
+            return self._supervise()
+        finally:
+            for sock in self.sockets:
+                sock.close()
+
+    def _wait_until_ready(self) -> bool:
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        buffers: dict[int, bytes] = {}
+        while any(w.ready is None for w in self.workers.values()):
+            pending = {w.pipe: w for w in self.workers.values() if w.ready is None}
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            readable, _, _ = select.select(list(pending), [], [], min(left, 0.5))
+            for fd in readable:
+                chunk = os.read(fd, 4096)
+                if not chunk:  # the worker ended before it was ready
+                    return False
+                buffers[fd] = buffers.get(fd, b"") + chunk
+                if b"\n" in buffers[fd]:
+                    pending[fd].ready = json.loads(buffers[fd].split(b"\n", 1)[0])
+            if signal.sigtimedwait([signal.SIGTERM, signal.SIGINT], 0) is not None:
+                return False
+        return True
+
+    def _supervise(self) -> int:
+        while True:
+            info = signal.sigtimedwait(list(self.SIGNALS), 1.0)
+            if info is None:
+                continue
+            if info.si_signo in (signal.SIGTERM, signal.SIGINT):
+                return self._stop_all()
+            self._reap_and_restart()
+            if len(self.early_deaths) >= RESTART_LIMIT:
+                log.error(
+                    "workers keep dying right after they start; stopping",
+                    extra={"fields": {"event": "workers_failing"}},
+                )
+                self._stop_all()
+                return 1
+
+    def _reap_and_restart(self) -> None:
+        for pid, worker in list(self.workers.items()):
+            finished, status = os.waitpid(pid, os.WNOHANG)
+            if not finished:
+                continue
+            del self.workers[pid]
+            os.close(worker.pipe)
+            now = time.monotonic()
+            if now - worker.started < RESTART_WINDOW_SECONDS:
+                self.early_deaths.append(now)
+            self.early_deaths = [t for t in self.early_deaths if now - t < RESTART_WINDOW_SECONDS]
+            log.warning(
+                "worker restarted",
+                extra={"fields": {"event": "worker_restarted", "pid": pid,
+                                  "exitStatus": os.waitstatus_to_exitcode(status)}},
+            )  # fmt: skip
+            self._fork(worker.index)
+
+    def _stop_all(self) -> int:
+        for pid in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        failed = False
+        for pid, worker in list(self.workers.items()):
+            while True:
+                finished, status = os.waitpid(pid, os.WNOHANG)
+                if finished:
+                    failed |= os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM)
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    failed = True
+                    break
+                time.sleep(0.05)
+            os.close(worker.pipe)
+        self.workers.clear()
+        return 1 if failed else 0
