@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import os
 import sys
@@ -11,12 +12,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from server.config import ConfigError, RadiusProvider, Settings, demo_settings, load_settings
+from server import keys
+from server.config import (
+    ConfigError,
+    RadiusProvider,
+    Settings,
+    StorageSettings,
+    demo_settings,
+    load_settings,
+)
 from server.http_guard import ConnectionLimits
+from server.keys import load_key, open_checked_key, shown_url
 from server.logs import configure_logging
 from server.passwords import hash_password
 from server.runner import ServeOptions
 from server.seedcrypt import KeyFileError
+from server.store import Store, open_store
 from server.tls import TlsError, TlsFiles, check_pair, self_signed
 
 DEMO_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -81,15 +92,17 @@ def serve_options(
 
 def serve(args: argparse.Namespace) -> int:
     from server import runner
-    from server.app import create_app, master_key
+    from server.app import create_app
     from server.demo_radius import DemoRadius, MockStartError, start_demo_radius
 
     configure_logging(args.log_level.upper())
     try:
         settings = _settings(args.config, args.data_dir)
         tls = _tls_files(args, settings)
-        master_key(settings)  # a missing or bad key stops the start here, not in a worker
-    except (ConfigError, KeyFileError, TlsError) as exc:
+        # the database and the key are checked here, once, so a problem stops the start with
+        # a message and status 2 instead of failing in every worker
+        asyncio.run(_check_storage(settings))
+    except (ConfigError, KeyFileError, TlsError, StorageError) as exc:
         print(f"mfa-server: {exc}", file=sys.stderr)
         return 2
     options = serve_options(args, settings, tls)
@@ -117,6 +130,58 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         if mock is not None:
             mock.stop()
+
+
+class StorageError(Exception):
+    """The database cannot be opened or migrated; the message is for the operator."""
+
+
+async def _open_store(settings: Settings) -> Store:
+    store = open_store(settings.storage.url)
+    try:
+        await store.open()
+    except Exception as exc:  # sqlite3, psycopg and pool errors, a newer schema
+        raise StorageError(
+            f"cannot open the database {shown_url(settings.storage.url)}: {exc}"
+        ) from None
+    return store
+
+
+async def _check_storage(settings: Settings) -> None:
+    store = await _open_store(settings)
+    try:
+        await open_checked_key(store, settings.storage)
+    finally:
+        await store.close()
+
+
+def rotate_key_command(args: argparse.Namespace) -> int:
+    """Re-encrypt every seed with a new key, in one transaction (stop the servers first)."""
+
+    async def rotate_all(settings: Settings) -> int:
+        store = await _open_store(settings)
+        try:
+            old = await open_checked_key(store, settings.storage)
+            new = load_key(
+                StorageSettings(url=settings.storage.url, encryption_key_file=args.new_key_file),
+                create=True,
+            )
+            return await keys.rotate(store, old, new)
+        finally:
+            await store.close()
+
+    try:
+        settings = _settings(args.config, args.data_dir)
+        count = asyncio.run(rotate_all(settings))
+    except (ConfigError, KeyFileError, StorageError) as exc:
+        print(f"mfa-server rotate-key: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"re-encrypted {count} seeds with the key in {args.new_key_file}; RADIUS states issued "
+        "before now are void. Point storage.encryptionKeyFile at that file (or put it in place "
+        "of the old one) before starting the server again."
+    )
+    return 0
 
 
 def check_config(args: argparse.Namespace) -> int:
@@ -187,6 +252,14 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     hasher = commands.add_parser("hash-password", help="print an scrypt passwordHash")
     hasher.add_argument("--stdin", action="store_true", help="read the password from stdin")
+    rotate = commands.add_parser(
+        "rotate-key", help="re-encrypt every seed with a new key (stop the servers first)"
+    )
+    rotate.add_argument("--config", help="YAML configuration (default: $MFA_SERVER_CONFIG or demo)")
+    rotate.add_argument("--data-dir", default="data", help="data folder of the demo config")
+    rotate.add_argument(
+        "--new-key-file", required=True, help="the new key (made, mode 0600, if missing)"
+    )
     code = commands.add_parser("totp", help="print the current TOTP code of a base32 secret")
     code.add_argument("secret")
     code.add_argument("--at", type=float, help="epoch seconds instead of now")
@@ -205,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "check-config": check_config,
         "hash-password": hash_command,
         "totp": totp_command,
+        "rotate-key": rotate_key_command,
     }
     return commands.get(args.command, serve)(args)
 

@@ -1,4 +1,8 @@
-"""The Starlette application: routes that parse input, call the service and render the result."""
+"""The Starlette application: routes that parse input, call the service and render the result.
+
+The service is built in the lifespan, once the store is open and the seed key has been checked
+against it (server/keys.py), so a server with the wrong key never answers a request.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -19,32 +24,34 @@ from starlette.routing import Route
 from server import errors
 from server.config import DefaultTimeBasedProvider, Settings
 from server.http_input import bearer_token, read_json_object
+from server.keys import open_checked_key
 from server.logs import AccessLogMiddleware, quiet_loop_errors
 from server.mfa.base import MfaMethod
 from server.mfa.builtin import BuiltinTotp
 from server.mfa.radius import RadiusMfa
 from server.mfa.sealed_state import StateSealer, derive_key
 from server.negotiation import AcceptVersionMiddleware
+from server.push_join import PushJoiner
 from server.responses import error_response, json_response, no_content
 from server.schemas import InitializeRequest, LoginRequest, OtpRequest, parse_body
-from server.seedcrypt import KeyFileError, SeedCipher, decode_key, load_or_create_key_file
+from server.seedcrypt import SeedCipher
 from server.service import LoginService
 from server.store import Stage, Store, open_store
 
 log = logging.getLogger("mfa.server")
 
+
+class _DistinguishedName(PathConvertor):
+    """A distinguished name in a path: may hold "/" (sent as %2F), never empty."""
+
+    regex = ".+"
+
+
+register_url_convertor("dn", _DistinguishedName())
+
 PURGE_INTERVAL_SECONDS = 600.0
+PUSH_KEY_INFO = b"appgate-mfa-reference push result v1"
 Clock = Callable[[], float]
-
-
-def master_key(settings: Settings) -> bytes:
-    """The key seeds are encrypted with; RADIUS states are sealed with a key derived from it."""
-    storage = settings.storage
-    if storage.encryption_key is not None:
-        return decode_key(storage.encryption_key)
-    if storage.encryption_key_file is None:
-        raise KeyFileError("set storage.encryptionKey or storage.encryptionKeyFile")
-    return load_or_create_key_file(Path(storage.encryption_key_file))
 
 
 def build_methods(
@@ -68,52 +75,81 @@ def build_methods(
     return methods
 
 
-def _handlers(service: LoginService, body_limit: int) -> list[Route]:
+def build_service(settings: Settings, store: Store, key: bytes, clock: Clock) -> LoginService:
+    methods = build_methods(settings, store, key, clock)
+    pushes = PushJoiner(store, derive_key(key, PUSH_KEY_INFO), clock)
+    return LoginService(settings, store, methods, clock, pushes)
+
+
+@dataclass
+class _Runtime:
+    """What the lifespan builds and every route uses."""
+
+    service: LoginService | None = None
+
+    @property
+    def ready(self) -> LoginService:
+        if self.service is None:
+            raise errors.ApiError(503, "unavailable", "The server is starting or stopping.")
+        return self.service
+
+
+def _routes(runtime: _Runtime, settings: Settings) -> list[Route]:
+    body_limit = settings.server.max_body_bytes
+    body_timeout = settings.server.request_timeout
+
     async def body_of(request: Request) -> dict[str, object] | None:
-        return await read_json_object(request, body_limit)
+        return await read_json_object(request, body_limit, body_timeout)
 
     async def identity_provider_names(request: Request) -> Response:
-        return json_response(service.identity_provider_names())
+        return json_response(runtime.ready.identity_provider_names())
 
     async def authenticate(request: Request) -> Response:
         body = parse_body(LoginRequest, await body_of(request))
-        return json_response(await service.authenticate(body))
+        return json_response(await runtime.ready.authenticate(body))
+
+    async def login(request: Request) -> Response:
+        body = parse_body(LoginRequest, await body_of(request))
+        return json_response(await runtime.ready.login(body))
 
     async def initialize(request: Request) -> Response:
-        session = await service.resolve(bearer_token(request), Stage.PARTIAL)
+        service = runtime.ready
+        session = await service.resolve(bearer_token(request), Stage.PARTIAL, with_seed=True)
         body = parse_body(InitializeRequest, await body_of(request))
         return json_response(await service.initialize(session, body))
 
     async def otp(request: Request) -> Response:
-        session = await service.resolve(bearer_token(request), Stage.PARTIAL)
+        service = runtime.ready
+        session = await service.resolve(bearer_token(request), Stage.PARTIAL, with_seed=True)
         body = parse_body(OtpRequest, await body_of(request))
         return json_response(await service.verify_otp(session, body))
 
     async def authorization(request: Request) -> Response:
-        return json_response(await service.authorize(bearer_token(request)))
+        return json_response(await runtime.ready.authorize(bearer_token(request)))
 
     async def logout(request: Request) -> Response:
-        await service.logout(bearer_token(request))
+        await runtime.ready.logout(bearer_token(request))
         return no_content()
 
     async def list_seeds(request: Request) -> Response:
         query = request.query_params.get("query")
-        return json_response(await service.list_seeds(bearer_token(request), query))
+        return json_response(await runtime.ready.list_seeds(bearer_token(request), query))
 
     async def delete_seed(request: Request) -> Response:
-        dn = request.path_params["dn"]
-        await service.delete_seed(bearer_token(request), dn)
+        await runtime.ready.delete_seed(bearer_token(request), request.path_params["dn"])
         return no_content()
 
     return [
         Route("/admin/identity-providers/names", identity_provider_names, methods=["GET"]),
+        Route("/admin/login", login, methods=["POST"]),
         Route("/admin/authentication", authenticate, methods=["POST"]),
         Route("/admin/authentication/otp/initialize", initialize, methods=["POST"]),
         Route("/admin/authentication/otp", otp, methods=["POST"]),
         Route("/admin/authorization", authorization, methods=["GET"]),
-        Route("/admin/logout", logout, methods=["POST"]),
+        Route("/admin/authentication/logout", logout, methods=["POST"]),
+        Route("/admin/logout", logout, methods=["POST"]),  # the API 16 path, kept as an alias
         Route("/admin/otp/seeds", list_seeds, methods=["GET"]),
-        Route("/admin/otp/seeds/{dn}", delete_seed, methods=["DELETE"]),
+        Route("/admin/otp/seeds/{dn:dn}", delete_seed, methods=["DELETE"]),
     ]
 
 
@@ -149,27 +185,34 @@ def create_app(
     on_ready: Callable[[], None] | None = None,
 ) -> Starlette:
     the_store = store if store is not None else open_store(settings.storage.url)
-    key = master_key(settings)
-    service = LoginService(
-        settings, the_store, build_methods(settings, the_store, key, clock), clock
-    )
+    runtime = _Runtime()
 
-    async def purge_forever() -> None:
+    async def purge_forever(service: LoginService) -> None:
         while True:
             await asyncio.sleep(PURGE_INTERVAL_SECONDS)
-            await the_store.purge_tokens(clock())
+            try:
+                await service.purge()
+            except Exception as exc:  # a purge that fails now may work next time
+                fields = {"event": "purge_failed", "type": type(exc).__name__}
+                log.error("purge failed", extra={"fields": fields})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await the_store.open()
-        purger = asyncio.create_task(purge_forever())
-        quiet_loop_errors(asyncio.get_running_loop())
-        if on_ready is not None:
-            on_ready()
         try:
-            yield
+            key = await open_checked_key(the_store, settings.storage)
+            runtime.service = build_service(settings, the_store, key, clock)
+            app.state.service = runtime.service
+            purger = asyncio.create_task(purge_forever(runtime.service))
+            quiet_loop_errors(asyncio.get_running_loop())
+            if on_ready is not None:
+                on_ready()
+            try:
+                yield
+            finally:
+                runtime.service = None
+                purger.cancel()
         finally:
-            purger.cancel()
             await the_store.close()
 
     handlers: dict[type[Exception] | int, Callable[[Request, Exception], Awaitable[Response]]] = {
@@ -178,7 +221,7 @@ def create_app(
         Exception: _unexpected,
     }
     app = Starlette(
-        routes=_handlers(service, settings.server.max_body_bytes),
+        routes=_routes(runtime, settings),
         middleware=[
             Middleware(AccessLogMiddleware),
             Middleware(
@@ -190,6 +233,7 @@ def create_app(
         exception_handlers=handlers,
         lifespan=lifespan,
     )
-    app.state.service = service
+    # A trailing slash is a path of its own (404), never a redirect built from the Host header.
+    app.router.redirect_slashes = False
     app.state.store = the_store
     return app

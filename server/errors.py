@@ -64,6 +64,10 @@ def not_acceptable(received: str | None, min_version: int, max_version: int) -> 
     )
 
 
+def request_timeout() -> ApiError:
+    return ApiError(408, "request timeout", "The request body did not arrive in time.")
+
+
 def mfa_required() -> ApiError:
     return ApiError(
         412, "mfa required", "Multi-factor authentication is required before authorization."

@@ -18,15 +18,29 @@ _MAX_ECHO = 256
 
 
 def accepted_version(header: str | None, min_version: int, max_version: int) -> int | None:
-    """The version of the first acceptable media range in ``header``, else None."""
+    """The version of the first acceptable media range in ``header``, else None. A range with
+    ``q=0`` is one the client refuses (RFC 9110, 12.4.2), so it never counts."""
     if header is None:
         return None
     for media_range in header.split(","):
-        media_type = media_range.split(";", 1)[0].strip()
-        match = _MEDIA_TYPE.match(media_type)
-        if match and min_version <= int(match.group(1)) <= max_version:
+        media_type, *parameters = media_range.split(";")
+        match = _MEDIA_TYPE.match(media_type.strip())
+        if match is None or _refused(parameters):
+            continue
+        if min_version <= int(match.group(1)) <= max_version:
             return int(match.group(1))
     return None
+
+
+def _refused(parameters: list[str]) -> bool:
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value.strip()) <= 0
+            except ValueError:
+                return True  # a weight that is not a number: not an acceptable range
+    return False
 
 
 class AcceptVersionMiddleware:

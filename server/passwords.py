@@ -9,7 +9,6 @@ import hmac
 import secrets
 
 _N, _R, _P = 2**14, 8, 1
-_DUMMY_SALT = b"\x00" * 16
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -54,6 +53,15 @@ def verify_plain(password: str, stored: str) -> bool:
     )
 
 
-def burn_time_like_a_hash() -> None:
-    """Work for an unknown user, so its timing does not tell that the user does not exist."""
-    _scrypt("not a password", _DUMMY_SALT, _N, _R, _P)
+def dummy_hash_like(stored: str) -> str:
+    """A hash of a random password with the parameters of ``stored``: checking a password
+    against it costs what checking against ``stored`` costs, and it never matches."""
+    try:
+        _scheme, n, r, p, _salt, _digest = stored.split("$")
+        params = int(n), int(r), int(p)
+    except ValueError:
+        params = _N, _R, _P
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(secrets.token_urlsafe(16), salt, *params)
+    encoded = [base64.b64encode(salt).decode(), base64.b64encode(digest).decode()]
+    return "$".join(["scrypt", *map(str, params), *encoded])

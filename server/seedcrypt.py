@@ -50,19 +50,13 @@ def decode_key(text: str) -> bytes:
     return key
 
 
-def load_or_create_key_file(path: Path) -> bytes:
-    """Read the key; on first start create it with 0600 permissions, never overwriting one."""
-    try:
-        return decode_key(path.read_text(encoding="ascii"))
-    except FileNotFoundError:
-        pass
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"{path}: cannot read the seed encryption key: {exc}") from None
+def write_key_file(path: Path, key: bytes) -> bytes:
+    """Create the key file with mode 0600, never overwriting one; if another process made it
+    first, its key is the one to use."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(KEY_BYTES)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first: use theirs
+    except FileExistsError:
         return decode_key(path.read_text(encoding="ascii"))
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(base64.urlsafe_b64encode(key).decode("ascii") + "\n")

@@ -1,7 +1,8 @@
 """The login flow as plain async methods: credentials -> partial token -> MFA -> full token.
 
 Every method takes already-validated input and either returns the response body or raises an
-ApiError; nothing here knows about HTTP.
+ApiError; the outcomes of MFA methods become errors in one place (``_refusal``). Every guess
+(a password, an OTP) goes through the lockout guard: reserve, evaluate, settle.
 """
 
 from __future__ import annotations
@@ -10,14 +11,26 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from server import errors
 from server.config import Settings
-from server.mfa.base import Accepted, ChallengeAgain, MfaMethod, Rejected
-from server.mfa.lockout import LockoutPolicy, after_failure, after_success, is_locked
+from server.guard import LockoutGuard, lockout_key
+from server.lockout import LockoutPolicy
+from server.mfa.base import (
+    Accepted,
+    BadState,
+    ChallengeAgain,
+    Initialized,
+    MfaMethod,
+    NeedsInput,
+    Rejected,
+    Unavailable,
+)
+from server.push_join import PushJoiner
 from server.schemas import InitializeRequest, LoginRequest, OtpRequest
-from server.store.base import LockoutRecord, SeedRecord, Stage, Store, TokenRecord
+from server.store.base import SeedRecord, Stage, Store, TokenRecord
 from server.tokens import hash_token, issue_token, new_session_id
 from server.users import UserDirectory, UserInfo
 
@@ -26,7 +39,13 @@ audit = logging.getLogger("mfa.audit")
 INVALID_CREDENTIALS = "Invalid username or password."
 UNKNOWN_PROVIDER = "Unknown identity provider."
 LOCKED_OUT = "Too many failed attempts. Try again later."
+NO_MFA = "This user has no multi-factor authentication."
+MFA_OWED = (
+    "This user must complete multi-factor authentication, which this call does not support: "
+    "log in with POST /admin/authentication instead."
+)
 ADMIN_PRIVILEGES = [{"type": "All", "target": "All"}]
+MIN_LOCKOUT_RETENTION = 3600.0
 
 
 def _iso(timestamp: float) -> str:
@@ -38,6 +57,30 @@ def _event(name: str, **fields: Any) -> None:
     audit.info(name, extra={"fields": {"event": name, **fields}})
 
 
+@dataclass(frozen=True)
+class Session:
+    """A live token, its user, and (when asked for) the user's seed, read in the same query."""
+
+    record: TokenRecord
+    user: UserInfo
+    seed: SeedRecord | None = None
+
+
+def _refusal(outcome: NeedsInput | Rejected | Unavailable | BadState) -> errors.ApiError:
+    """The one place where an MFA method's outcome becomes an HTTP error."""
+    if isinstance(outcome, NeedsInput):
+        return errors.validation_error([errors.FieldError(outcome.field, outcome.message)])
+    if isinstance(outcome, Rejected):
+        return errors.authentication_failed(outcome.reason)
+    if isinstance(outcome, Unavailable):
+        if outcome.invalid:
+            return errors.ApiError(502, "radius invalid response", outcome.message)
+        return errors.ApiError(504, "radius timeout", outcome.message)
+    if outcome.malformed:
+        return errors.validation_error([errors.FieldError("state", outcome.reason)])
+    return errors.authentication_failed(outcome.reason)
+
+
 class LoginService:
     def __init__(
         self,
@@ -45,14 +88,19 @@ class LoginService:
         store: Store,
         methods: dict[str, MfaMethod],
         clock: Callable[[], float],
+        pushes: PushJoiner,
     ) -> None:
         self._settings = settings
         self._store = store
         self._methods = methods
         self._clock = clock
+        self._pushes = pushes
+        self._guard = LockoutGuard(store, clock)
         self._users = UserDirectory(settings)
         self._login_lockout = LockoutPolicy.from_settings(settings.server.login_lockout)
-        self._in_flight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        cooldowns = [self._login_lockout.max_cooldown]
+        cooldowns += [m.lockout.max_cooldown for m in methods.values()]
+        self._lockout_retention = max(MIN_LOCKOUT_RETENTION, *cooldowns)
 
     # helpers
 
@@ -75,12 +123,19 @@ class LoginService:
             "expires": _iso(record.expires_at),
         }
 
-    async def resolve(self, token: str | None, *stages: Stage) -> tuple[TokenRecord, UserInfo]:
-        """The live token and its user, or 401 if it is unknown, expired, revoked or at a stage
-        not in ``stages``."""
+    async def resolve(self, token: str | None, *stages: Stage, with_seed: bool = False) -> Session:
+        """The live token and its user, or 401 if it is unknown, expired, revoked (or its
+        session is) or at a stage not in ``stages``."""
         if not token:
             raise errors.token_error()
-        record = await self._store.get_token(hash_token(token))
+        token_hash = hash_token(token)
+        seed: SeedRecord | None = None
+        if with_seed:
+            found = await self._store.get_token_and_seed(token_hash)
+            record = None if found is None else found[0]
+            seed = None if found is None else found[1]
+        else:
+            record = await self._store.get_token(token_hash)
         if record is None or record.revoked or record.expires_at <= self._clock():
             raise errors.token_error()
         user = self._users.find(record.provider, record.username)
@@ -88,36 +143,61 @@ class LoginService:
             raise errors.token_error()
         if stages and record.stage not in stages:
             raise errors.token_error()
-        return record, user
+        return Session(record, user, seed)
 
     async def _advance(
         self, old: TokenRecord, user: UserInfo, stage: Stage
     ) -> tuple[str, TokenRecord]:
+        # A token never outlives the partial token it replaced, except the full token, which
+        # starts the session's lifetime afresh.
+        expires = self._expiry() if stage == Stage.FULL else min(self._expiry(), old.expires_at)
         issued = issue_token(
             session_id=old.session_id,
             provider=user.provider,
             username=user.username,
             stage=stage,
-            expires_at=min(self._expiry(), old.expires_at)
-            if stage != Stage.FULL
-            else self._expiry(),
+            expires_at=expires,
         )
         if not await self._store.replace_token(old.token_hash, issued.record):
             raise errors.token_error()  # a concurrent request already used this token
         return issued.value, issued.record
 
-    async def _count_failure(
-        self, key: str, policy: LockoutPolicy, before: LockoutRecord, event: str
-    ) -> bool:
-        """Count one failure for ``key``; True when it just locked (and that is logged)."""
-        now = self._clock()
-        after = await self._store.update_lockout(key, lambda cur: after_failure(cur, now, policy))
-        if is_locked(after, now) and after.locked_until != before.locked_until:
-            _event(
-                event, key=key, lockouts=after.lockouts, seconds=round(after.locked_until - now, 3)
-            )
-            return True
-        return False
+    async def _check_password(self, request: LoginRequest) -> UserInfo:
+        """The user whose credentials these are, through the login lockout, or 401."""
+        if self._settings.identity_provider(request.providerName) is None:
+            _event("login_failed", provider=request.providerName, cause="unknown provider")
+            raise errors.authentication_failed(UNKNOWN_PROVIDER)
+        # Password guessing is throttled per account, known or not (so the answer does not
+        # tell which accounts exist); while locked, right and wrong passwords get one answer.
+        key = lockout_key("login", request.providerName, request.username)
+        reservation = await self._guard.reserve(key, self._login_lockout)
+        if not reservation.admitted:
+            _event("login_refused_locked", provider=request.providerName, username=request.username)
+            raise errors.authentication_failed(LOCKED_OUT)
+        check = (request.providerName, request.username, request.password)
+        if self._users.uses_scrypt(request.providerName):  # ~50 ms of CPU: off the event loop
+            user = await asyncio.to_thread(self._users.check_password, *check)
+        else:  # clear-text demo passwords compare in microseconds; a thread hop costs more
+            user = self._users.check_password(*check)
+        if user is None:
+            _event("login_failed", provider=request.providerName, username=request.username)
+            if reservation.tripped:
+                _event("login_lockout", key=key, until=_iso(reservation.locked_until))
+                raise errors.authentication_failed(LOCKED_OUT)
+            raise errors.authentication_failed(INVALID_CREDENTIALS)
+        await self._guard.succeeded(key)
+        return user
+
+    async def _new_session(self, user: UserInfo, stage: Stage) -> tuple[str, TokenRecord]:
+        issued = issue_token(
+            session_id=new_session_id(),
+            provider=user.provider,
+            username=user.username,
+            stage=stage,
+            expires_at=self._expiry(),
+        )
+        await self._store.start_session(issued.record)
+        return issued.value, issued.record
 
     # routes
 
@@ -132,107 +212,93 @@ class LoginService:
         return body
 
     async def authenticate(self, request: LoginRequest) -> dict[str, Any]:
-        if self._settings.identity_provider(request.providerName) is None:
-            _event("login_failed", provider=request.providerName, cause="unknown provider")
-            raise errors.authentication_failed(UNKNOWN_PROVIDER)
-        # Password guessing is throttled per account, known or not (so the answer does not
-        # tell which accounts exist); while locked, right and wrong passwords get one answer.
-        key = f"login:{request.providerName}:{request.username}"
-        before = await self._store.get_lockout(key)
-        if is_locked(before, self._clock()):
-            _event("login_refused_locked", provider=request.providerName, username=request.username)
-            raise errors.authentication_failed(LOCKED_OUT)
-        check = (request.providerName, request.username, request.password)
-        if self._users.uses_scrypt(request.providerName):  # ~50 ms of CPU: off the event loop
-            user = await asyncio.to_thread(self._users.check_password, *check)
-        else:  # clear-text demo passwords compare in microseconds; a thread hop costs more
-            user = self._users.check_password(*check)
-        if user is None:
-            _event("login_failed", provider=request.providerName, username=request.username)
-            if await self._count_failure(key, self._login_lockout, before, "login_lockout"):
-                raise errors.authentication_failed(LOCKED_OUT)
-            raise errors.authentication_failed(INVALID_CREDENTIALS)
-        if before.failures or before.lockouts:
-            await self._store.update_lockout(key, after_success)
-        issued = issue_token(
-            session_id=new_session_id(),
-            provider=user.provider,
-            username=user.username,
-            stage=Stage.PARTIAL,
-            expires_at=self._expiry(),
-        )
-        await self._store.insert_token(issued.record)
+        user = await self._check_password(request)
+        value, record = await self._new_session(user, Stage.PARTIAL)
         _event("login_ok", provider=user.provider, username=user.username, mfa=user.mfa_provider)
-        return self._login_response(user, issued.value, issued.record)
+        return self._login_response(user, value, record)
 
-    async def initialize(
-        self, session: tuple[TokenRecord, UserInfo], request: InitializeRequest
-    ) -> dict[str, Any]:
-        """``session`` comes from ``resolve(token, Stage.PARTIAL)``, done before the body is
-        read so that a token error wins over a body error."""
-        _record, user = session
+    async def login(self, request: LoginRequest) -> dict[str, Any]:
+        """The vendor's Simplified Login: a full token at once, for users who owe no MFA."""
+        user = await self._check_password(request)
+        if user.mfa_provider is not None:
+            _event("login_refused_mfa", provider=user.provider, username=user.username)
+            raise errors.authentication_failed(MFA_OWED)
+        value, record = await self._new_session(user, Stage.FULL)
+        _event("login_ok", provider=user.provider, username=user.username, mfa=None, simple=True)
+        return self._login_response(user, value, record)
+
+    async def initialize(self, session: Session, request: InitializeRequest) -> dict[str, Any]:
+        """``session`` comes from ``resolve(token, Stage.PARTIAL, with_seed=True)``, done
+        before the body is read so that a token error wins over a body error."""
+        user = session.user
         method = self._method_for(user)
         if method is None:
-            raise errors.token_error("This user has no multi-factor authentication to initialize.")
-        result = await method.initialize(user, request.userPassword)
-        _event(
-            "mfa_initialized",
-            username=user.username,
-            provider=user.provider,
-            type=result.body["type"],
-            **result.detail,
-        )
-        return result.body
+            raise errors.authentication_failed(NO_MFA)
+        outcome = await method.initialize(user, request.userPassword, session.seed)
+        if not isinstance(outcome, Initialized):
+            _event("mfa_initialize_failed", username=user.username, provider=user.provider,
+                   outcome=type(outcome).__name__)  # fmt: skip
+            raise _refusal(outcome)
+        body = outcome.body
+        if body["type"] == "Challenge":  # kept for a client that does not send it back
+            await self._store.set_challenge_state(session.record.token_hash, body.get("state"))
+        _event("mfa_initialized", username=user.username, provider=user.provider,
+               type=body["type"], **outcome.detail)  # fmt: skip
+        return body
 
-    async def verify_otp(
-        self, session: tuple[TokenRecord, UserInfo], request: OtpRequest
-    ) -> dict[str, Any]:
-        record, user = session
-        method = self._method_for(user)
+    async def verify_otp(self, session: Session, request: OtpRequest) -> dict[str, Any]:
+        method = self._method_for(session.user)
         if method is None:
-            raise errors.token_error("This user has no multi-factor authentication to complete.")
+            raise errors.authentication_failed(NO_MFA)
         if not method.joins_retries:
-            return await self._verify(record, user, method, request)
-        # A retried /otp for a push already in flight joins it: one Access-Request (one prompt
-        # on the phone), and every caller gets the same outcome.
-        pending = self._in_flight.get(record.token_hash)
-        if pending is None:
-            pending = asyncio.ensure_future(self._verify(record, user, method, request))
-            self._in_flight[record.token_hash] = pending
-            pending.add_done_callback(lambda _: self._in_flight.pop(record.token_hash, None))
-        else:
+            return await self._verify(session, method, request)
+        body, joined = await self._pushes.run_once(
+            session.record.token_hash,
+            method.verify_budget,
+            lambda: self._verify(session, method, request),
+        )
+        if joined:
+            user = session.user
             _event("mfa_joined_in_flight", username=user.username, provider=user.provider)
-        return await asyncio.shield(pending)
+        return body
 
     async def _verify(
-        self, record: TokenRecord, user: UserInfo, method: MfaMethod, request: OtpRequest
+        self, session: Session, method: MfaMethod, request: OtpRequest
     ) -> dict[str, Any]:
-        lockout = await self._store.get_lockout(user.dn)
-        if is_locked(lockout, self._clock()):
+        record, user = session.record, session.user
+        reservation = await self._guard.reserve(user.dn, method.lockout)
+        if not reservation.admitted:
             _event("mfa_refused_locked", username=user.username, provider=user.provider)
             raise errors.authentication_failed(LOCKED_OUT)
-        verdict = await method.verify(user, request.otp, request.state)
-        if isinstance(verdict, ChallengeAgain):
-            _event(
-                "mfa_challenged_again", username=user.username, provider=user.provider,
-                **verdict.detail,
-            )  # fmt: skip
-            return verdict.body
+        state = request.state if request.state is not None else record.challenge_state
+        try:
+            verdict = await method.verify(user, request.otp, state, session.seed)
+        except Exception:
+            await self._guard.no_verdict(user.dn, reservation)
+            raise
+        who = {"username": user.username, "provider": user.provider}
+        if isinstance(verdict, Accepted):
+            await self._guard.succeeded(user.dn)
+            value, new_record = await self._advance(record, user, Stage.MFA)
+            _event("mfa_ok", **who, **verdict.detail)
+            return self._login_response(user, value, new_record)
         if isinstance(verdict, Rejected):
-            failed_event = {"username": user.username, "provider": user.provider}
-            _event("mfa_failed", **failed_event, **verdict.detail)
-            if await self._count_failure(user.dn, method.lockout, lockout, "lockout"):
+            _event("mfa_failed", **who, **verdict.detail)
+            if reservation.tripped:
+                _event("lockout", key=user.dn, until=_iso(reservation.locked_until))
                 raise errors.authentication_failed(LOCKED_OUT)
-            raise errors.authentication_failed(verdict.reason)
-        assert isinstance(verdict, Accepted)
-        if lockout.failures or lockout.lockouts:
-            await self._store.update_lockout(user.dn, after_success)
-        value, new_record = await self._advance(record, user, Stage.MFA)
-        _event("mfa_ok", username=user.username, provider=user.provider, **verdict.detail)
-        return self._login_response(user, value, new_record)
+            raise _refusal(verdict)
+        await self._guard.no_verdict(user.dn, reservation)  # no verdict: not a guess
+        if isinstance(verdict, ChallengeAgain):
+            await self._store.set_challenge_state(record.token_hash, verdict.body.get("state"))
+            _event("mfa_challenged_again", **who, **verdict.detail)
+            return verdict.body
+        _event("mfa_no_verdict", **who, outcome=type(verdict).__name__)
+        raise _refusal(verdict)
 
     async def authorize(self, token: str | None) -> dict[str, Any]:
-        record, user = await self.resolve(token)
+        session = await self.resolve(token)
+        record, user = session.record, session.user
         if record.stage == Stage.FULL:
             assert token is not None
             return self._login_response(user, token, record)
@@ -243,12 +309,12 @@ class LoginService:
         return self._login_response(user, value, new_record)
 
     async def logout(self, token: str | None) -> None:
-        record, user = await self.resolve(token)
-        await self._store.revoke_session(record.session_id)
-        _event("logout", username=user.username, provider=user.provider)
+        session = await self.resolve(token)
+        await self._store.revoke_session(session.record.session_id)
+        _event("logout", username=session.user.username, provider=session.user.provider)
 
     async def _admin(self, token: str | None) -> UserInfo:
-        _record, user = await self.resolve(token, Stage.FULL)
+        user = (await self.resolve(token, Stage.FULL)).user
         if not user.admin:
             raise errors.forbidden()
         return user
@@ -284,3 +350,8 @@ class LoginService:
         if not await self._store.delete_seed(dn):
             raise errors.not_found(f"No seed for {dn}.")
         _event("seed_deleted", dn=dn, by=admin.username)
+
+    async def purge(self) -> int:
+        """Expired tokens, sessions, push answers and idle lockout rows."""
+        now = self._clock()
+        return await self._store.purge(now, now - self._lockout_retention)

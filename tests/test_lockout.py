@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.mfa.lockout import LockoutPolicy, after_failure, after_success, is_locked
+from server.lockout import LockoutPolicy, Reservation, after_success, give_back, is_locked, reserve
 from server.store.base import LockoutRecord
 from tests.conftest import LiveServer, totp_now
 
@@ -92,10 +94,67 @@ def test_a_lockout_always_ends_within_max_cooldown(
     now = 0.0
     for gap in gaps:
         now += gap
-        record = after_failure(record, now, policy)
+        record, _ = reserve(record, now, policy)  # a wrong guess: the reservation stays
         assert record.locked_until <= now + policy.max_cooldown
         assert not is_locked(record, now + policy.max_cooldown)
-        assert 0 <= record.failures < policy.max_failed_attempts
+        assert 0 <= record.failures <= policy.max_failed_attempts
+
+
+# A burst: several guesses reserved before any is settled, then settled in any order, some
+# wrong, some without a verdict; then time moves on.
+bursts = st.lists(
+    st.tuples(
+        st.lists(st.sampled_from(["wrong", "no verdict"]), min_size=1, max_size=30),
+        st.floats(0, 5000),
+        st.randoms(use_true_random=False),
+    ),
+    max_size=8,
+)
+
+
+@given(policies, bursts)
+def test_no_more_guesses_than_allowed_are_ever_evaluated(
+    policy: LockoutPolicy, bursts: list[tuple[list[str], float, object]]
+) -> None:
+    """Between two lockouts, at most max_failed_attempts guesses get a verdict, whatever the
+    concurrency; and a lockout always ends."""
+    record = LockoutRecord("k")
+    now = 0.0
+    judged: Counter[int] = Counter()  # guesses that got a verdict, by the window they were in
+    for verdicts, gap, rng in bursts:
+        admitted: list[tuple[Reservation, str, int]] = []
+        for verdict in verdicts:
+            window = record.lockouts  # lockouts that stand so far: which window this is
+            record, reservation = reserve(record, now, policy)
+            if reservation.admitted:
+                admitted.append((reservation, verdict, window))
+        rng.shuffle(admitted)  # type: ignore[attr-defined]
+        for reservation, verdict, window in admitted:
+            if verdict == "no verdict":
+                record = give_back(record, reservation)
+            else:
+                judged[window] += 1
+        assert max(judged.values(), default=0) <= policy.max_failed_attempts
+        assert not is_locked(record, now + policy.max_cooldown)
+        now += gap
+
+
+def test_the_reservation_that_uses_up_the_attempts_locks_at_once() -> None:
+    policy = LockoutPolicy(max_failed_attempts=3, cooldown=10, max_cooldown=100)
+    record = LockoutRecord("k")
+    reservations = []
+    for _ in range(5):  # five concurrent guesses: three are evaluated, two refused
+        record, reservation = reserve(record, 0, policy)
+        reservations.append(reservation)
+    assert [r.admitted for r in reservations] == [True, True, True, False, False]
+    assert [r.tripped for r in reservations] == [False, False, True, False, False]
+    assert record.locked_until == 10 and record.lockouts == 1
+    # the tripping guess got no verdict (a RADIUS timeout): its lock is lifted, its slot back
+    lifted = give_back(record, reservations[2])
+    assert lifted.locked_until == 0 and lifted.lockouts == 0 and lifted.failures == 2
+    assert reserve(lifted, 1, policy)[1].tripped
+    # a right guess clears everything, the lock included
+    assert after_success(record) == LockoutRecord("k")
 
 
 @given(policies, st.integers(1, 40))
@@ -110,11 +169,11 @@ def test_cooldowns_never_shrink_and_are_capped(policy: LockoutPolicy, count: int
 def test_attempts_while_locked_do_not_extend_the_lock() -> None:
     policy = LockoutPolicy(max_failed_attempts=2, cooldown=10, max_cooldown=100)
     record = LockoutRecord("dn")
-    record = after_failure(record, 0, policy)
-    record = after_failure(record, 1, policy)
+    record, _ = reserve(record, 0, policy)
+    record, _ = reserve(record, 1, policy)
     assert record.locked_until == 11
-    assert after_failure(record, 5, policy) == record
-    assert after_success(record) == LockoutRecord("dn")
+    assert reserve(record, 5, policy) == (record, Reservation(admitted=False))
+    assert after_success(record) == LockoutRecord("dn", updated_at=1)
 
 
 def _password_login(live: LiveServer, username: str, password: str) -> tuple[int, str | None]:

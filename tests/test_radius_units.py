@@ -11,12 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyrad import packet as rp
 
-from server import errors
 from server.config import RadiusProvider
 from server.mfa import radius_client as rc
-from server.mfa.base import Accepted, ChallengeAgain, Rejected
+from server.mfa.base import Accepted, BadState, ChallengeAgain, NeedsInput, Rejected, Unavailable
 from server.mfa.radius import RadiusMfa
 from server.mfa.sealed_state import StateError, StateSealer, UpstreamState, derive_key
+from server.service import _refusal
 from server.users import UserInfo
 
 SEALER = StateSealer(derive_key(b"k" * 32))
@@ -68,12 +68,12 @@ def run(coro: Any) -> Any:
 def test_one_factor_and_push_initialize_contact_nobody() -> None:
     fake = FakeRadius()
     one = RadiusMfa(provider(mode="OneFactor"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
-    assert run(one.initialize(CAROL, None)).body == {"type": "Challenge", "timeout": 4}
+    assert run(one.initialize(CAROL, None, None)).body == {"type": "Challenge", "timeout": 4}
     push = RadiusMfa(
         provider(mode="Push", useUserPassword=True), sealer=SEALER, clock=lambda: 0,
         authenticate=fake,
     )  # fmt: skip
-    assert run(push.initialize(CAROL, None)).body == {
+    assert run(push.initialize(CAROL, None, None)).body == {
         "type": "Push", "timeout": 4, "sendPassword": True,
     }  # fmt: skip
     assert fake.calls == []
@@ -85,10 +85,10 @@ def test_challenge_initialize_then_otp_goes_to_the_issuing_host() -> None:
         rc.RadiusResponse(rc.ACCEPT, "h2", 0.01),
     )
     mfa = RadiusMfa(provider(mode="Challenge"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
-    result = run(mfa.initialize(CAROL, None))
+    result = run(mfa.initialize(CAROL, None, None))
     assert result.body["type"] == "Challenge" and result.body["responseMessage"] == "Code?"
     assert result.detail == {"radiusHost": "h2", "radiusMs": 10.0}
-    verdict = run(mfa.verify(CAROL, "123456", result.body["state"]))
+    verdict = run(mfa.verify(CAROL, "123456", result.body["state"], None))
     assert isinstance(verdict, Accepted)
     assert fake.calls[0] == {"user": "carol", "password": "chs", "state": None, "hosts": None}
     assert fake.calls[1] == {
@@ -107,39 +107,58 @@ def test_absent_fields_stay_absent_and_rejects_carry_the_reply_message() -> None
     challenge = RadiusMfa(
         provider(mode="Challenge"), sealer=SEALER, clock=lambda: 0, authenticate=fake
     )
-    assert run(challenge.initialize(CAROL, None)).body == {"type": "Challenge", "timeout": 4}
-    assert run(mfa.verify(CAROL, "1", None)) == Rejected(
+    assert run(challenge.initialize(CAROL, None, None)).body == {"type": "Challenge", "timeout": 4}
+    assert run(mfa.verify(CAROL, "1", None, None)) == Rejected(
         "No way", {"radiusHost": "h1", "radiusMs": 0.0}
     )
-    assert run(mfa.verify(CAROL, "1", None)).reason == "Rejected by the RADIUS server."
-    again = run(mfa.verify(CAROL, "1", None))
+    assert run(mfa.verify(CAROL, "1", None, None)).reason == "Rejected by the RADIUS server."
+    again = run(mfa.verify(CAROL, "1", None, None))
     assert isinstance(again, ChallengeAgain) and again.body["responseMessage"] == "Again"
 
 
-def test_no_answer_maps_to_504_and_invalid_answers_to_502() -> None:
+def test_no_answer_is_unavailable_and_maps_to_504_or_502() -> None:
     fake = FakeRadius(
         rc.NoAnswer(["h1:1812"], 4.0), rc.NoAnswer(["h1:1812"], 4.0, ["h1 sent junk"])
     )
     mfa = RadiusMfa(provider(mode="OneFactor"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
-    with pytest.raises(errors.ApiError) as timeout:
-        run(mfa.verify(CAROL, "1", None))
-    assert (timeout.value.status, timeout.value.id) == (504, "radius timeout")
-    assert timeout.value.message == "No RADIUS server answered within 4 s (tried h1:1812)."
-    with pytest.raises(errors.ApiError) as invalid:
-        run(mfa.verify(CAROL, "1", None))
-    assert (invalid.value.status, invalid.value.id) == (502, "radius invalid response")
+    timeout = run(mfa.verify(CAROL, "1", None, None))
+    assert timeout == Unavailable("No RADIUS server answered within 4 s (tried h1:1812).")
+    error = _refusal(timeout)
+    assert (error.status, error.id, error.message) == (504, "radius timeout", timeout.message)
+    invalid = run(mfa.verify(CAROL, "1", None, None))
+    assert isinstance(invalid, Unavailable) and invalid.invalid
+    assert (_refusal(invalid).status, _refusal(invalid).id) == (502, "radius invalid response")
+
+
+def test_outcomes_map_to_the_contracts_errors() -> None:
+    needs = _refusal(NeedsInput("userPassword", "is required by this MFA provider"))
+    assert (needs.status, needs.body()["errors"]) == (
+        422,
+        [{"field": "userPassword", "message": "is required by this MFA provider"}],
+    )
+    assert _refusal(Rejected("No way")).body() == {
+        "id": "authentication failed",
+        "message": "Authentication failed.",
+        "reason": "No way",
+    }
+    assert _refusal(BadState("must be base64", malformed=True)).status == 422
+    forged = _refusal(BadState("The state is not one this server issued."))
+    assert (forged.status, forged.body()["reason"]) == (
+        401,
+        "The state is not one this server issued.",
+    )
 
 
 def test_push_sends_the_shared_secret_or_the_otp() -> None:
     accept = rc.RadiusResponse(rc.ACCEPT, "h1", 0.0)
     fake = FakeRadius(accept, accept)
     plain = RadiusMfa(provider(mode="Push"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
-    run(plain.verify(CAROL, "dummy", None))
+    run(plain.verify(CAROL, "dummy", None, None))
     with_password = RadiusMfa(
         provider(mode="Push", useUserPassword=True), sealer=SEALER, clock=lambda: 0,
         authenticate=fake,
     )  # fmt: skip
-    run(with_password.verify(CAROL, "my-password", None))
+    run(with_password.verify(CAROL, "my-password", None, None))
     assert [c["password"] for c in fake.calls] == ["chs", "my-password"]
     assert plain.joins_retries and with_password.joins_retries
 
@@ -149,9 +168,9 @@ def test_challenge_with_user_password_needs_it() -> None:
         provider(mode="Challenge", useUserPassword=True), sealer=SEALER, clock=lambda: 0,
         authenticate=FakeRadius(),
     )  # fmt: skip
-    with pytest.raises(errors.ApiError) as missing:
-        run(mfa.initialize(CAROL, None))
-    assert missing.value.status == 422
+    assert run(mfa.initialize(CAROL, None, None)) == NeedsInput(
+        "userPassword", "is required by this MFA provider"
+    )
 
 
 def _reply_to(request: rp.AuthPacket, **changes: Any) -> bytes:

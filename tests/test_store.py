@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from server.store import open_store
-from server.store.base import LockoutRecord, SeedRecord, Stage, Store, TokenRecord
-from server.store.postgres import MIGRATIONS as PG_MIGRATIONS
-from server.store.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
+from server.store.base import KEY_CHECK, LockoutRecord, SeedRecord, Stage, Store, TokenRecord
+from server.store.schema import SCHEMA_VERSION, TABLES
 
 Factory = Callable[[], Awaitable[Store]]
 
@@ -68,19 +67,91 @@ def seed(blob: bytes = b"blob") -> SeedRecord:
 def test_tokens(stores: Any) -> None:
     async def test(make: Factory) -> None:
         store = await make()
-        await store.insert_token(token("a"))
+        await store.start_session(token("a"))
         assert await store.get_token("a") == token("a")
         assert await store.get_token("missing") is None
         assert await store.replace_token("a", token("b", stage=Stage.MFA))
         assert not await store.replace_token("a", token("c", stage=Stage.MFA))  # spent
         assert (await store.get_token("a")).revoked  # type: ignore[union-attr]
         assert await store.get_token("c") is None
-        await store.insert_token(token("other", session="s2"))
-        assert await store.revoke_session("s1") == 1  # b; a was already revoked
+        await store.start_session(token("other", session="s2"))
+        await store.revoke_session("s1")
+        assert (await store.get_token("b")).revoked  # type: ignore[union-attr]
         assert not (await store.get_token("other")).revoked  # type: ignore[union-attr]
-        await store.insert_token(replace(token("old", session="s3"), expires_at=10.0))
-        assert await store.purge_tokens(11.0) == 1
+        # a token that joins a revoked session (issued by a racing request) is dead too
+        await store.replace_token("b", token("late", stage=Stage.FULL))
+        assert (await store.get_token("late")).revoked  # type: ignore[union-attr]
+        await store.set_challenge_state("other", "sealed")
+        assert (await store.get_token("other")).challenge_state == "sealed"  # type: ignore[union-attr]
+        await store.start_session(replace(token("old", session="s3"), expires_at=10.0))
+        assert await store.purge(11.0, 0.0) == 2  # the token and its session
         assert await store.get_token("old") is None
+        assert await store.get_token("other") is not None
+
+    run(stores, test)
+
+
+def test_a_token_issued_while_its_session_is_logged_out_is_dead(stores: Any) -> None:
+    async def test(make: Factory) -> None:
+        first, second = await make(), await make()
+        for round_ in range(20):
+            session = f"race{round_}"
+            await first.start_session(token(f"p{round_}", session=session))
+            await asyncio.gather(
+                first.replace_token(f"p{round_}", token(f"f{round_}", session, Stage.FULL)),
+                second.revoke_session(session),
+            )
+            for name in (f"p{round_}", f"f{round_}"):
+                found = await second.get_token(name)
+                assert found is None or found.revoked
+
+    run(stores, test)
+
+
+def test_token_and_seed_in_one_query(stores: Any) -> None:
+    async def test(make: Factory) -> None:
+        store = await make()
+        await store.start_session(token("t"))
+        assert await store.get_token_and_seed("t") == (token("t"), None)
+        stored = await store.insert_seed_if_absent(seed())
+        assert await store.get_token_and_seed("t") == (token("t"), stored)
+        assert await store.get_token_and_seed("missing") is None
+
+    run(stores, test)
+
+
+def test_push_claims(stores: Any) -> None:
+    async def test(make: Factory) -> None:
+        first, second = await make(), await make()
+        claims = await asyncio.gather(
+            *(s.claim_push("t", now=0.0, deadline=10.0) for s in [first, second] * 4)
+        )
+        assert [c.owner for c in claims].count(True) == 1
+        assert (await second.claim_push("t", 5.0, 15.0)).result is None  # still waiting
+        await first.finish_push("t", b"answer")
+        assert (await second.claim_push("t", 6.0, 16.0)).result == b"answer"
+        # an owner that never answered is taken over once its deadline has passed
+        assert (await first.claim_push("u", 0.0, 10.0)).owner
+        assert not (await second.claim_push("u", 9.0, 19.0)).owner
+        assert (await second.claim_push("u", 11.0, 21.0)).owner
+        assert await first.purge(200.0, 0.0) == 2
+
+    run(stores, test)
+
+
+def test_key_check_value_and_rotation(stores: Any) -> None:
+    async def test(make: Factory) -> None:
+        store = await make()
+        assert await store.get_meta(KEY_CHECK) is None
+        assert await store.set_meta_if_absent(KEY_CHECK, b"one") == b"one"
+        assert await store.set_meta_if_absent(KEY_CHECK, b"two") == b"one"
+        await store.insert_seed_if_absent(seed(b"old"))
+        await store.start_session(replace(token("t"), challenge_state="sealed-with-old"))
+        count = await store.rotate_seeds(lambda s: s.secret_blob + b"+new", b"two")
+        assert count == 1
+        assert (await store.get_seed(seed().dn)).secret_blob == b"old+new"  # type: ignore[union-attr]
+        assert await store.get_meta(KEY_CHECK) == b"two"
+        assert (await store.get_token("t")).challenge_state is None  # type: ignore[union-attr]
 
     run(stores, test)
 
@@ -88,7 +159,7 @@ def test_tokens(stores: Any) -> None:
 def test_a_token_is_replaced_once_under_concurrency(stores: Any) -> None:
     async def test(make: Factory) -> None:
         first, second = await make(), await make()
-        await first.insert_token(token("t"))
+        await first.start_session(token("t"))
         results = await asyncio.gather(
             *(s.replace_token("t", token(f"n{i}", stage=Stage.MFA))
               for i, s in enumerate([first, second] * 5))
@@ -133,14 +204,19 @@ def test_replay_protection_steps_only_move_forward(stores: Any) -> None:
 def test_lockout_updates_add_up_across_stores(stores: Any) -> None:
     async def test(make: Factory) -> None:
         first, second = await make(), await make()
-        dn = "CN=alice,OU=local"
-        assert await first.get_lockout(dn) == LockoutRecord(dn)
+        key = "CN=alice,OU=local"
+        assert await first.get_lockout(key) == LockoutRecord(key)
 
         def bump(record: LockoutRecord) -> LockoutRecord:
-            return replace(record, failures=record.failures + 1)
+            return replace(record, failures=record.failures + 1, updated_at=5.0)
 
-        await asyncio.gather(*(s.update_lockout(dn, bump) for s in [first, second] * 10))
-        assert (await second.get_lockout(dn)).failures == 20
+        await asyncio.gather(*(s.update_lockout(key, bump) for s in [first, second] * 10))
+        assert (await second.get_lockout(key)).failures == 20
+        # rows that hold no lock and sat idle are purged; a held lock is kept
+        await first.update_lockout("locked", lambda r: replace(r, locked_until=100.0))
+        assert await first.purge(50.0, lockouts_idle_before=10.0) == 1
+        assert await first.get_lockout(key) == LockoutRecord(key)
+        assert (await first.get_lockout("locked")).locked_until == 100.0
 
     run(stores, test)
 
@@ -148,51 +224,106 @@ def test_lockout_updates_add_up_across_stores(stores: Any) -> None:
 def test_migrations_are_versioned_and_idempotent(stores: Any) -> None:
     async def test(make: Factory) -> None:
         stores_ = await asyncio.gather(*(make() for _ in range(4)))  # processes starting at once
-        expected = len(SQLITE_MIGRATIONS)
-        assert expected == len(PG_MIGRATIONS)
         for store in stores_:
-            assert await store.schema_version() == expected  # type: ignore[attr-defined]
+            assert await store.schema_version() == SCHEMA_VERSION
         again = await make()
-        assert await again.schema_version() == expected  # type: ignore[attr-defined]
+        assert await again.schema_version() == SCHEMA_VERSION
 
     run(stores, test)
 
 
 def test_a_newer_database_is_refused(stores: Any, store_url: str) -> None:
     async def test(make: Factory) -> None:
-        store = await make()
-        if store_url.startswith("sqlite"):
-            store.db.execute("INSERT INTO schema_version VALUES (99)")  # type: ignore[attr-defined]
-        else:
-            async with store.pool.connection() as conn:  # type: ignore[attr-defined]
-                await conn.execute("INSERT INTO schema_version VALUES (99)")
+        await make()
+        await _execute(store_url, "INSERT INTO schema_version VALUES (99)")
         with pytest.raises(RuntimeError, match="schema version 99 is newer"):
             await make()
 
     run(stores, test)
 
 
-def test_an_older_database_is_upgraded(store_url: str) -> None:
-    """A database at version 0 (only schema_version) is brought to the current version."""
+async def _execute(url: str, *statements: str) -> None:
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            for statement in statements:
+                db.execute(statement)
+    else:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            for statement in statements:
+                await conn.execute(statement)  # type: ignore[arg-type]
+
+
+async def _columns(url: str) -> dict[str, list[str]]:
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            return {
+                t.name: sorted(r[1] for r in db.execute(f"PRAGMA table_info({t.name})"))
+                for t in TABLES
+            }
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        found: dict[str, list[str]] = {}
+        for table in TABLES:
+            cursor = await conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s",
+                (table.name,),
+            )
+            found[table.name] = sorted(r[0] for r in await cursor.fetchall())
+        return found
+
+
+# The first release's schema (version 1), as it created it.
+VERSION_1 = [
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    "INSERT INTO schema_version VALUES (1)",
+    "CREATE TABLE tokens (token_hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, provider TEXT "
+    "NOT NULL, username TEXT NOT NULL, stage TEXT NOT NULL, expires_at REAL NOT NULL, revoked "
+    "{bool} NOT NULL DEFAULT {false})",
+    "CREATE INDEX tokens_session ON tokens(session_id)",
+    "CREATE TABLE seeds (dn TEXT PRIMARY KEY, provider TEXT NOT NULL, username TEXT NOT NULL, "
+    "secret_blob {bytes} NOT NULL, verified {bool} NOT NULL DEFAULT {false}, last_step BIGINT, "
+    "created_at REAL NOT NULL)",
+    "CREATE TABLE lockouts (dn TEXT PRIMARY KEY, failures INTEGER NOT NULL, lockouts INTEGER "
+    "NOT NULL, locked_until REAL NOT NULL)",
+    "INSERT INTO tokens VALUES ('live', 's1', 'local', 'alice', 'full', 1000, {false})",
+    "INSERT INTO tokens VALUES ('gone', 's2', 'local', 'alice', 'full', 1000, {true})",
+    "INSERT INTO lockouts VALUES ('CN=alice,OU=local', 3, 1, 0)",
+]
+
+
+def test_a_version_1_database_is_upgraded_with_its_data(store_url: str, tmp_path: Path) -> None:
+    sqlite = store_url.startswith("sqlite")
+    words = {"bool": "INTEGER" if sqlite else "BOOLEAN", "false": "0" if sqlite else "FALSE",
+             "true": "1" if sqlite else "TRUE", "bytes": "BLOB" if sqlite else "BYTEA"}  # fmt: skip
 
     async def body() -> None:
-        if store_url.startswith("sqlite"):
-            import sqlite3
-
-            with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
-                db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        else:
-            import psycopg
-
-            async with await psycopg.AsyncConnection.connect(store_url, autocommit=True) as conn:
-                await conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        await _execute(store_url, *(s.format(**words) for s in VERSION_1))
         store = open_store(store_url)
         await store.open()
         try:
-            assert await store.schema_version() == len(SQLITE_MIGRATIONS)  # type: ignore[attr-defined]
-            await store.insert_token(token("works"))
-            assert await store.get_token("works") is not None
+            assert await store.schema_version() == SCHEMA_VERSION
+            live = await store.get_token("live")
+            assert live is not None and not live.revoked and live.stage == Stage.FULL
+            gone = await store.get_token("gone")
+            assert gone is not None and gone.revoked  # its session counts as logged out
+            lockout = await store.get_lockout("CN=alice,OU=local")
+            assert (lockout.failures, lockout.lockouts) == (3, 1)
         finally:
             await store.close()
+        # the same columns as a database made new at today's version (from TABLES)
+        upgraded = await _columns(store_url)
+        assert upgraded == {t.name: sorted(c.name for c in t.columns) for t in TABLES}
+        fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+        fresh = open_store(fresh_url)
+        await fresh.open()
+        await fresh.close()
+        assert await _columns(fresh_url) == upgraded
 
     asyncio.run(body())

@@ -1,11 +1,16 @@
-"""What every MFA method offers the login service."""
+"""What every MFA method offers the login service, and the outcomes it answers with.
+
+Methods know nothing of HTTP: they return outcomes, and the service maps each to a response
+in one place.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from server.mfa.lockout import LockoutPolicy
+from server.lockout import LockoutPolicy
+from server.store.base import SeedRecord
 from server.users import UserInfo
 
 
@@ -16,12 +21,22 @@ class Initialized:
 
 
 @dataclass(frozen=True)
+class NeedsInput:
+    """The request lacks something this method needs (a field of the body)."""
+
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Accepted:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Rejected:
+    """A wrong answer: it counts towards the lockout."""
+
     reason: str
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -34,7 +49,25 @@ class ChallengeAgain:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-Verdict = Accepted | Rejected | ChallengeAgain
+@dataclass(frozen=True)
+class Unavailable:
+    """No verdict: the provider did not answer (``invalid``: answers came but none verified)."""
+
+    message: str
+    invalid: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BadState:
+    """The client's ``state`` cannot be used; ``malformed`` tells a typo from a forgery."""
+
+    reason: str
+    malformed: bool = False
+
+
+InitializeOutcome = Initialized | NeedsInput | Rejected | Unavailable
+Verdict = Accepted | Rejected | ChallengeAgain | Unavailable | BadState
 
 
 class MfaMethod(Protocol):
@@ -42,7 +75,13 @@ class MfaMethod(Protocol):
     # True when a verification triggers something outside (a push to a phone): a retried /otp
     # for the same token then joins the one in flight instead of starting another.
     joins_retries: bool
+    # How long one verification may take (a push waits for the phone); joiners wait as long.
+    verify_budget: float
 
-    async def initialize(self, user: UserInfo, user_password: str | None) -> Initialized: ...
+    async def initialize(
+        self, user: UserInfo, user_password: str | None, seed: SeedRecord | None
+    ) -> InitializeOutcome: ...
 
-    async def verify(self, user: UserInfo, otp: str, state: str | None) -> Verdict: ...
+    async def verify(
+        self, user: UserInfo, otp: str, state: str | None, seed: SeedRecord | None
+    ) -> Verdict: ...

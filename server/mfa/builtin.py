@@ -6,10 +6,10 @@ import base64
 from collections.abc import Callable
 
 from server.config import DefaultTimeBasedProvider
+from server.lockout import LockoutPolicy
 from server.mfa import totp
 from server.mfa.barcode import qr_jpeg
-from server.mfa.base import Accepted, Initialized, Rejected, Verdict
-from server.mfa.lockout import LockoutPolicy
+from server.mfa.base import Accepted, Initialized, InitializeOutcome, Rejected, Verdict
 from server.seedcrypt import SeedCipher
 from server.store.base import SeedRecord, Store
 from server.users import UserInfo
@@ -39,9 +39,12 @@ class BuiltinTotp:
         self.lockout = LockoutPolicy.from_settings(config.lockout)
 
     joins_retries = False
+    verify_budget = 0.0
 
-    async def initialize(self, user: UserInfo, user_password: str | None) -> Initialized:
-        seed = await self._store.get_seed(user.dn)
+    async def initialize(
+        self, user: UserInfo, user_password: str | None, seed: SeedRecord | None
+    ) -> InitializeOutcome:
+        """``seed`` is the user's seed as read with the token (None: none yet)."""
         if seed is not None and seed.verified:
             return Initialized({"type": "AlreadySeeded"})
         if seed is None:
@@ -77,8 +80,9 @@ class BuiltinTotp:
             }
         )
 
-    async def verify(self, user: UserInfo, otp: str, state: str | None) -> Verdict:
-        seed = await self._store.get_seed(user.dn)
+    async def verify(
+        self, user: UserInfo, otp: str, state: str | None, seed: SeedRecord | None
+    ) -> Verdict:
         if seed is None:
             return Rejected(NOT_ENROLLED, {"cause": "no seed"})
         secret = self._cipher.decrypt(user.dn, seed.secret_blob)

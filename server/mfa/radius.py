@@ -5,25 +5,28 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server import errors
 from server.config import RadiusProvider
+from server.lockout import LockoutPolicy
 from server.mfa import radius_client as rc
-from server.mfa.base import Accepted, ChallengeAgain, Initialized, Rejected, Verdict
-from server.mfa.lockout import LockoutPolicy
+from server.mfa.base import (
+    Accepted,
+    BadState,
+    ChallengeAgain,
+    Initialized,
+    InitializeOutcome,
+    NeedsInput,
+    Rejected,
+    Unavailable,
+    Verdict,
+)
 from server.mfa.sealed_state import StateError, StateSealer, UpstreamState
+from server.store.base import SeedRecord
 from server.users import UserInfo
 
 DEFAULT_STATE_LIFETIME = 300.0
 REJECTED = "Rejected by the RADIUS server."
 
 Authenticate = Callable[..., Awaitable[rc.RadiusResponse]]
-
-
-def radius_unavailable(failure: rc.NoAnswer) -> errors.ApiError:
-    """504 when nobody answered; 502 when answers came but none verified."""
-    if failure.invalid:
-        return errors.ApiError(502, "radius invalid response", str(failure))
-    return errors.ApiError(504, "radius timeout", str(failure))
 
 
 class RadiusMfa:
@@ -51,6 +54,7 @@ class RadiusMfa:
         )
         self.lockout = LockoutPolicy.from_settings(config.lockout)
         self.joins_retries = config.mode == "Push"
+        self.verify_budget = float(config.timeout)
 
     @property
     def timeout(self) -> float | int:
@@ -59,7 +63,7 @@ class RadiusMfa:
 
     async def _ask(
         self, user: UserInfo, password: str, state: bytes | None = None, host: str | None = None
-    ) -> rc.RadiusResponse:
+    ) -> rc.RadiusResponse | Unavailable:
         try:
             return await self._authenticate(
                 self._target,
@@ -69,7 +73,7 @@ class RadiusMfa:
                 hosts=(host,) if host else None,
             )
         except rc.NoAnswer as failure:
-            raise radius_unavailable(failure) from None
+            return Unavailable(str(failure), invalid=bool(failure.invalid))
 
     @staticmethod
     def _detail(response: rc.RadiusResponse) -> dict[str, Any]:
@@ -87,7 +91,9 @@ class RadiusMfa:
         body["timeout"] = self.timeout
         return body
 
-    async def initialize(self, user: UserInfo, user_password: str | None) -> Initialized:
+    async def initialize(
+        self, user: UserInfo, user_password: str | None, seed: SeedRecord | None
+    ) -> InitializeOutcome:
         mode = self._config.mode
         if mode == "OneFactor":
             return Initialized({"type": "Challenge", "timeout": self.timeout})
@@ -101,32 +107,30 @@ class RadiusMfa:
             )
         if self._config.use_user_password:
             if user_password is None:
-                raise errors.validation_error(
-                    [errors.FieldError("userPassword", "is required by this MFA provider")]
-                )
+                return NeedsInput("userPassword", "is required by this MFA provider")
             password = user_password
         else:
             assert self._config.challenge_shared_secret is not None
             password = self._config.challenge_shared_secret
         response = await self._ask(user, password)
+        if isinstance(response, Unavailable):
+            return response
         if response.code == rc.REJECT:
-            raise errors.authentication_failed(response.reply_message or REJECTED)
+            return Rejected(response.reply_message or REJECTED, self._detail(response))
         # An Access-Accept here would be a server that needs no second factor; the client still
         # sends an OTP, which goes in a fresh Access-Request.
         return Initialized(self._challenge_body(user, response), self._detail(response))
 
-    async def verify(self, user: UserInfo, otp: str, state: str | None) -> Verdict:
+    async def verify(
+        self, user: UserInfo, otp: str, state: str | None, seed: SeedRecord | None
+    ) -> Verdict:
         mode = self._config.mode
         upstream: UpstreamState | None = None
         if state is not None and mode != "Push":
             try:
                 upstream = self._sealer.unseal(state, user=user.dn, now=self._clock())
             except StateError as problem:
-                if problem.malformed:
-                    raise errors.validation_error(
-                        [errors.FieldError("state", str(problem))]
-                    ) from None
-                raise errors.authentication_failed(str(problem)) from None
+                return BadState(str(problem), malformed=problem.malformed)
         if mode == "Push" and not self._config.use_user_password:
             assert self._config.challenge_shared_secret is not None
             password = self._config.challenge_shared_secret
@@ -138,6 +142,8 @@ class RadiusMfa:
             state=upstream.state if upstream else None,
             host=upstream.host if upstream else None,
         )
+        if isinstance(response, Unavailable):
+            return response
         detail = self._detail(response)
         if response.code == rc.ACCEPT:
             return Accepted(detail)

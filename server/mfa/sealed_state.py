@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _NONCE = 12
-_INFO = b"appgate-mfa-reference radius state v1"
+STATE_KEY_INFO = b"appgate-mfa-reference radius state v1"
 
 
 class StateError(Exception):
@@ -38,8 +38,9 @@ class UpstreamState:
     expires: float
 
 
-def derive_key(master: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(master)
+def derive_key(master: bytes, info: bytes = STATE_KEY_INFO) -> bytes:
+    """A key of its own for each use of the master key (``info`` names the use)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master)
 
 
 class StateSealer:

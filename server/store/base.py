@@ -1,7 +1,9 @@
 """What the server keeps, and the operations on it that must be atomic.
 
 Every operation that two requests (or two processes) may race on is one method here, so each
-backend can make it atomic its own way.
+backend can make it atomic its own way. A token is live only while neither it nor its session
+is revoked: logout revokes the session row, so a token issued at the same moment by another
+process is dead too, whatever the interleaving.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from server.store.schema import SEEDS, TOKENS
 
 
 class Stage(enum.StrEnum):
@@ -26,7 +30,8 @@ class TokenRecord:
     username: str
     stage: Stage
     expires_at: float
-    revoked: bool = False
+    revoked: bool = False  # the token's own flag, or its session's
+    challenge_state: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,25 +47,48 @@ class SeedRecord:
 
 @dataclass(frozen=True)
 class LockoutRecord:
-    dn: str
+    key: str
     failures: int = 0
     lockouts: int = 0
     locked_until: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class PushClaim:
+    """The caller runs the push (``owner``), or another does and ``result`` is its answer
+    once there (sealed bytes), or None while it is still waiting."""
+
+    owner: bool
+    result: bytes | None = None
 
 
 LockoutUpdate = Callable[[LockoutRecord], LockoutRecord]
+Reencrypt = Callable[[SeedRecord], bytes]
 
-# What every backend shares: the column order its queries select, how a row becomes a record,
-# and which migrations are still to apply.
-TOKEN_COLUMNS = "token_hash, session_id, provider, username, stage, expires_at, revoked"  # noqa: S105
-SEED_COLUMNS = "dn, provider, username, secret_blob, verified, last_step, created_at"
+# The SELECT list the decoders below expect; the same for every backend.
+TOKEN_COLUMNS = ", ".join(f"t.{c.name}" for c in TOKENS.columns if c.name != "revoked")
+SEED_COLUMNS = SEEDS.column_names
+LOCKOUT_COLUMNS = "failures, lockouts, locked_until, updated_at"
+KEY_CHECK = "seed_key_check"
+
+
+def user_dn(provider: str, username: str) -> str:
+    """The vendor's user distinguished name, ``CN=<username>,OU=<identity provider>``; the
+    SQL stores join seeds to tokens with the same formula (``USER_DN_SQL``)."""
+    return f"CN={username},OU={provider}"
+
+
+USER_DN_SQL = "'CN=' || t.username || ',OU=' || t.provider"
 
 
 def token_from_row(row: Sequence[Any]) -> TokenRecord:
-    token_hash, session_id, provider, username, stage, expires_at, revoked = row
+    """A row of ``SELECT {TOKEN_COLUMNS}, <revoked: token's or session's>``."""
+    token_hash, session_id, provider, username, stage, expires_at, state, revoked = row
     return TokenRecord(
-        token_hash, session_id, provider, username, Stage(stage), float(expires_at), bool(revoked)
-    )
+        token_hash, session_id, provider, username, Stage(stage), float(expires_at),
+        bool(revoked), state,
+    )  # fmt: skip
 
 
 def seed_from_row(row: Sequence[Any]) -> SeedRecord:
@@ -71,17 +99,10 @@ def seed_from_row(row: Sequence[Any]) -> SeedRecord:
     )  # fmt: skip
 
 
-def pending_migrations(current: int, migrations: list[str]) -> list[tuple[int, list[str]]]:
-    """(version, statements) still to apply to a database at ``current``; a database newer
-    than this server is refused rather than written to."""
-    if current > len(migrations):
-        raise RuntimeError(
-            f"database schema version {current} is newer than this server ({len(migrations)})"
-        )
-    return [
-        (version, [part for part in migrations[version - 1].split(";") if part.strip()])
-        for version in range(current + 1, len(migrations) + 1)
-    ]
+def lockout_from_row(key: str, row: Sequence[Any] | None) -> LockoutRecord:
+    if row is None:
+        return LockoutRecord(key)
+    return LockoutRecord(key, int(row[0]), int(row[1]), float(row[2]), float(row[3]))
 
 
 class Store(Protocol):
@@ -89,19 +110,42 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def insert_token(self, token: TokenRecord) -> None: ...
+    async def schema_version(self) -> int: ...
+
+    # sessions and tokens
+
+    async def start_session(self, token: TokenRecord) -> None:
+        """A new session whose first token is ``token``."""
+        ...
 
     async def get_token(self, token_hash: str) -> TokenRecord | None: ...
 
-    async def replace_token(self, old_hash: str, new: TokenRecord) -> bool:
-        """Revoke ``old_hash`` and insert ``new`` in one step; False if it was already revoked."""
+    async def get_token_and_seed(
+        self, token_hash: str
+    ) -> tuple[TokenRecord, SeedRecord | None] | None:
+        """The token and, in the same query, the seed of its user (``user_dn``)."""
         ...
 
-    async def revoke_session(self, session_id: str) -> int: ...
+    async def replace_token(self, old_hash: str, new: TokenRecord) -> bool:
+        """Revoke ``old_hash`` and insert ``new`` in one step; False if it was already revoked
+        (spent by a concurrent request)."""
+        ...
 
-    async def purge_tokens(self, now: float) -> int: ...
+    async def set_challenge_state(self, token_hash: str, sealed: str | None) -> None: ...
+
+    async def revoke_session(self, session_id: str) -> None: ...
+
+    async def purge(self, now: float, lockouts_idle_before: float) -> int:
+        """Delete expired tokens, sessions and push results, and lockout rows that hold no
+        lock and were last touched before ``lockouts_idle_before``; in small batches, so
+        requests are not held up. Returns how many rows went."""
+        ...
+
+    # seeds
 
     async def get_seed(self, dn: str) -> SeedRecord | None: ...
+
+    async def any_seed(self) -> SeedRecord | None: ...
 
     async def insert_seed_if_absent(self, seed: SeedRecord) -> SeedRecord:
         """Return the seed that is stored after the call: ``seed``, or the one that was first."""
@@ -116,8 +160,32 @@ class Store(Protocol):
 
     async def list_seeds(self) -> list[SeedRecord]: ...
 
-    async def get_lockout(self, dn: str) -> LockoutRecord: ...
+    async def rotate_seeds(self, reencrypt: Reencrypt, key_check: bytes) -> int:
+        """Re-encrypt every seed and store the new key's check value, in one transaction;
+        sealed states kept with tokens are dropped (the old key made them)."""
+        ...
 
-    async def update_lockout(self, dn: str, update: LockoutUpdate) -> LockoutRecord:
+    # the key check value and other single values
+
+    async def get_meta(self, name: str) -> bytes | None: ...
+
+    async def set_meta_if_absent(self, name: str, value: bytes) -> bytes:
+        """Store ``value`` unless a value is there already; return the stored one."""
+        ...
+
+    # lockouts
+
+    async def get_lockout(self, key: str) -> LockoutRecord: ...
+
+    async def update_lockout(self, key: str, update: LockoutUpdate) -> LockoutRecord:
         """Apply ``update`` to the current record atomically and return the new record."""
         ...
+
+    # pushes in flight
+
+    async def claim_push(self, token_hash: str, now: float, deadline: float) -> PushClaim:
+        """Become the owner of the push of ``token_hash``, unless another caller owns one
+        whose deadline has not passed (or has finished): then its state."""
+        ...
+
+    async def finish_push(self, token_hash: str, result: bytes) -> None: ...

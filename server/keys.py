@@ -1,0 +1,109 @@
+"""The seed encryption key: loaded, checked against the database, rotated.
+
+The database keeps a check value of the key its seeds were encrypted with (an HMAC of a fixed
+text, which reveals nothing of the key). A server that starts with another key, or whose key
+file is gone while the database holds seeds, stops with a message naming the key file instead
+of serving logins that all fail; it creates a key file only for a database that has none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from server.config import StorageSettings
+from server.seedcrypt import KEY_BYTES, KeyFileError, SeedCipher, decode_key, write_key_file
+from server.store.base import KEY_CHECK, Store
+
+_CHECK_TEXT = b"appgate-mfa-reference seed key check v1"
+
+
+class KeyMismatch(KeyFileError):
+    """The key is not the database's; the message says which file and what to do."""
+
+
+def check_value(key: bytes) -> bytes:
+    return hmac.new(key, _CHECK_TEXT, hashlib.sha256).digest()
+
+
+def shown_url(url: str) -> str:
+    """A storage URL fit for a message: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _key_source(storage: StorageSettings) -> str:
+    if storage.encryption_key is not None:
+        return "storage.encryptionKey"
+    return str(storage.encryption_key_file)
+
+
+def load_key(storage: StorageSettings, *, create: bool) -> bytes:
+    """The configured key; the key file is made (mode 0600) only when ``create`` allows."""
+    if storage.encryption_key is not None:
+        return decode_key(storage.encryption_key)
+    if storage.encryption_key_file is None:
+        raise KeyFileError("set storage.encryptionKey or storage.encryptionKeyFile")
+    path = Path(storage.encryption_key_file)
+    try:
+        return decode_key(path.read_text(encoding="ascii"))
+    except FileNotFoundError:
+        if not create:
+            raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"{path}: cannot read the seed encryption key: {exc}") from None
+    return write_key_file(path, secrets.token_bytes(KEY_BYTES))
+
+
+async def open_checked_key(store: Store, storage: StorageSettings) -> bytes:
+    """The key, after making sure it is the one the database's seeds were encrypted with."""
+    stored = await store.get_meta(KEY_CHECK)
+    any_seed = await store.any_seed()
+    try:
+        key = load_key(storage, create=stored is None and any_seed is None)
+    except FileNotFoundError:
+        raise KeyMismatch(
+            f"{storage.encryption_key_file}: the seed encryption key file is missing, but the "
+            f"database {shown_url(storage.url)} holds seeds encrypted with a key. Restore the "
+            "file: a new key would make every seed unreadable."
+        ) from None
+    mine = check_value(key)
+    if stored is None:
+        if any_seed is not None:  # a database from before check values: try a seed instead
+            try:
+                SeedCipher(key).decrypt(any_seed.dn, any_seed.secret_blob)
+            except ValueError:
+                raise _mismatch(storage) from None
+        stored = await store.set_meta_if_absent(KEY_CHECK, mine)
+    if not hmac.compare_digest(stored, mine):
+        raise _mismatch(storage)
+    return key
+
+
+def _mismatch(storage: StorageSettings) -> KeyMismatch:
+    return KeyMismatch(
+        f"{_key_source(storage)}: this is not the seed encryption key of the database "
+        f"{shown_url(storage.url)}; its seeds would not decrypt. Use the key they were "
+        "encrypted with, or re-encrypt them with `mfa-server rotate-key`."
+    )
+
+
+async def rotate(store: Store, old: bytes, new: bytes) -> int:
+    """Re-encrypt every seed from ``old`` to ``new`` and record ``new`` as the database's key,
+    in one transaction; RADIUS states sealed with the old key stop working."""
+    if hmac.compare_digest(old, new):
+        raise KeyFileError("the new key is the key in use")
+    before, after = SeedCipher(old), SeedCipher(new)
+
+    def reencrypt(seed_dn: str, blob: bytes) -> bytes:
+        return after.encrypt(seed_dn, before.decrypt(seed_dn, blob))
+
+    return await store.rotate_seeds(
+        lambda seed: reencrypt(seed.dn, seed.secret_blob), check_value(new)
+    )

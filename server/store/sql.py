@@ -1,0 +1,321 @@
+"""The store's logic, written once in the SQL both backends speak; each backend supplies only
+its connection handling (``SqlStore._transaction`` and ``_connection``).
+
+Queries use ``?`` placeholders (the PostgreSQL backend rewrites them) and pass booleans as
+parameters, so the text is the same for both dialects. What two requests or two processes may
+race on is one statement or one transaction: a conditional UPDATE, an INSERT .. ON CONFLICT, or
+a read-modify-write under the backend's write lock (``FOR UPDATE`` on PostgreSQL, ``BEGIN
+IMMEDIATE`` on SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from server.store.base import (
+    KEY_CHECK,
+    LOCKOUT_COLUMNS,
+    SEED_COLUMNS,
+    TOKEN_COLUMNS,
+    USER_DN_SQL,
+    LockoutRecord,
+    LockoutUpdate,
+    PushClaim,
+    Reencrypt,
+    SeedRecord,
+    TokenRecord,
+    lockout_from_row,
+    seed_from_row,
+    token_from_row,
+)
+from server.store.schema import SESSIONS, TOKENS, Dialect, plan
+
+PURGE_BATCH = 500
+PUSH_RESULT_GRACE = 60.0  # a push's answer stays readable this long after its deadline
+Row = Sequence[Any]
+
+_TOKEN_SELECT = (
+    f"SELECT {TOKEN_COLUMNS}, (t.revoked OR s.revoked) "  # noqa: S608 - constant text
+    "FROM tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?"
+)
+_TOKEN_AND_SEED_SELECT = (
+    f"SELECT {TOKEN_COLUMNS}, (t.revoked OR s.revoked), "  # noqa: S608 - constant text
+    + ", ".join(f"d.{c}" for c in SEED_COLUMNS.split(", "))
+    + f" FROM tokens t JOIN sessions s ON s.id = t.session_id "
+    f"LEFT JOIN seeds d ON d.dn = {USER_DN_SQL} WHERE t.token_hash = ?"
+)
+_TOKEN_WIDTH = len(TOKEN_COLUMNS.split(", ")) + 1
+_INSERT_TOKEN = (
+    f"INSERT INTO tokens ({TOKENS.column_names}) "  # noqa: S608 - constant text
+    f"VALUES ({', '.join('?' * len(TOKENS.columns))})"
+)
+_INSERT_SESSION = (
+    f"INSERT INTO sessions ({SESSIONS.column_names}) "  # noqa: S608 - constant text
+    f"VALUES ({', '.join('?' * len(SESSIONS.columns))})"
+)
+
+
+class Connection(Protocol):
+    """One connection, inside or outside a transaction."""
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    async def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Execute; the number of rows changed."""
+        ...
+
+
+def _token_params(token: TokenRecord) -> tuple[Any, ...]:
+    return (
+        token.token_hash, token.session_id, token.provider, token.username, token.stage.value,
+        token.expires_at, token.revoked, token.challenge_state,
+    )  # fmt: skip
+
+
+class SqlStore:
+    dialect: Dialect
+    for_update = ""  # the row lock a read-modify-write takes, where the dialect has one
+
+    # what a backend provides
+
+    def _transaction(self) -> AbstractAsyncContextManager[Connection]:
+        """A connection in a transaction that holds the write lock for what it touches."""
+        raise NotImplementedError
+
+    def _connection(self) -> AbstractAsyncContextManager[Connection]:
+        """A connection in autocommit mode."""
+        raise NotImplementedError
+
+    async def _lock_migrations(self, conn: Connection) -> None:
+        """Keep other processes out while this one migrates (inside the transaction)."""
+
+    # schema
+
+    async def _migrate(self) -> None:
+        async with self._transaction() as conn:
+            await self._lock_migrations(conn)
+            await conn.run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = await conn.one("SELECT MAX(version) FROM schema_version")
+            current = int(row[0] or 0) if row else 0
+            for version, statements in plan(current, self.dialect):
+                for statement in statements:
+                    await conn.run(statement)
+                await conn.run("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    async def schema_version(self) -> int:
+        async with self._connection() as conn:
+            row = await conn.one("SELECT MAX(version) FROM schema_version")
+        return int(row[0] or 0) if row else 0
+
+    # sessions and tokens
+
+    async def start_session(self, token: TokenRecord) -> None:
+        async with self._transaction() as conn:
+            await conn.run(
+                _INSERT_SESSION,
+                (token.session_id, token.provider, token.username, token.expires_at, False),
+            )
+            await conn.run(_INSERT_TOKEN, _token_params(token))
+
+    async def get_token(self, token_hash: str) -> TokenRecord | None:
+        async with self._connection() as conn:
+            row = await conn.one(_TOKEN_SELECT, (token_hash,))
+        return None if row is None else token_from_row(row)
+
+    async def get_token_and_seed(
+        self, token_hash: str
+    ) -> tuple[TokenRecord, SeedRecord | None] | None:
+        async with self._connection() as conn:
+            row = await conn.one(_TOKEN_AND_SEED_SELECT, (token_hash,))
+        if row is None:
+            return None
+        seed_row = row[_TOKEN_WIDTH:]
+        seed = None if seed_row[0] is None else seed_from_row(seed_row)
+        return token_from_row(row[:_TOKEN_WIDTH]), seed
+
+    async def replace_token(self, old_hash: str, new: TokenRecord) -> bool:
+        async with self._transaction() as conn:
+            spent = await conn.run(
+                "UPDATE tokens SET revoked = ? WHERE token_hash = ? AND revoked = ?",
+                (True, old_hash, False),
+            )
+            if spent != 1:
+                return False
+            await conn.run(_INSERT_TOKEN, _token_params(new))
+            await conn.run(
+                "UPDATE sessions SET expires_at = "
+                "CASE WHEN expires_at < ? THEN ? ELSE expires_at END WHERE id = ?",
+                (new.expires_at, new.expires_at, new.session_id),
+            )
+        return True
+
+    async def set_challenge_state(self, token_hash: str, sealed: str | None) -> None:
+        async with self._connection() as conn:
+            await conn.run(
+                "UPDATE tokens SET challenge_state = ? WHERE token_hash = ?", (sealed, token_hash)
+            )
+
+    async def revoke_session(self, session_id: str) -> None:
+        async with self._connection() as conn:
+            await conn.run("UPDATE sessions SET revoked = ? WHERE id = ?", (True, session_id))
+
+    async def purge(self, now: float, lockouts_idle_before: float) -> int:
+        purges = [
+            ("tokens", "token_hash", "expires_at < ?", (now,)),
+            ("sessions", "id", "expires_at < ?", (now,)),
+            ("pushes", "token_hash", "deadline < ?", (now - PUSH_RESULT_GRACE,)),
+            ("lockouts", "key", "locked_until < ? AND updated_at < ?",
+             (now, lockouts_idle_before)),
+        ]  # fmt: skip
+        total = 0
+        for table, key, condition, params in purges:
+            while True:
+                async with self._connection() as conn:
+                    gone = await conn.run(
+                        f"DELETE FROM {table} WHERE {key} IN "  # noqa: S608 - constant names
+                        f"(SELECT {key} FROM {table} WHERE {condition} LIMIT {PURGE_BATCH})",
+                        params,
+                    )
+                total += gone
+                if gone < PURGE_BATCH:
+                    break
+                await asyncio.sleep(0)  # let requests in between batches
+        return total
+
+    # seeds
+
+    async def get_seed(self, dn: str) -> SeedRecord | None:
+        async with self._connection() as conn:
+            row = await conn.one(f"SELECT {SEED_COLUMNS} FROM seeds WHERE dn = ?", (dn,))  # noqa: S608
+        return None if row is None else seed_from_row(row)
+
+    async def any_seed(self) -> SeedRecord | None:
+        async with self._connection() as conn:
+            row = await conn.one(f"SELECT {SEED_COLUMNS} FROM seeds LIMIT 1")  # noqa: S608
+        return None if row is None else seed_from_row(row)
+
+    async def insert_seed_if_absent(self, seed: SeedRecord) -> SeedRecord:
+        async with self._transaction() as conn:
+            await conn.run(
+                f"INSERT INTO seeds ({SEED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
+                "ON CONFLICT (dn) DO NOTHING",
+                (
+                    seed.dn, seed.provider, seed.username, seed.secret_blob, seed.verified,
+                    seed.last_step, seed.created_at,
+                ),
+            )  # fmt: skip
+            row = await conn.one(f"SELECT {SEED_COLUMNS} FROM seeds WHERE dn = ?", (seed.dn,))  # noqa: S608
+        assert row is not None
+        return seed_from_row(row)
+
+    async def use_seed_step(self, dn: str, step: int) -> bool:
+        async with self._connection() as conn:
+            changed = await conn.run(
+                "UPDATE seeds SET verified = ?, last_step = ? "
+                "WHERE dn = ? AND (last_step IS NULL OR last_step < ?)",
+                (True, step, dn, step),
+            )
+        return changed == 1
+
+    async def delete_seed(self, dn: str) -> bool:
+        async with self._connection() as conn:
+            return await conn.run("DELETE FROM seeds WHERE dn = ?", (dn,)) == 1
+
+    async def list_seeds(self) -> list[SeedRecord]:
+        async with self._connection() as conn:
+            rows = await conn.all(f"SELECT {SEED_COLUMNS} FROM seeds ORDER BY dn")  # noqa: S608
+        return [seed_from_row(row) for row in rows]
+
+    async def rotate_seeds(self, reencrypt: Reencrypt, key_check: bytes) -> int:
+        async with self._transaction() as conn:
+            rows = await conn.all(f"SELECT {SEED_COLUMNS} FROM seeds{self.for_update}")  # noqa: S608
+            for row in rows:
+                seed = seed_from_row(row)
+                await conn.run(
+                    "UPDATE seeds SET secret_blob = ? WHERE dn = ?", (reencrypt(seed), seed.dn)
+                )
+            await conn.run(
+                "INSERT INTO meta (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (KEY_CHECK, key_check),
+            )
+            await conn.run("UPDATE tokens SET challenge_state = NULL")
+            await conn.run("DELETE FROM pushes")
+        return len(rows)
+
+    # single values
+
+    async def get_meta(self, name: str) -> bytes | None:
+        async with self._connection() as conn:
+            row = await conn.one("SELECT value FROM meta WHERE name = ?", (name,))
+        return None if row is None else bytes(row[0])
+
+    async def set_meta_if_absent(self, name: str, value: bytes) -> bytes:
+        async with self._transaction() as conn:
+            await conn.run(
+                "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, value),
+            )
+            row = await conn.one("SELECT value FROM meta WHERE name = ?", (name,))
+        assert row is not None
+        return bytes(row[0])
+
+    # lockouts
+
+    async def get_lockout(self, key: str) -> LockoutRecord:
+        async with self._connection() as conn:
+            row = await conn.one(f"SELECT {LOCKOUT_COLUMNS} FROM lockouts WHERE key = ?", (key,))  # noqa: S608
+        return lockout_from_row(key, row)
+
+    async def update_lockout(self, key: str, update: LockoutUpdate) -> LockoutRecord:
+        async with self._transaction() as conn:
+            row = await conn.one(
+                f"SELECT {LOCKOUT_COLUMNS} FROM lockouts WHERE key = ?{self.for_update}",  # noqa: S608
+                (key,),
+            )
+            if row is None:  # first touch: make the row, so there is something to lock
+                await conn.run(
+                    "INSERT INTO lockouts (key, failures, lockouts, locked_until, updated_at) "
+                    "VALUES (?, 0, 0, 0, 0) ON CONFLICT (key) DO NOTHING",
+                    (key,),
+                )
+                row = await conn.one(
+                    f"SELECT {LOCKOUT_COLUMNS} FROM lockouts WHERE key = ?{self.for_update}",  # noqa: S608
+                    (key,),
+                )
+            current = lockout_from_row(key, row)
+            new = update(current)
+            if new != current:
+                await conn.run(
+                    "UPDATE lockouts SET failures = ?, lockouts = ?, locked_until = ?, "
+                    "updated_at = ? WHERE key = ?",
+                    (new.failures, new.lockouts, new.locked_until, new.updated_at, key),
+                )
+        return new
+
+    # pushes in flight
+
+    async def claim_push(self, token_hash: str, now: float, deadline: float) -> PushClaim:
+        async with self._transaction() as conn:
+            claimed = await conn.run(
+                "INSERT INTO pushes (token_hash, deadline, result) VALUES (?, ?, NULL) "
+                "ON CONFLICT (token_hash) DO UPDATE SET deadline = excluded.deadline "
+                "WHERE pushes.result IS NULL AND pushes.deadline < ?",
+                (token_hash, deadline, now),
+            )
+            if claimed == 1:
+                return PushClaim(owner=True)
+            row = await conn.one("SELECT result FROM pushes WHERE token_hash = ?", (token_hash,))
+        result = None if row is None or row[0] is None else bytes(row[0])
+        return PushClaim(owner=False, result=result)
+
+    async def finish_push(self, token_hash: str, result: bytes) -> None:
+        async with self._connection() as conn:
+            await conn.run(
+                "UPDATE pushes SET result = ? WHERE token_hash = ?", (result, token_hash)
+            )
