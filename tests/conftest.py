@@ -4,6 +4,7 @@ HTTP by uvicorn on a loopback port."""
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -202,17 +203,73 @@ def wait_for_json_line(stream: Any, key: str, timeout: float = 15.0) -> dict[str
     raise AssertionError(f"no JSON line with {key!r} within {timeout}s")
 
 
+class ServerLog:
+    """Everything a server process writes on stderr, drained by a thread as it comes (a busy
+    server would otherwise block on a full pipe), as text and as parsed JSON lines."""
+
+    def __init__(self, stream: Any) -> None:
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._done = False
+        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, stream: Any) -> None:
+        for line in stream:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._done = True
+            self._changed.notify_all()
+
+    def text(self, wait: bool = True) -> str:
+        """All of it; with ``wait``, once the process has closed its stderr."""
+        if wait:
+            self._thread.join(timeout=15)
+        with self._changed:
+            return "".join(self._lines)
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        import json
+
+        found = []
+        for line in self.text(wait=False).splitlines():
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and (name is None or data.get("event") == name):
+                found.append(data)
+        return found
+
+    def wait_for(self, event: str, timeout: float = 15.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = self.events(event)
+                if found:
+                    return found[0]
+                left = deadline - time.monotonic()
+                if left <= 0 or self._done:
+                    raise AssertionError(f"no {event} event on stderr")
+                self._changed.wait(left)
+
+
+class ServerProcess(subprocess.Popen[str]):
+    log: ServerLog
+
+
 @contextmanager
 def mfa_server(
     args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
-) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+) -> Iterator[tuple[str, ServerProcess, dict[str, Any]]]:
     """A real `mfa-server` process on a free port: (url, process, its ready line). Stopped
-    with SIGTERM; its stderr stays readable afterwards."""
+    with SIGTERM; ``process.log`` holds what it wrote on stderr."""
     import signal
-    import subprocess
     import sys
 
-    process = subprocess.Popen(
+    process = ServerProcess(
         [sys.executable, "-m", "server", *args, "--port", "0"],
         cwd=cwd,
         env=env,
@@ -220,6 +277,7 @@ def mfa_server(
         stderr=subprocess.PIPE,
         text=True,
     )
+    process.log = ServerLog(process.stderr)
     try:
         assert process.stdout is not None
         ready = wait_for_json_line(process.stdout, "port")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from mock_radius.pytest_plugin import MockRadius, start_mock_radius
 from tests.conftest import ACCEPT, http_call, http_login, server_process, totp_now
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 LOCKED = "Too many failed attempts. Try again later."
 
@@ -97,3 +101,100 @@ def test_twenty_concurrent_first_initializes_share_one_secret(two: tuple[str, st
 
     secrets = asyncio.run(all_at_once())
     assert len(secrets) == 20 and len(set(secrets)) == 1
+
+
+# RADIUS across processes: the mock started once for the module
+
+
+@pytest.fixture(scope="module")
+def radius() -> Iterator[MockRadius]:
+    mock = start_mock_radius(SCENARIOS, time_scale=0.5)
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture
+def two_with_radius(
+    postgres_url: str, tmp_path: Path, radius: MockRadius
+) -> Iterator[tuple[str, str]]:
+    config = _config(postgres_url)
+    common = {"type": "Radius", "hostnames": ["127.0.0.1"], "port": radius.port,
+              "sharedSecret": "testing123", "timeout": 6}  # fmt: skip
+    config["identityProviders"] += [
+        {"name": "rc", "mfaProvider": "rc",
+         "users": [{"username": "carol", "password": "carol-pass"}]},
+        {"name": "rp", "mfaProvider": "rp",
+         "users": [{"username": "paula", "password": "paula-pass"}]},
+    ]  # fmt: skip
+    config["mfaProviders"] += [
+        {"name": "rc", **common, "mode": "Challenge", "useUserPassword": True,
+         "authenticationProtocol": "PAP"},
+        {"name": "rp", **common, "mode": "Push", "challengeSharedSecret": "push-secret"},
+    ]  # fmt: skip
+    with (
+        server_process(config, tmp_path, "a.yaml") as a,
+        server_process(config, tmp_path, "b.yaml") as b,
+    ):
+        yield a, b
+
+
+def _fresh(radius: MockRadius, user: str) -> None:
+    radius.control.reset(user)
+    radius.control.clear_journal()
+
+
+def _requests_seen(radius: MockRadius, user: str) -> list[dict[str, Any]]:
+    return [e for e in radius.control.journal(user=user)
+            if not e["outcome"].startswith("retransmission")]  # fmt: skip
+
+
+def test_a_challenge_finishes_without_state_on_another_process(
+    two_with_radius: tuple[str, str], radius: MockRadius
+) -> None:
+    a, b = two_with_radius
+    _fresh(radius, "carol")
+    with httpx.Client(timeout=10) as client:
+        token = http_login(client, a, "rc", "carol", "carol-pass")
+        challenge = http_call(client, a, INIT, token, {"userPassword": "carol-pass"}).json()
+        assert challenge["type"] == "Challenge" and "state" in challenge
+        # the vendor's CLI sends only the code; the state comes from the store, on B
+        done = http_call(client, b, OTP, token, {"otp": "123456"})
+        assert done.status_code == 200, done.text
+        assert done.json()["user"]["needTwoFactorAuth"] is False
+    steps = [e["step"] for e in _requests_seen(radius, "carol")]
+    assert steps == ["challenge", "right-code"]
+
+
+def test_an_explicit_wrong_state_still_wins_over_the_kept_one(
+    two_with_radius: tuple[str, str], radius: MockRadius
+) -> None:
+    a, b = two_with_radius
+    _fresh(radius, "carol")
+    with httpx.Client(timeout=10) as client:
+        token = http_login(client, a, "rc", "carol", "carol-pass")
+        http_call(client, a, INIT, token, {"userPassword": "carol-pass"})
+        forged = base64.b64encode(b"\x00" * 40).decode()
+        refused = http_call(client, b, OTP, token, {"otp": "123456", "state": forged})
+        assert refused.status_code == 401
+        assert refused.json()["reason"] == "The state is not one this server issued."
+
+
+def test_a_push_retried_on_another_process_sends_one_request(
+    two_with_radius: tuple[str, str], radius: MockRadius
+) -> None:
+    a, b = two_with_radius
+    _fresh(radius, "paula")
+    token = http_login(httpx, a, "rp", "paula", "paula-pass")
+
+    async def both() -> list[httpx.Response]:
+        headers = {**ACCEPT, "Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(timeout=20) as client:
+            return list(await asyncio.gather(
+                client.post(a + OTP, headers=headers, json={"otp": "x"}),
+                client.post(b + OTP, headers=headers, json={"otp": "x"}),
+            ))  # fmt: skip
+
+    first, second = asyncio.run(both())
+    assert first.status_code == second.status_code == 200
+    assert first.json()["token"] == second.json()["token"]  # the same answer for both
+    assert len(_requests_seen(radius, "paula")) == 1  # one Access-Request, one prompt

@@ -42,8 +42,7 @@ def test_starts_with_embedded_defaults(tmp_path: Path) -> None:
         token = _login(url, "alice", "alice-pass")
         init = _post(url, "/admin/authentication/otp/initialize", token).json()
         assert init["type"] == "Secret"
-    assert process.stderr is not None
-    err = process.stderr.read()
+    err = process.log.text()
     assert process.returncode == 0
     with pytest.raises(httpx.ConnectError):  # the mock went down with the server
         httpx.get(f"http://127.0.0.1:{mock_control}/health")

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import ssl
-import time
 from pathlib import Path
 from typing import Any
 
@@ -59,31 +58,11 @@ def test_workers_share_the_port_restart_and_stop_together(tmp_path: Path) -> Non
         assert all(_names_ok(url) for _ in range(20))
         first, second = ready["pids"]
         os.kill(first, signal.SIGKILL)  # a worker dies: the supervisor starts another
-        assert sup.stderr is not None
-        restarted = _wait_for_event(sup.stderr, "worker_restarted")
+        restarted = sup.log.wait_for("worker_restarted")
         assert restarted["pid"] == first
         assert all(_names_ok(url) for _ in range(20))
     assert sup.returncode == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in (first, second))
-
-
-def _wait_for_event(stream: Any, event: str, timeout: float = 15.0) -> dict[str, Any]:
-    import selectors
-
-    selector = selectors.DefaultSelector()
-    selector.register(stream, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and selector.select(deadline - time.monotonic()):
-        line = stream.readline()
-        if not line:
-            break
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if data.get("event") == event:
-            return dict(data)
-    raise AssertionError(f"no {event} event on stderr")
 
 
 def test_tls_self_signed_for_the_demo(tmp_path: Path) -> None:
@@ -177,9 +156,8 @@ def test_connections_over_the_cap_are_closed_and_logged_once(tmp_path: Path) -> 
         for sock in held:
             sock.close()
         assert _names_ok(url)  # once the hogs are gone, the server serves again
-    assert process.stderr is not None
-    lines = [json.loads(x) for x in process.stderr.read().splitlines() if x.startswith("{")]
-    refused = [line for line in lines if line.get("event") == "connections_refused"]
+    process.log.text()  # wait for all of it
+    refused = process.log.events("connections_refused")
     assert 1 <= len(refused) <= 2  # the first refusal, then at most one count for the rest
     assert refused[0]["count"] == 1 and refused[0]["maxConnections"] == 20
 

@@ -1,0 +1,112 @@
+"""The seed encryption key against the database: a lost or changed key stops the start with a
+message naming the key file; `mfa-server rotate-key` re-encrypts every seed."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+from tests.conftest import base_config, http_call, http_login, mfa_server, totp_now
+
+INIT = "/admin/authentication/otp/initialize"
+OTP = "/admin/authentication/otp"
+
+
+def _write_config(tmp_path: Path, key_file: str = "./seed.key") -> Path:
+    config = base_config(tmp_path)
+    config["storage"]["encryptionKeyFile"] = key_file
+    path = tmp_path / "server.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _start(config: Path) -> subprocess.CompletedProcess[str]:
+    """A start that is expected to fail (so it returns, instead of serving)."""
+    return subprocess.run(
+        [sys.executable, "-m", "server", "--config", str(config), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def _enrol_alice(config: Path) -> str:
+    with mfa_server(["--config", str(config)]) as (url, _process, _ready):
+        token = http_login(httpx, url, "local", "alice", "alice-pass")
+        secret: str = http_call(httpx, url, INIT, token).json()["secret"]
+        assert (
+            http_call(httpx, url, OTP, token, {"otp": totp_now(secret, time.time())}).status_code
+            == 200
+        )
+    return secret
+
+
+def test_a_lost_key_file_stops_the_start_and_is_not_replaced(tmp_path: Path) -> None:
+    config = _write_config(tmp_path)
+    _enrol_alice(config)
+    key = tmp_path / "seed.key"
+    key.unlink()
+    failed = _start(config)
+    assert failed.returncode == 2
+    assert f"{key}: the seed encryption key file is missing" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert not key.exists()  # a new key would make every seed unreadable
+
+
+def test_another_key_stops_the_start(tmp_path: Path) -> None:
+    config = _write_config(tmp_path)
+    _enrol_alice(config)
+    key = tmp_path / "seed.key"
+    key.write_text(base64.urlsafe_b64encode(b"x" * 32).decode() + "\n")
+    failed = _start(config)
+    assert failed.returncode == 2
+    assert f"mfa-server: {key}: this is not the seed encryption key of the database" in (
+        failed.stderr
+    )
+    assert "mfa-server rotate-key" in failed.stderr
+
+
+def test_a_database_from_before_check_values_is_checked_by_decrypting_a_seed(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    config = _write_config(tmp_path)
+    _enrol_alice(config)
+    with sqlite3.connect(tmp_path / "mfa.db") as db:  # as an older server left it
+        db.execute("DELETE FROM meta")
+    (tmp_path / "seed.key").write_text(base64.urlsafe_b64encode(b"y" * 32).decode())
+    assert _start(config).returncode == 2
+
+
+def test_rotate_key_reencrypts_every_seed(tmp_path: Path) -> None:
+    config = _write_config(tmp_path)
+    secret = _enrol_alice(config)
+    new_key = tmp_path / "new.key"
+    rotated = subprocess.run(
+        [sys.executable, "-m", "server", "rotate-key", "--config", str(config),
+         "--new-key-file", str(new_key)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.startswith(f"re-encrypted 1 seeds with the key in {new_key}")
+    assert new_key.stat().st_mode & 0o777 == 0o600
+    assert _start(config).returncode == 2  # the old key no longer fits the database
+    moved = _write_config(tmp_path, "./new.key")
+    with mfa_server(["--config", str(moved)]) as (url, _process, _ready):
+        token = http_login(httpx, url, "local", "alice", "alice-pass")
+        assert http_call(httpx, url, INIT, token).json() == {"type": "AlreadySeeded"}
+        code = totp_now(secret, time.time() + 30)  # her authenticator app keeps working
+        assert http_call(httpx, url, OTP, token, {"otp": code}).status_code == 200
+    again = subprocess.run(
+        [sys.executable, "-m", "server", "rotate-key", "--config", str(moved),
+         "--new-key-file", str(new_key)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert again.returncode == 2 and "the new key is the key in use" in again.stderr
