@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -50,6 +51,10 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+# Seconds, given as a number or a string such as "90s", "15m", "24h" (the reference renders it so).
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
@@ -57,8 +62,20 @@ class _Model(BaseModel):
 
 
 class ApiVersions(_Model):
-    min: int = Field(18, ge=1)
-    max: int = Field(22, ge=1)
+    """The API versions N accepted in ``Accept: application/vnd.appgate.peer-vN+json``."""
+
+    min: int = Field(
+        18,
+        ge=1,
+        description="Lowest accepted version; reported as minSupportedVersion in the 406 body.",
+        examples=[18],
+    )
+    max: int = Field(
+        22,
+        ge=1,
+        description="Highest accepted version; the 406 message names it as the current one.",
+        examples=[22],
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ApiVersions:
@@ -68,38 +85,116 @@ class ApiVersions(_Model):
 
 
 class LockoutSettings(_Model):
-    max_failed_attempts: int = Field(5, ge=1, le=1000)
-    cooldown: float = 60.0
-    max_cooldown: float = 3600.0
+    """Wrong attempts in a row lock the account for a cooldown that doubles up to a cap."""
 
-    @field_validator("cooldown", "max_cooldown", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> float:
-        return parse_duration(value)
+    max_failed_attempts: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Wrong attempts in a row that lock the account; a success resets the count.",
+        examples=[5],
+    )
+    cooldown: Duration = Field(
+        60.0,
+        description="How long the first lock lasts; each further lock in a row doubles it.",
+        examples=["60s"],
+    )
+    max_cooldown: Duration = Field(
+        3600.0,
+        description="The cap on the doubling cooldown, so a lock always ends.",
+        examples=["1h"],
+    )
 
 
 class ServerSettings(_Model):
-    host: str = "127.0.0.1"
-    port: int = Field(8443, ge=0, le=65535)
-    hostname: str = Field("localhost", min_length=1)
-    issuer: str = Field("Appgate SDP", min_length=1)
-    api_versions: ApiVersions = ApiVersions()
-    token_lifetime: float = 24 * 3600.0
-    banner_message: str | None = None
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
-    login_lockout: LockoutSettings = LockoutSettings(max_failed_attempts=10)
+    """How the server listens and what it tells clients about itself."""
 
-    @field_validator("token_lifetime", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> float:
-        return parse_duration(value)
+    host: str = Field(
+        "127.0.0.1",
+        description="Address to listen on; `mfa-server --host` overrides it.",
+        examples=["0.0.0.0"],  # noqa: S104 - an example value, not a bind
+    )
+    port: int = Field(
+        8443,
+        ge=0,
+        le=65535,
+        description="TCP port to listen on, 0 for a free one; `mfa-server --port` overrides it.",
+        examples=[8443],
+    )
+    hostname: str = Field(
+        "localhost",
+        min_length=1,
+        description="This server's name, the last part of the otpauth label `user@idp@hostname`.",
+        examples=["controller.example.com"],
+    )
+    issuer: str = Field(
+        "Appgate SDP",
+        min_length=1,
+        description="The otpauth `issuer` parameter: the account's title in authenticator apps.",
+        examples=["Appgate SDP"],
+    )
+    api_versions: ApiVersions = Field(
+        ApiVersions(),
+        description="The accepted API versions; other Accept headers get 406 on every route.",
+        examples=[{"min": 18, "max": 22}],
+    )
+    token_lifetime: Duration = Field(
+        24 * 3600.0,
+        description=(
+            "How long a token lives from its issue; an MFA token never outlives the partial "
+            "token it replaced."
+        ),
+        examples=["8h"],
+    )
+    banner_message: str | None = Field(
+        None,
+        description="`bannerMessage` of GET /admin/identity-providers/names; absent when unset.",
+        examples=["Authorized use only."],
+    )
+    max_body_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest request body read, in bytes; a larger one gets 413.",
+        examples=[65536],
+    )
+    login_lockout: LockoutSettings = Field(
+        LockoutSettings(max_failed_attempts=10),
+        description=(
+            "Throttles password guessing at POST /admin/authentication, per account, known or "
+            "not (so the answers do not reveal which accounts exist)."
+        ),
+        examples=[{"maxFailedAttempts": 10, "cooldown": "60s", "maxCooldown": "1h"}],
+    )
 
 
 class StorageSettings(_Model):
-    url: str = "sqlite:///./data/mfa.db"
-    encryption_key_file: str | None = "./data/seed.key"
+    """Where tokens, seeds and lockouts are kept, and the key that encrypts the seeds."""
+
+    url: str = Field(
+        "sqlite:///./data/mfa.db",
+        description=(
+            "`sqlite:///PATH` (one process; a relative PATH is relative to the configuration "
+            "file's folder) or `postgresql://USER:PASSWORD@HOST:PORT/DB` (several processes "
+            "sharing state)."
+        ),
+        examples=["postgresql://mfa:mfa@127.0.0.1:5432/mfa"],
+    )
+    encryption_key_file: str | None = Field(
+        "./data/seed.key",
+        description=(
+            "File holding the base64 seed key, created with mode 0600 on first start; relative "
+            "to the configuration file's folder. Every process sharing a database needs the "
+            "same key."
+        ),
+        examples=["/var/lib/mfa/seed.key"],
+    )
     encryption_key: str | None = Field(
-        None, description="base64 of a 32-byte key; wins over encryptionKeyFile"
+        None,
+        description=(
+            "The seed key itself: URL-safe base64 of 32 random bytes; wins over "
+            "encryptionKeyFile. It encrypts the seeds and seals RADIUS states."
+        ),
+        examples=["q0cHc0Sd4sFIq_Jh3lEHvVbLWUcy5xzu2nqwU7GN3ZE="],
     )
 
     @field_validator("url")
@@ -111,10 +206,30 @@ class StorageSettings(_Model):
 
 
 class User(_Model):
-    username: str = Field(min_length=1)
-    password: str | None = Field(None, min_length=1)
-    password_hash: str | None = Field(None, min_length=1)
-    admin: bool = False
+    """A user of a Credentials identity provider; give exactly one of password and hash."""
+
+    username: str = Field(
+        min_length=1,
+        description="The login name, unique within its identity provider.",
+        examples=["alice"],
+    )
+    password: str | None = Field(
+        None,
+        min_length=1,
+        description="The password in clear text (demos and tests; prefer passwordHash).",
+        examples=["alice-pass"],
+    )
+    password_hash: str | None = Field(
+        None,
+        min_length=1,
+        description="An scrypt hash of the password, as printed by `mfa-server hash-password`.",
+        examples=["scrypt$16384$8$1$..."],
+    )
+    admin: bool = Field(
+        False,
+        description="May list and delete OTP seeds (GET and DELETE /admin/otp/seeds).",
+        examples=[True],
+    )
 
     @model_validator(mode="after")
     def _one_secret(self) -> User:
@@ -126,10 +241,29 @@ class User(_Model):
 
 
 class IdentityProvider(_Model):
-    name: str = Field(min_length=1)
-    type: Literal["Credentials"] = "Credentials"
-    mfa_provider: str | None = Field(None, min_length=1)
-    users: list[User] = []
+    """A named set of users that log in with a password (the vendor's Credentials type)."""
+
+    name: str = Field(
+        min_length=1,
+        description="The `providerName` clients send at login; unique.",
+        examples=["local"],
+    )
+    type: Literal["Credentials"] = Field(
+        "Credentials",
+        description="The only identity provider type this server implements.",
+        examples=["Credentials"],
+    )
+    mfa_provider: str | None = Field(
+        None,
+        min_length=1,
+        description="The `name` of an entry of mfaProviders; without it the users owe no MFA.",
+        examples=["builtin"],
+    )
+    users: list[User] = Field(
+        [],
+        description="The users of this identity provider (see identityProviders[].users[]).",
+        examples=[[{"username": "alice", "password": "alice-pass"}]],
+    )
 
     @field_validator("users")
     @classmethod
@@ -143,31 +277,143 @@ class IdentityProvider(_Model):
 
 
 class DefaultTimeBasedProvider(_Model):
-    name: str = Field(min_length=1)
-    type: Literal["DefaultTimeBased"]
-    secret_bits: int = Field(160, ge=128, le=512, multiple_of=8)
-    digits: int = Field(6, ge=6, le=8)
-    period: int = Field(30, ge=10, le=300)
-    drift_steps: int = Field(1, ge=0, le=10)
-    lockout: LockoutSettings = LockoutSettings()
+    """The built-in TOTP provider (RFC 6238): the server enrols and verifies the seeds."""
+
+    name: str = Field(
+        min_length=1,
+        description="Referred to by identityProviders[].mfaProvider; unique.",
+        examples=["builtin"],
+    )
+    type: Literal["DefaultTimeBased"] = Field(
+        description="Selects this kind of MFA provider.", examples=["DefaultTimeBased"]
+    )
+    secret_bits: int = Field(
+        160,
+        ge=128,
+        le=512,
+        multiple_of=8,
+        description="Length of a new seed in bits.",
+        examples=[256],
+    )
+    digits: int = Field(
+        6, ge=6, le=8, description="Digits of a code (in the otpauth URL if not 6).", examples=[8]
+    )
+    period: int = Field(
+        30,
+        ge=10,
+        le=300,
+        description="Seconds per time step (in the otpauth URL if not 30).",
+        examples=[30],
+    )
+    drift_steps: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="Time steps accepted either side of the current one, for clock drift.",
+        examples=[1],
+    )
+    lockout: LockoutSettings = Field(
+        LockoutSettings(),
+        description="Lockout after wrong codes at POST /admin/authentication/otp.",
+        examples=[{"maxFailedAttempts": 5, "cooldown": "60s", "maxCooldown": "1h"}],
+    )
 
 
 class RadiusProvider(_Model):
-    name: str = Field(min_length=1)
-    type: Literal["Radius"]
-    hostnames: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
-    port: int = Field(1812, ge=1, le=65535)
-    shared_secret: str = Field(min_length=1)
-    authentication_protocol: Literal["PAP", "CHAP"] = "CHAP"
-    timeout: float = Field(6.0, gt=0, le=300)
-    mode: Literal["OneFactor", "Challenge", "Push"] = "Challenge"
-    use_user_password: bool = False
-    challenge_shared_secret: str | None = Field(None, min_length=1)
-    input_type: Literal["Masked", "Numeric", "Text"] = "Masked"
-    require_message_authenticator: bool = True
-    nas_identifier: str | None = Field("appgate-sdp-controller", min_length=1)
-    nas_ip_address: IPv4Address | None = None
-    lockout: LockoutSettings = LockoutSettings()
+    """An external RADIUS server decides; see the README for what each mode sends."""
+
+    name: str = Field(
+        min_length=1,
+        description="Referred to by identityProviders[].mfaProvider; unique.",
+        examples=["corp-radius"],
+    )
+    type: Literal["Radius"] = Field(
+        description="Selects this kind of MFA provider.", examples=["Radius"]
+    )
+    hostnames: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1,
+        description="RADIUS servers, tried in order; each gets an equal share of timeout.",
+        examples=[["radius1.example.com", "radius2.example.com"]],
+    )
+    port: int = Field(
+        1812, ge=1, le=65535, description="UDP port of the RADIUS servers.", examples=[1812]
+    )
+    shared_secret: str = Field(
+        min_length=1,
+        description="The RADIUS shared secret of this server as a client.",
+        examples=["testing123"],
+    )
+    authentication_protocol: Literal["PAP", "CHAP"] = Field(
+        "CHAP",
+        description="How the password travels: User-Password (PAP) or CHAP-Password (CHAP).",
+        examples=["PAP"],
+    )
+    timeout: float = Field(
+        6.0,
+        gt=0,
+        le=300,
+        description=(
+            "Seconds to wait for an answer over all hostnames (a number); clients are told it "
+            "as `timeout`. No answer in time: 504."
+        ),
+        examples=[10],
+    )
+    mode: Literal["OneFactor", "Challenge", "Push"] = Field(
+        "Challenge",
+        description=(
+            "OneFactor: the OTP is the password of one Access-Request. Challenge: initialize "
+            "gets an Access-Challenge, the OTP answers it. Push: /otp waits for an approval "
+            "on another device."
+        ),
+        examples=["Push"],
+    )
+    use_user_password: bool = Field(
+        False,
+        description=(
+            "Challenge: send the user's password (the `userPassword` of initialize) instead of "
+            "challengeSharedSecret. Push: the client sends the password as `otp` "
+            "(`sendPassword` true)."
+        ),
+        examples=[True],
+    )
+    challenge_shared_secret: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "The password of the first Access-Request in Challenge and Push modes when "
+            "useUserPassword is off (then required)."
+        ),
+        examples=["push-secret"],
+    )
+    input_type: Literal["Masked", "Numeric", "Text"] = Field(
+        "Masked",
+        description="How a client should show the OTP field; informational, never sent here.",
+        examples=["Numeric"],
+    )
+    require_message_authenticator: bool = Field(
+        True,
+        description=(
+            "Drop answers without a Message-Authenticator (BlastRADIUS, CVE-2024-3596); false "
+            "only for a legacy RADIUS server that never sends one."
+        ),
+        examples=[False],
+    )
+    nas_identifier: str | None = Field(
+        "appgate-sdp-controller",
+        min_length=1,
+        description="NAS-Identifier of every Access-Request; null leaves it out.",
+        examples=["controller-1"],
+    )
+    nas_ip_address: IPv4Address | None = Field(
+        None,
+        description="NAS-IP-Address of every Access-Request; absent when unset.",
+        examples=["192.0.2.10"],
+    )
+    lockout: LockoutSettings = Field(
+        LockoutSettings(),
+        description="Lockout after Access-Rejects of the OTP (timeouts do not count).",
+        examples=[{"maxFailedAttempts": 5, "cooldown": "60s", "maxCooldown": "1h"}],
+    )
 
     @model_validator(mode="after")
     def _challenge_secret(self) -> RadiusProvider:
@@ -183,10 +429,28 @@ MfaProvider = Annotated[DefaultTimeBasedProvider | RadiusProvider, Field(discrim
 
 
 class Settings(_Model):
-    server: ServerSettings = ServerSettings()
-    storage: StorageSettings = StorageSettings()
-    identity_providers: list[IdentityProvider] = Field(min_length=1)
-    mfa_providers: list[MfaProvider] = []
+    """The whole file."""
+
+    server: ServerSettings = Field(
+        ServerSettings(),
+        description="Listening, naming, tokens and limits (see server).",
+        examples=[{"hostname": "controller.example.com", "port": 8443}],
+    )
+    storage: StorageSettings = Field(
+        StorageSettings(),
+        description="The database and the seed key (see storage).",
+        examples=[{"url": "sqlite:///./data/mfa.db", "encryptionKeyFile": "./data/seed.key"}],
+    )
+    identity_providers: list[IdentityProvider] = Field(
+        min_length=1,
+        description="Who can log in (see identityProviders[]).",
+        examples=[[{"name": "local", "mfaProvider": "builtin", "users": []}]],
+    )
+    mfa_providers: list[MfaProvider] = Field(
+        [],
+        description="The second factors that identity providers name (see mfaProviders[]).",
+        examples=[[{"name": "builtin", "type": "DefaultTimeBased"}]],
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
