@@ -16,6 +16,7 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
+from scenarios import shipped_scenarios
 from server.app import create_app
 from server.config import ConfigError, RadiusProvider, Settings, demo_settings, load_settings
 from server.logs import configure_logging
@@ -36,7 +37,7 @@ def _settings(config: str | None, data_dir: str) -> Settings:
     return demo_settings(Path(data_dir).resolve())
 
 
-DEMO_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+DEMO_SCENARIOS = shipped_scenarios()
 
 
 def start_demo_radius(
