@@ -137,7 +137,7 @@ def check_config(args: argparse.Namespace) -> int:
         load_settings(args.file)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        return 2
+        return 1  # as `mock-radius validate`; a bad --config at start stays 2
     print(f"{args.file}: ok")
     return 0
 

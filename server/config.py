@@ -1,7 +1,8 @@
 """The server's one configuration file: pydantic models with the vendor's camelCase keys.
 
-A bad file must stop the start with a message naming the file, the key path and the problem,
-so loading never lets a pydantic traceback escape.
+A bad file must stop the start with a message naming the file, the line, the key path and the
+problem (server/config_errors.py), so loading never lets a pydantic traceback escape.
+docs/configuration.md is generated from the descriptions and examples here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -23,14 +23,20 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from server.config_errors import BELOW, load_yaml, validation_problems
+from server.config_errors import ConfigError as ConfigError  # raised by the loaders below
 
 DEMO_CONFIG_RESOURCE = "demo.yaml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; the message is meant for the operator as is."""
+def _problem(below: tuple[str | int, ...], message: str) -> PydanticCustomError:
+    """A validation error reported at ``below``, a key path under the value being validated,
+    so that it names the line of the offending key rather than the enclosing mapping."""
+    return PydanticCustomError("config_reference", message, {BELOW: below})
 
 
 def parse_duration(value: object) -> float:
@@ -268,11 +274,14 @@ class IdentityProvider(_Model):
     @field_validator("users")
     @classmethod
     def _unique_users(cls, users: list[User]) -> list[User]:
-        seen: set[str] = set()
-        for user in users:
-            if user.username in seen:
-                raise ValueError(f"duplicate username {user.username!r}")
-            seen.add(user.username)
+        first: dict[str, int] = {}
+        for index, user in enumerate(users):
+            if user.username in first:
+                message = (
+                    f"duplicate username {user.username!r} (also users[{first[user.username]}])"
+                )
+                raise _problem((index, "username"), message)
+            first[user.username] = index
         return users
 
 
@@ -419,9 +428,8 @@ class RadiusProvider(_Model):
     def _challenge_secret(self) -> RadiusProvider:
         needs_secret = self.mode in ("Challenge", "Push") and not self.use_user_password
         if needs_secret and self.challenge_shared_secret is None:
-            raise ValueError(
-                f"mode {self.mode} without useUserPassword needs challengeSharedSecret"
-            )
+            message = f"mode {self.mode} without useUserPassword needs challengeSharedSecret"
+            raise _problem(("challengeSharedSecret",), message)
         return self
 
 
@@ -454,17 +462,22 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
-        idp_names = [idp.name for idp in self.identity_providers]
-        if len(set(idp_names)) != len(idp_names):
-            raise ValueError("identity provider names must be unique")
-        mfa_names = {p.name for p in self.mfa_providers}
-        if len(mfa_names) != len(self.mfa_providers):
-            raise ValueError("MFA provider names must be unique")
-        for idp in self.identity_providers:
+        for key, items in (
+            ("identityProviders", self.identity_providers),
+            ("mfaProviders", self.mfa_providers),
+        ):
+            first: dict[str, int] = {}
+            for index, item in enumerate(items):
+                if item.name in first:
+                    message = f"duplicate name {item.name!r} (also {key}[{first[item.name]}])"
+                    raise _problem((key, index, "name"), message)
+                first[item.name] = index
+        mfa_names = [p.name for p in self.mfa_providers]
+        for index, idp in enumerate(self.identity_providers):
             if idp.mfa_provider is not None and idp.mfa_provider not in mfa_names:
-                raise ValueError(
-                    f"identity provider {idp.name!r} names unknown mfaProvider {idp.mfa_provider!r}"
-                )
+                known = ", ".join(mfa_names) or "none"
+                message = f"no MFA provider named {idp.mfa_provider!r} in mfaProviders ({known})"
+                raise _problem(("identityProviders", index, "mfaProvider"), message)
         return self
 
     def identity_provider(self, name: str) -> IdentityProvider | None:
@@ -472,17 +485,6 @@ class Settings(_Model):
 
     def mfa_provider(self, name: str) -> DefaultTimeBasedProvider | RadiusProvider | None:
         return next((p for p in self.mfa_providers if p.name == name), None)
-
-
-def _format_errors(source: str, error: ValidationError) -> str:
-    lines = [f"{source}: invalid configuration"]
-    for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = str(item["msg"]).removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        lines.append(f"  {path}: {message}")
-    return "\n".join(lines)
 
 
 def _resolve_relative(settings: Settings, base: Path) -> Settings:
@@ -501,16 +503,12 @@ def _resolve_relative(settings: Settings, base: Path) -> Settings:
 
 
 def parse_settings(text: str, source: str, base: Path) -> Settings:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping")
+    """Settings from YAML text; every problem in one ConfigError, a ``file:line:`` each."""
+    raw, lines = load_yaml(text, source)
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(source, exc)) from None
+        raise ConfigError("\n".join(validation_problems(source, exc, lines, Settings))) from None
     return _resolve_relative(settings, base)
 
 
@@ -519,7 +517,9 @@ def load_settings(path: str | Path) -> Settings:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: cannot read: not UTF-8 text") from None
     return parse_settings(text, str(file), file.resolve().parent)
 
 
