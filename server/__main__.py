@@ -1,4 +1,4 @@
-"""``mfa-server``: run the reference server, check a configuration, hash a password."""
+"""mfa-server: run the reference server, check a configuration, hash a password."""
 
 from __future__ import annotations
 
