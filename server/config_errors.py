@@ -19,6 +19,9 @@ from pydantic import BaseModel, ValidationError
 KeyPath = tuple[str | int, ...]
 Lines = dict[KeyPath, int]
 
+# Aliases can make a small file a huge (or endless) tree; no real configuration comes close.
+MAX_VALUES = 100_000
+
 # A validator may point below the value it checked with this context key (a key path suffix),
 # e.g. at the mfaProvider key of the identity provider that names an unknown provider.
 BELOW = "below"
@@ -46,10 +49,19 @@ def load_yaml(text: str, source: str) -> tuple[Any, Lines]:
     if node is None or not isinstance(data, dict):
         raise ConfigError(f"{source}:1: the top level must be a mapping of keys")
     lines: Lines = {}
-    duplicates = _walk(node, (), lines)
+    try:
+        duplicates = _walk(node, (), lines, ())
+    except _Unwalkable as exc:
+        raise ConfigError(f"{source}:{exc.line}: {exc}") from None
     if duplicates:
         raise ConfigError("\n".join(f"{source}:{line}: {problem}" for line, problem in duplicates))
     return data, lines
+
+
+class _Unwalkable(Exception):
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 def _reader_error(source: str, text: str, exc: yaml.reader.ReaderError) -> str:
@@ -70,9 +82,17 @@ def _syntax_error(source: str, exc: yaml.MarkedYAMLError) -> str:
     return f"{source}:{line}: not valid YAML: {problem}"
 
 
-def _walk(node: yaml.Node, path: KeyPath, lines: Lines) -> list[tuple[int, str]]:
+def _walk(
+    node: yaml.Node, path: KeyPath, lines: Lines, inside: tuple[yaml.Node, ...]
+) -> list[tuple[int, str]]:
     """Fill ``lines``; return the duplicate keys, which PyYAML would silently drop."""
-    lines.setdefault(path, node.start_mark.line + 1)
+    line_here = node.start_mark.line + 1
+    if any(node is outer for outer in inside):
+        raise _Unwalkable(f"{_show(path)}: an alias refers to a value that contains it", line_here)
+    if len(lines) > MAX_VALUES:
+        raise _Unwalkable(f"more than {MAX_VALUES} values (aliases expanding too far?)", line_here)
+    lines.setdefault(path, line_here)
+    inside = (*inside, node)
     duplicates: list[tuple[int, str]] = []
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
@@ -83,10 +103,10 @@ def _walk(node: yaml.Node, path: KeyPath, lines: Lines) -> list[tuple[int, str]]
                 duplicates.append((line, f"{_show(child)}: duplicate key (first on line {first})"))
                 continue
             lines[child] = line
-            duplicates += _walk(value, child, lines)
+            duplicates += _walk(value, child, lines, inside)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            duplicates += _walk(item, (*path, index), lines)
+            duplicates += _walk(item, (*path, index), lines, inside)
     return duplicates
 
 

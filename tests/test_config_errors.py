@@ -133,6 +133,15 @@ def test_every_problem_names_its_line_and_key_path() -> None:
             "conf.yaml:2: not valid YAML: expected a single document in the stream but found "
             "another document",
         ),
+        (
+            "identityProviders: [{name: a}]\nserver:\n  apiVersions: &v {min: 18, max: *v}\n",
+            "conf.yaml:3: server.apiVersions.max: an alias refers to a value that contains it",
+        ),
+        (  # "billion laughs": a small file, a tree too big to check
+            "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 7)),
+            "conf.yaml:1: more than 100000 values (aliases expanding too far?)",
+        ),
         ("", "conf.yaml:1: the top level must be a mapping of keys"),
         ("server: {}\n\x1f", "conf.yaml:2: not valid YAML: character #x001f is not allowed"),
         ("- a\n", "conf.yaml:1: the top level must be a mapping of keys"),
