@@ -43,6 +43,8 @@ print(json.dumps({
     "distribution": str(dist.locate_file("")),
     "directUrl": json.loads(dist.read_text("direct_url.json") or "{}"),
     "sysPath": sys.path,
+    "finders": [type(f).__module__ if not isinstance(f, type) else f.__module__
+                for f in sys.meta_path],
 }))
 """
 
@@ -120,8 +122,14 @@ def test_the_project_is_imported_from_the_wheel(installed: Installed) -> None:
     assert Path(found["distribution"]) == installed.site_packages
     assert "archive_info" in found["directUrl"]  # installed from a file, not editable
     assert "dir_info" not in found["directUrl"]
+    # no other place on the path holds the project (the dependencies' may be inside the
+    # checkout, in .venv), and no editable install's finder is active
     for entry in found["sysPath"]:  # "" is the working folder, elsewhere
-        assert not (installed.elsewhere / entry).resolve().is_relative_to(REPO), entry
+        folder = (installed.elsewhere / entry).resolve()
+        if folder != installed.site_packages.resolve():
+            for package in ("server", "mock_radius", "scenarios"):
+                assert not (folder / package / "__init__.py").exists(), folder
+    assert not [name for name in found["finders"] if "editable" in name]
 
 
 def test_mfa_server_demo_answers_a_radius_challenge_from_another_folder(
