@@ -13,8 +13,9 @@ from mock_radius.engine import Engine, UnknownScenario
 from mock_radius.journal import Journal
 from mock_radius.recording import Exchange, RecordingError, write_scenario
 from mock_radius.scenario import ScenarioError, load_scenario, load_scenarios, scenario_files
+from scenarios import shipped_scenarios
 
-DEFAULT_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+DEFAULT_SCENARIOS = shipped_scenarios()
 
 
 def serve(args: argparse.Namespace) -> int:

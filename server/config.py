@@ -1,7 +1,8 @@
 """The server's one configuration file: pydantic models with the vendor's camelCase keys.
 
-A bad file must stop the start with a message naming the file, the key path and the problem,
-so loading never lets a pydantic traceback escape.
+A bad file must stop the start with a message naming the file, the line, the key path and the
+problem (server/config_errors.py), so loading never lets a pydantic traceback escape.
+docs/configuration.md is generated from the descriptions and examples here.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -22,14 +23,20 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from server.config_errors import BELOW, load_yaml, validation_problems
+from server.config_errors import ConfigError as ConfigError  # raised by the loaders below
 
 DEMO_CONFIG_RESOURCE = "demo.yaml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; the message is meant for the operator as is."""
+def _problem(below: tuple[str | int, ...], message: str) -> PydanticCustomError:
+    """A validation error reported at ``below``, a key path under the value being validated,
+    so that it names the line of the offending key rather than the enclosing mapping."""
+    return PydanticCustomError("config_reference", message, {BELOW: below})
 
 
 def parse_duration(value: object) -> float:
@@ -50,6 +57,10 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+# Seconds, given as a number or a string such as "90s", "15m", "24h" (the reference renders it so).
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
@@ -57,8 +68,20 @@ class _Model(BaseModel):
 
 
 class ApiVersions(_Model):
-    min: int = Field(18, ge=1)
-    max: int = Field(22, ge=1)
+    """The API versions N accepted in ``Accept: application/vnd.appgate.peer-vN+json``."""
+
+    min: int = Field(
+        18,
+        ge=1,
+        description="Lowest accepted version; reported as minSupportedVersion in the 406 body.",
+        examples=[18],
+    )
+    max: int = Field(
+        22,
+        ge=1,
+        description="Highest accepted version; the 406 message names it as the current one.",
+        examples=[22],
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ApiVersions:
@@ -68,50 +91,184 @@ class ApiVersions(_Model):
 
 
 class LockoutSettings(_Model):
-    max_failed_attempts: int = Field(5, ge=1, le=1000)
-    cooldown: float = 60.0
-    max_cooldown: float = 3600.0
+    """Wrong attempts in a row lock the account for a cooldown that doubles up to a cap."""
 
-    @field_validator("cooldown", "max_cooldown", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> float:
-        return parse_duration(value)
+    max_failed_attempts: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Wrong attempts in a row that lock the account; a success resets the count.",
+        examples=[5],
+    )
+    cooldown: Duration = Field(
+        60.0,
+        description="How long the first lock lasts; each further lock in a row doubles it.",
+        examples=["60s"],
+    )
+    max_cooldown: Duration = Field(
+        3600.0,
+        description="The cap on the doubling cooldown, so a lock always ends.",
+        examples=["1h"],
+    )
 
 
 class TlsSettings(_Model):
-    cert_file: str = Field(min_length=1)
-    key_file: str = Field(min_length=1)
+    """A certificate and its key, PEM files; relative paths are relative to this file."""
+
+    cert_file: str = Field(
+        min_length=1,
+        description="The certificate (chain), PEM; clients must trust it or its issuer.",
+        examples=["tls/server.crt"],
+    )
+    key_file: str = Field(
+        min_length=1,
+        description="The certificate's private key, PEM, unencrypted.",
+        examples=["tls/server.key"],
+    )
 
 
 class ServerSettings(_Model):
-    host: str = "127.0.0.1"
-    port: int = Field(8443, ge=0, le=65535)
-    hostname: str = Field("localhost", min_length=1)
-    issuer: str = Field("Appgate SDP", min_length=1)
-    api_versions: ApiVersions = ApiVersions()
-    token_lifetime: float = 24 * 3600.0
-    banner_message: str | None = None
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
-    login_lockout: LockoutSettings = LockoutSettings(max_failed_attempts=10)
-    tls: TlsSettings | None = None
-    workers: int = Field(1, ge=1, le=64)
-    access_log: bool = True
-    max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
-    request_timeout: float = 10.0
-    keep_alive_timeout: float = 5.0
-    max_connections: int = Field(1000, ge=1, le=100_000)
+    """How the server listens and what it tells clients about itself."""
 
-    @field_validator("token_lifetime", "request_timeout", "keep_alive_timeout", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> float:
-        return parse_duration(value)
+    host: str = Field(
+        "127.0.0.1",
+        description="Address to listen on; `mfa-server --host` overrides it.",
+        examples=["0.0.0.0"],  # noqa: S104 - an example value, not a bind
+    )
+    port: int = Field(
+        8443,
+        ge=0,
+        le=65535,
+        description="TCP port to listen on, 0 for a free one; `mfa-server --port` overrides it.",
+        examples=[8443],
+    )
+    hostname: str = Field(
+        "localhost",
+        min_length=1,
+        description="This server's name, the last part of the otpauth label `user@idp@hostname`.",
+        examples=["controller.example.com"],
+    )
+    issuer: str = Field(
+        "Appgate SDP",
+        min_length=1,
+        description="The otpauth `issuer` parameter: the account's title in authenticator apps.",
+        examples=["Appgate SDP"],
+    )
+    api_versions: ApiVersions = Field(
+        ApiVersions(),
+        description="The accepted API versions; other Accept headers get 406 on every route.",
+        examples=[{"min": 18, "max": 22}],
+    )
+    token_lifetime: Duration = Field(
+        24 * 3600.0,
+        description=(
+            "How long a token lives from its issue; an MFA token never outlives the partial "
+            "token it replaced."
+        ),
+        examples=["8h"],
+    )
+    banner_message: str | None = Field(
+        None,
+        description="`bannerMessage` of GET /admin/identity-providers/names; absent when unset.",
+        examples=["Authorized use only."],
+    )
+    max_body_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest request body read, in bytes; a larger one gets 413.",
+        examples=[65536],
+    )
+    login_lockout: LockoutSettings = Field(
+        LockoutSettings(max_failed_attempts=10),
+        description=(
+            "Throttles password guessing at POST /admin/authentication, per account, known or "
+            "not (so the answers do not reveal which accounts exist)."
+        ),
+        examples=[{"maxFailedAttempts": 10, "cooldown": "60s", "maxCooldown": "1h"}],
+    )
+    tls: TlsSettings | None = Field(
+        None,
+        description=(
+            "Serve HTTPS with this certificate and key (the port then speaks only TLS); plain "
+            "HTTP when unset. `--tls-cert`/`--tls-key` override it; `--tls` alone makes a "
+            "self-signed certificate for localhost in the data folder."
+        ),
+        examples=[{"certFile": "tls/server.crt", "keyFile": "tls/server.key"}],
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "Server processes sharing the port (SO_REUSEPORT); `--workers` overrides it. With "
+            "more than one, lockouts, one-time tokens and push joining hold across them through "
+            "the store."
+        ),
+        examples=[2],
+    )
+    access_log: bool = Field(
+        True,
+        description="Write one JSON access line per request (audit lines stay).",
+        examples=[False],
+    )
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description=(
+            "Largest request head (request line and headers) in bytes; a larger one gets 431 and "
+            "the connection is closed."
+        ),
+        examples=[32768],
+    )
+    request_timeout: Duration = Field(
+        10.0,
+        description=(
+            "How long a client may take to send a request head (then 408 and close; also for a "
+            "connection that sends nothing) or a request body (then 408)."
+        ),
+        examples=["10s"],
+    )
+    keep_alive_timeout: Duration = Field(
+        5.0, description="How long an idle keep-alive connection stays open.", examples=["5s"]
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Open connections per worker; one over it is closed at once.",
+        examples=[1000],
+    )
 
 
 class StorageSettings(_Model):
-    url: str = "sqlite:///./data/mfa.db"
-    encryption_key_file: str | None = "./data/seed.key"
+    """Where tokens, seeds and lockouts are kept, and the key that encrypts the seeds."""
+
+    url: str = Field(
+        "sqlite:///./data/mfa.db",
+        description=(
+            "`sqlite:///PATH` (one process; a relative PATH is relative to the configuration "
+            "file's folder) or `postgresql://USER:PASSWORD@HOST:PORT/DB` (several processes "
+            "sharing state)."
+        ),
+        examples=["postgresql://mfa:mfa@127.0.0.1:5432/mfa"],
+    )
+    encryption_key_file: str | None = Field(
+        "./data/seed.key",
+        description=(
+            "File holding the base64 seed key, created with mode 0600 on first start; relative "
+            "to the configuration file's folder. Every process sharing a database needs the "
+            "same key."
+        ),
+        examples=["/var/lib/mfa/seed.key"],
+    )
     encryption_key: str | None = Field(
-        None, description="base64 of a 32-byte key; wins over encryptionKeyFile"
+        None,
+        description=(
+            "The seed key itself: URL-safe base64 of 32 random bytes; wins over "
+            "encryptionKeyFile. It encrypts the seeds and seals RADIUS states."
+        ),
+        examples=["q0cHc0Sd4sFIq_Jh3lEHvVbLWUcy5xzu2nqwU7GN3ZE="],
     )
 
     @field_validator("url")
@@ -123,10 +280,30 @@ class StorageSettings(_Model):
 
 
 class User(_Model):
-    username: str = Field(min_length=1)
-    password: str | None = Field(None, min_length=1)
-    password_hash: str | None = Field(None, min_length=1)
-    admin: bool = False
+    """A user of a Credentials identity provider; give exactly one of password and hash."""
+
+    username: str = Field(
+        min_length=1,
+        description="The login name, unique within its identity provider.",
+        examples=["alice"],
+    )
+    password: str | None = Field(
+        None,
+        min_length=1,
+        description="The password in clear text (demos and tests; prefer passwordHash).",
+        examples=["alice-pass"],
+    )
+    password_hash: str | None = Field(
+        None,
+        min_length=1,
+        description="An scrypt hash of the password, as printed by `mfa-server hash-password`.",
+        examples=["scrypt$16384$8$1$..."],
+    )
+    admin: bool = Field(
+        False,
+        description="May list and delete OTP seeds (GET and DELETE /admin/otp/seeds).",
+        examples=[True],
+    )
 
     @model_validator(mode="after")
     def _one_secret(self) -> User:
@@ -138,56 +315,189 @@ class User(_Model):
 
 
 class IdentityProvider(_Model):
-    name: str = Field(min_length=1)
-    type: Literal["Credentials"] = "Credentials"
-    mfa_provider: str | None = Field(None, min_length=1)
-    users: list[User] = []
+    """A named set of users that log in with a password (the vendor's Credentials type)."""
+
+    name: str = Field(
+        min_length=1,
+        description="The `providerName` clients send at login; unique.",
+        examples=["local"],
+    )
+    type: Literal["Credentials"] = Field(
+        "Credentials",
+        description="The only identity provider type this server implements.",
+        examples=["Credentials"],
+    )
+    mfa_provider: str | None = Field(
+        None,
+        min_length=1,
+        description="The `name` of an entry of mfaProviders; without it the users owe no MFA.",
+        examples=["builtin"],
+    )
+    users: list[User] = Field(
+        [],
+        description="The users of this identity provider (see identityProviders[].users[]).",
+        examples=[[{"username": "alice", "password": "alice-pass"}]],
+    )
 
     @field_validator("users")
     @classmethod
     def _unique_users(cls, users: list[User]) -> list[User]:
-        seen: set[str] = set()
-        for user in users:
-            if user.username in seen:
-                raise ValueError(f"duplicate username {user.username!r}")
-            seen.add(user.username)
+        first: dict[str, int] = {}
+        for index, user in enumerate(users):
+            if user.username in first:
+                message = (
+                    f"duplicate username {user.username!r} (also users[{first[user.username]}])"
+                )
+                raise _problem((index, "username"), message)
+            first[user.username] = index
         return users
 
 
 class DefaultTimeBasedProvider(_Model):
-    name: str = Field(min_length=1)
-    type: Literal["DefaultTimeBased"]
-    secret_bits: int = Field(160, ge=128, le=512, multiple_of=8)
-    digits: int = Field(6, ge=6, le=8)
-    period: int = Field(30, ge=10, le=300)
-    drift_steps: int = Field(1, ge=0, le=10)
-    lockout: LockoutSettings = LockoutSettings()
+    """The built-in TOTP provider (RFC 6238): the server enrols and verifies the seeds."""
+
+    name: str = Field(
+        min_length=1,
+        description="Referred to by identityProviders[].mfaProvider; unique.",
+        examples=["builtin"],
+    )
+    type: Literal["DefaultTimeBased"] = Field(
+        description="Selects this kind of MFA provider.", examples=["DefaultTimeBased"]
+    )
+    secret_bits: int = Field(
+        160,
+        ge=128,
+        le=512,
+        multiple_of=8,
+        description="Length of a new seed in bits.",
+        examples=[256],
+    )
+    digits: int = Field(
+        6, ge=6, le=8, description="Digits of a code (in the otpauth URL if not 6).", examples=[8]
+    )
+    period: int = Field(
+        30,
+        ge=10,
+        le=300,
+        description="Seconds per time step (in the otpauth URL if not 30).",
+        examples=[30],
+    )
+    drift_steps: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="Time steps accepted either side of the current one, for clock drift.",
+        examples=[1],
+    )
+    lockout: LockoutSettings = Field(
+        LockoutSettings(),
+        description="Lockout after wrong codes at POST /admin/authentication/otp.",
+        examples=[{"maxFailedAttempts": 5, "cooldown": "60s", "maxCooldown": "1h"}],
+    )
 
 
 class RadiusProvider(_Model):
-    name: str = Field(min_length=1)
-    type: Literal["Radius"]
-    hostnames: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
-    port: int = Field(1812, ge=1, le=65535)
-    shared_secret: str = Field(min_length=1)
-    authentication_protocol: Literal["PAP", "CHAP"] = "CHAP"
-    timeout: float = Field(6.0, gt=0, le=300)
-    mode: Literal["OneFactor", "Challenge", "Push"] = "Challenge"
-    use_user_password: bool = False
-    challenge_shared_secret: str | None = Field(None, min_length=1)
-    input_type: Literal["Masked", "Numeric", "Text"] = "Masked"
-    require_message_authenticator: bool = True
-    nas_identifier: str | None = Field("appgate-sdp-controller", min_length=1)
-    nas_ip_address: IPv4Address | None = None
-    lockout: LockoutSettings = LockoutSettings()
+    """An external RADIUS server decides; see the README for what each mode sends."""
+
+    name: str = Field(
+        min_length=1,
+        description="Referred to by identityProviders[].mfaProvider; unique.",
+        examples=["corp-radius"],
+    )
+    type: Literal["Radius"] = Field(
+        description="Selects this kind of MFA provider.", examples=["Radius"]
+    )
+    hostnames: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1,
+        description="RADIUS servers, tried in order; each gets an equal share of timeout.",
+        examples=[["radius1.example.com", "radius2.example.com"]],
+    )
+    port: int = Field(
+        1812, ge=1, le=65535, description="UDP port of the RADIUS servers.", examples=[1812]
+    )
+    shared_secret: str = Field(
+        min_length=1,
+        description="The RADIUS shared secret of this server as a client.",
+        examples=["testing123"],
+    )
+    authentication_protocol: Literal["PAP", "CHAP"] = Field(
+        "CHAP",
+        description="How the password travels: User-Password (PAP) or CHAP-Password (CHAP).",
+        examples=["PAP"],
+    )
+    timeout: float = Field(
+        6.0,
+        gt=0,
+        le=300,
+        description=(
+            "Seconds to wait for an answer over all hostnames (a number); clients are told it "
+            "as `timeout`. No answer in time: 504."
+        ),
+        examples=[10],
+    )
+    mode: Literal["OneFactor", "Challenge", "Push"] = Field(
+        "Challenge",
+        description=(
+            "OneFactor: the OTP is the password of one Access-Request. Challenge: initialize "
+            "gets an Access-Challenge, the OTP answers it. Push: /otp waits for an approval "
+            "on another device."
+        ),
+        examples=["Push"],
+    )
+    use_user_password: bool = Field(
+        False,
+        description=(
+            "Challenge: send the user's password (the `userPassword` of initialize) instead of "
+            "challengeSharedSecret. Push: the client sends the password as `otp` "
+            "(`sendPassword` true)."
+        ),
+        examples=[True],
+    )
+    challenge_shared_secret: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "The password of the first Access-Request in Challenge and Push modes when "
+            "useUserPassword is off (then required)."
+        ),
+        examples=["push-secret"],
+    )
+    input_type: Literal["Masked", "Numeric", "Text"] = Field(
+        "Masked",
+        description="How a client should show the OTP field; informational, never sent here.",
+        examples=["Numeric"],
+    )
+    require_message_authenticator: bool = Field(
+        True,
+        description=(
+            "Drop answers without a Message-Authenticator (BlastRADIUS, CVE-2024-3596); false "
+            "only for a legacy RADIUS server that never sends one."
+        ),
+        examples=[False],
+    )
+    nas_identifier: str | None = Field(
+        "appgate-sdp-controller",
+        min_length=1,
+        description="NAS-Identifier of every Access-Request; null leaves it out.",
+        examples=["controller-1"],
+    )
+    nas_ip_address: IPv4Address | None = Field(
+        None,
+        description="NAS-IP-Address of every Access-Request; absent when unset.",
+        examples=["192.0.2.10"],
+    )
+    lockout: LockoutSettings = Field(
+        LockoutSettings(),
+        description="Lockout after Access-Rejects of the OTP (timeouts do not count).",
+        examples=[{"maxFailedAttempts": 5, "cooldown": "60s", "maxCooldown": "1h"}],
+    )
 
     @model_validator(mode="after")
     def _challenge_secret(self) -> RadiusProvider:
         needs_secret = self.mode in ("Challenge", "Push") and not self.use_user_password
         if needs_secret and self.challenge_shared_secret is None:
-            raise ValueError(
-                f"mode {self.mode} without useUserPassword needs challengeSharedSecret"
-            )
+            message = f"mode {self.mode} without useUserPassword needs challengeSharedSecret"
+            raise _problem(("challengeSharedSecret",), message)
         return self
 
 
@@ -195,24 +505,47 @@ MfaProvider = Annotated[DefaultTimeBasedProvider | RadiusProvider, Field(discrim
 
 
 class Settings(_Model):
-    server: ServerSettings = ServerSettings()
-    storage: StorageSettings = StorageSettings()
-    identity_providers: list[IdentityProvider] = Field(min_length=1)
-    mfa_providers: list[MfaProvider] = []
+    """The whole file."""
+
+    server: ServerSettings = Field(
+        ServerSettings(),
+        description="Listening, naming, tokens and limits (see server).",
+        examples=[{"hostname": "controller.example.com", "port": 8443}],
+    )
+    storage: StorageSettings = Field(
+        StorageSettings(),
+        description="The database and the seed key (see storage).",
+        examples=[{"url": "sqlite:///./data/mfa.db", "encryptionKeyFile": "./data/seed.key"}],
+    )
+    identity_providers: list[IdentityProvider] = Field(
+        min_length=1,
+        description="Who can log in (see identityProviders[]).",
+        examples=[[{"name": "local", "mfaProvider": "builtin", "users": []}]],
+    )
+    mfa_providers: list[MfaProvider] = Field(
+        [],
+        description="The second factors that identity providers name (see mfaProviders[]).",
+        examples=[[{"name": "builtin", "type": "DefaultTimeBased"}]],
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
-        idp_names = [idp.name for idp in self.identity_providers]
-        if len(set(idp_names)) != len(idp_names):
-            raise ValueError("identity provider names must be unique")
-        mfa_names = {p.name for p in self.mfa_providers}
-        if len(mfa_names) != len(self.mfa_providers):
-            raise ValueError("MFA provider names must be unique")
-        for idp in self.identity_providers:
+        for key, items in (
+            ("identityProviders", self.identity_providers),
+            ("mfaProviders", self.mfa_providers),
+        ):
+            first: dict[str, int] = {}
+            for index, item in enumerate(items):
+                if item.name in first:
+                    message = f"duplicate name {item.name!r} (also {key}[{first[item.name]}])"
+                    raise _problem((key, index, "name"), message)
+                first[item.name] = index
+        mfa_names = [p.name for p in self.mfa_providers]
+        for index, idp in enumerate(self.identity_providers):
             if idp.mfa_provider is not None and idp.mfa_provider not in mfa_names:
-                raise ValueError(
-                    f"identity provider {idp.name!r} names unknown mfaProvider {idp.mfa_provider!r}"
-                )
+                known = ", ".join(mfa_names) or "none"
+                message = f"no MFA provider named {idp.mfa_provider!r} in mfaProviders ({known})"
+                raise _problem(("identityProviders", index, "mfaProvider"), message)
         return self
 
     def identity_provider(self, name: str) -> IdentityProvider | None:
@@ -220,17 +553,6 @@ class Settings(_Model):
 
     def mfa_provider(self, name: str) -> DefaultTimeBasedProvider | RadiusProvider | None:
         return next((p for p in self.mfa_providers if p.name == name), None)
-
-
-def _format_errors(source: str, error: ValidationError) -> str:
-    lines = [f"{source}: invalid configuration"]
-    for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = str(item["msg"]).removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        lines.append(f"  {path}: {message}")
-    return "\n".join(lines)
 
 
 def _resolve_relative(settings: Settings, base: Path) -> Settings:
@@ -262,16 +584,12 @@ def _absolute(path: str, base: Path) -> str:
 
 
 def parse_settings(text: str, source: str, base: Path) -> Settings:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping")
+    """Settings from YAML text; every problem in one ConfigError, a ``file:line:`` each."""
+    raw, lines = load_yaml(text, source)
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(source, exc)) from None
+        raise ConfigError("\n".join(validation_problems(source, exc, lines, Settings))) from None
     return _resolve_relative(settings, base)
 
 
@@ -280,7 +598,9 @@ def load_settings(path: str | Path) -> Settings:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: cannot read: not UTF-8 text") from None
     return parse_settings(text, str(file), file.resolve().parent)
 
 

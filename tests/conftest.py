@@ -329,6 +329,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     import os
+    import shutil
     import subprocess
 
     url = os.environ.get("MFA_TEST_POSTGRES_URL")
@@ -352,6 +353,7 @@ def postgres_server() -> Iterator[str]:
     if os.getuid() == 0:
         stop = ["runuser", "-u", "postgres", "--", *stop]
     subprocess.run(stop, capture_output=True)
+    shutil.rmtree(Path(exports["MFA_TEST_POSTGRES_DATA"]).parent, ignore_errors=True)  # ~55 MB
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,15 +57,16 @@ def test_relative_paths_are_resolved_against_the_file(tmp_path: Path) -> None:
         (lambda c: c["server"].update(port="many"), "server.port: Input should be a valid integer"),
         (
             lambda c: c["identityProviders"][0]["users"][0].pop("password"),
-            "identityProviders.0.users.0: give exactly one of password and passwordHash",
+            "identityProviders[0].users[0]: give exactly one of password and passwordHash",
         ),
         (
             lambda c: c["identityProviders"][0].update(mfaProvider="ghost"),
-            "unknown mfaProvider 'ghost'",
+            "identityProviders[0].mfaProvider: no MFA provider named 'ghost' in mfaProviders "
+            "(builtin)",
         ),
         (
             lambda c: c["mfaProviders"][0].update(type="Fido2"),
-            "mfaProviders.0: Input tag 'Fido2' found using 'type' does not match",
+            "mfaProviders[0].type: unknown type 'Fido2', expected one of DefaultTimeBased, Radius",
         ),
         (
             lambda c: c["mfaProviders"].append(
@@ -76,10 +78,14 @@ def test_relative_paths_are_resolved_against_the_file(tmp_path: Path) -> None:
                     "mode": "Push",
                 }
             ),
-            "mode Push without useUserPassword needs challengeSharedSecret",
+            "mfaProviders[1].challengeSharedSecret: mode Push without useUserPassword needs "
+            "challengeSharedSecret",
         ),
-        (lambda c: c["server"].update(tokenLifetime="soon"), "expected a duration"),
-        (lambda c: c["mfaProviders"][0].update(secretBits=100), "secretBits: Input should be"),
+        (lambda c: c["server"].update(tokenLifetime="soon"), "server.tokenLifetime: expected a"),
+        (
+            lambda c: c["mfaProviders"][0].update(secretBits=100),
+            "mfaProviders[0].secretBits: Input should be",
+        ),
     ],
 )
 def test_errors_name_file_path_and_problem(tmp_path: Path, change, expected: str) -> None:  # type: ignore[no-untyped-def]
@@ -89,8 +95,7 @@ def test_errors_name_file_path_and_problem(tmp_path: Path, change, expected: str
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: invalid configuration")
-    assert expected in message
+    assert re.search(rf"^{re.escape(str(path))}:\d+: {re.escape(expected)}", message, re.M), message
 
 
 def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:
@@ -134,9 +139,11 @@ def test_check_config_and_hash_password_commands(tmp_path: Path) -> None:
     failed = subprocess.run(
         [sys.executable, "-m", "server", "check-config", str(bad)], capture_output=True, text=True
     )
-    assert failed.returncode == 2
-    assert "server.port: Input should be greater than or equal to 0" in failed.stderr
-    assert "identityProviders: List should have at least 1 item" in failed.stderr
+    assert failed.returncode == 1  # as `mock-radius validate`
+    assert failed.stderr.splitlines() == [
+        f"{bad}:1: server.port: Input should be greater than or equal to 0",
+        f"{bad}:2: identityProviders: List should have at least 1 item after validation, not 0",
+    ]
     hashed = subprocess.run(
         [sys.executable, "-m", "server", "hash-password", "--stdin"],
         input="s3cret\n",

@@ -90,3 +90,6 @@ def test_dockerfile() -> None:
     server_cli._parser().parse_args(argv[1:])
     for source in ("server", "mock_radius", "scenarios", "pyproject.toml"):
         assert re.search(rf"^COPY {re.escape(source)}\b", text, re.M), source
+    # a normal install, as from the wheel (the scenarios are package data), not an editable one
+    assert re.search(r"^RUN pip install \. ", text, re.M)
+    assert "pip install -e" not in text
