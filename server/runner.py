@@ -34,6 +34,7 @@ from server.tls import TlsFiles
 log = logging.getLogger("mfa.server")
 
 READY_TIMEOUT_SECONDS = 60.0
+GRACEFUL_STOP_SECONDS = 5  # then requests still running are cancelled and idle TLS clients cut
 STOP_TIMEOUT_SECONDS = 15.0
 RESTART_LIMIT = 5  # workers that die within RESTART_WINDOW of starting, before giving up
 RESTART_WINDOW_SECONDS = 10.0
@@ -124,6 +125,7 @@ def _uvicorn_config(app: Any, options: ServeOptions) -> uvicorn.Config:
         server_header=False,
         timeout_keep_alive=options.keep_alive,  # type: ignore[arg-type]
         backlog=options.backlog,
+        timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
         ssl_certfile=None if options.tls is None else str(options.tls.cert_file),
         ssl_keyfile=None if options.tls is None else str(options.tls.key_file),
     )

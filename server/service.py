@@ -304,9 +304,29 @@ class LoginService:
             return self._login_response(user, token, record)
         if record.stage == Stage.PARTIAL and user.mfa_provider is not None:
             raise errors.mfa_required()
-        value, new_record = await self._advance(record, user, Stage.FULL)
+        if record.stage == Stage.PARTIAL:
+            # A user who owes no MFA: the partial token stays usable here, because the
+            # vendor's CLI asks /authorization twice with it (once to learn that no OTP is
+            # owed, once for the token it keeps); each answer is a new full token of the
+            # same session, and logout ends them all.
+            value, new_record = await self._add_to_session(record, user, Stage.FULL)
+        else:
+            value, new_record = await self._advance(record, user, Stage.FULL)
         _event("authorized", username=user.username, provider=user.provider)
         return self._login_response(user, value, new_record)
+
+    async def _add_to_session(
+        self, record: TokenRecord, user: UserInfo, stage: Stage
+    ) -> tuple[str, TokenRecord]:
+        issued = issue_token(
+            session_id=record.session_id,
+            provider=user.provider,
+            username=user.username,
+            stage=stage,
+            expires_at=self._expiry(),
+        )
+        await self._store.add_token(issued.record)
+        return issued.value, issued.record
 
     async def logout(self, token: str | None) -> None:
         session = await self.resolve(token)

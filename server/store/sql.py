@@ -146,13 +146,21 @@ class SqlStore:
             )
             if spent != 1:
                 return False
-            await conn.run(_INSERT_TOKEN, _token_params(new))
-            await conn.run(
-                "UPDATE sessions SET expires_at = "
-                "CASE WHEN expires_at < ? THEN ? ELSE expires_at END WHERE id = ?",
-                (new.expires_at, new.expires_at, new.session_id),
-            )
+            await self._add_token(conn, new)
         return True
+
+    async def add_token(self, new: TokenRecord) -> None:
+        async with self._transaction() as conn:
+            await self._add_token(conn, new)
+
+    @staticmethod
+    async def _add_token(conn: Connection, new: TokenRecord) -> None:
+        await conn.run(_INSERT_TOKEN, _token_params(new))
+        await conn.run(
+            "UPDATE sessions SET expires_at = "
+            "CASE WHEN expires_at < ? THEN ? ELSE expires_at END WHERE id = ?",
+            (new.expires_at, new.expires_at, new.session_id),
+        )
 
     async def set_challenge_state(self, token_hash: str, sealed: str | None) -> None:
         async with self._connection() as conn:
