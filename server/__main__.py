@@ -96,7 +96,7 @@ def serve(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.demo_radius import DemoRadius, MockStartError, start_demo_radius
 
-    configure_logging(args.log_level.upper())
+    configure_logging(args.log_level)
     try:
         settings = _settings(args.config, args.data_dir)
         tls = _tls_files(args, settings)

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.convertors import PathConvertor, register_url_convertor
@@ -20,19 +21,20 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from server import errors
 from server.config import DefaultTimeBasedProvider, Settings
-from server.http_input import bearer_token, read_json_object
+from server.edge import EdgeMiddleware
+from server.http_input import Incoming
 from server.keys import open_checked_key
-from server.logs import AccessLogMiddleware, quiet_loop_errors
+from server.logs import SINK, quiet_loop_errors
 from server.mfa.base import MfaMethod
 from server.mfa.builtin import BuiltinTotp
 from server.mfa.radius import RadiusMfa
 from server.mfa.sealed_state import StateSealer, derive_key
-from server.negotiation import AcceptVersionMiddleware
 from server.push_join import PushJoiner
-from server.responses import error_response, json_response, no_content
+from server.responses import error_response, send_json
 from server.schemas import InitializeRequest, LoginRequest, OtpRequest, parse_body
 from server.seedcrypt import SeedCipher
 from server.service import LoginService
@@ -94,63 +96,82 @@ class _Runtime:
         return self.service
 
 
+Answer = tuple[int, dict[str, Any] | None]  # status, JSON body (None: no body)
+
+
+class _Endpoint:
+    """A route handler as a bare ASGI app: it reads an Incoming and answers a status and a
+    body; an ApiError it raises is answered here, in the contract's shape."""
+
+    def __init__(self, handler: Callable[[Incoming], Awaitable[Answer]]) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            status, body = await self.handler(Incoming(scope, receive))
+        except errors.ApiError as error:
+            status, body = error.status, error.body()
+        await send_json(send, status, body)
+
+
 def _routes(runtime: _Runtime, settings: Settings) -> list[Route]:
     body_limit = settings.server.max_body_bytes
     body_timeout = settings.server.request_timeout
 
-    async def body_of(request: Request) -> dict[str, object] | None:
-        return await read_json_object(request, body_limit, body_timeout)
+    async def body_of(request: Incoming) -> dict[str, object] | None:
+        return await request.json_object(body_limit, body_timeout)
 
-    async def identity_provider_names(request: Request) -> Response:
-        return json_response(runtime.ready.identity_provider_names())
+    async def identity_provider_names(request: Incoming) -> Answer:
+        return 200, runtime.ready.identity_provider_names()
 
-    async def authenticate(request: Request) -> Response:
+    async def authenticate(request: Incoming) -> Answer:
         body = parse_body(LoginRequest, await body_of(request))
-        return json_response(await runtime.ready.authenticate(body))
+        return 200, await runtime.ready.authenticate(body)
 
-    async def login(request: Request) -> Response:
+    async def login(request: Incoming) -> Answer:
         body = parse_body(LoginRequest, await body_of(request))
-        return json_response(await runtime.ready.login(body))
+        return 200, await runtime.ready.login(body)
 
-    async def initialize(request: Request) -> Response:
+    async def initialize(request: Incoming) -> Answer:
         service = runtime.ready
-        session = await service.resolve(bearer_token(request), Stage.PARTIAL, with_seed=True)
+        session = await service.resolve(request.bearer_token(), Stage.PARTIAL, with_seed=True)
         body = parse_body(InitializeRequest, await body_of(request))
-        return json_response(await service.initialize(session, body))
+        return 200, await service.initialize(session, body)
 
-    async def otp(request: Request) -> Response:
+    async def otp(request: Incoming) -> Answer:
         service = runtime.ready
-        session = await service.resolve(bearer_token(request), Stage.PARTIAL, with_seed=True)
+        session = await service.resolve(request.bearer_token(), Stage.PARTIAL, with_seed=True)
         body = parse_body(OtpRequest, await body_of(request))
-        return json_response(await service.verify_otp(session, body))
+        return 200, await service.verify_otp(session, body)
 
-    async def authorization(request: Request) -> Response:
-        return json_response(await runtime.ready.authorize(bearer_token(request)))
+    async def authorization(request: Incoming) -> Answer:
+        return 200, await runtime.ready.authorize(request.bearer_token())
 
-    async def logout(request: Request) -> Response:
-        await runtime.ready.logout(bearer_token(request))
-        return no_content()
+    async def logout(request: Incoming) -> Answer:
+        await runtime.ready.logout(request.bearer_token())
+        return 204, None
 
-    async def list_seeds(request: Request) -> Response:
-        query = request.query_params.get("query")
-        return json_response(await runtime.ready.list_seeds(bearer_token(request), query))
+    async def list_seeds(request: Incoming) -> Answer:
+        query = request.query("query")
+        return 200, await runtime.ready.list_seeds(request.bearer_token(), query)
 
-    async def delete_seed(request: Request) -> Response:
-        await runtime.ready.delete_seed(bearer_token(request), request.path_params["dn"])
-        return no_content()
+    async def delete_seed(request: Incoming) -> Answer:
+        await runtime.ready.delete_seed(request.bearer_token(), request.path_param("dn"))
+        return 204, None
 
-    return [
-        Route("/admin/identity-providers/names", identity_provider_names, methods=["GET"]),
-        Route("/admin/login", login, methods=["POST"]),
-        Route("/admin/authentication", authenticate, methods=["POST"]),
-        Route("/admin/authentication/otp/initialize", initialize, methods=["POST"]),
-        Route("/admin/authentication/otp", otp, methods=["POST"]),
-        Route("/admin/authorization", authorization, methods=["GET"]),
-        Route("/admin/authentication/logout", logout, methods=["POST"]),
-        Route("/admin/logout", logout, methods=["POST"]),  # the API 16 path, kept as an alias
-        Route("/admin/otp/seeds", list_seeds, methods=["GET"]),
-        Route("/admin/otp/seeds/{dn:dn}", delete_seed, methods=["DELETE"]),
+    table = [  # the router tries them in order: the ones of every login first
+        ("/admin/authentication/otp/initialize", initialize, "POST"),
+        ("/admin/authentication/otp", otp, "POST"),
+        ("/admin/authentication", authenticate, "POST"),
+        ("/admin/authorization", authorization, "GET"),
+        ("/admin/identity-providers/names", identity_provider_names, "GET"),
+        ("/admin/login", login, "POST"),
+        ("/admin/authentication/logout", logout, "POST"),
+        ("/admin/logout", logout, "POST"),  # the API 16 path, kept as an alias
+        ("/admin/otp/seeds", list_seeds, "GET"),
+        ("/admin/otp/seeds/{dn:dn}", delete_seed, "DELETE"),
     ]
+    return [Route(path, _Endpoint(handler), methods=[method]) for path, handler, method in table]
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -214,6 +235,7 @@ def create_app(
                 purger.cancel()
         finally:
             await the_store.close()
+            SINK.flush()
 
     handlers: dict[type[Exception] | int, Callable[[Request, Exception], Awaitable[Response]]] = {
         errors.ApiError: _api_error,
@@ -223,11 +245,11 @@ def create_app(
     app = Starlette(
         routes=_routes(runtime, settings),
         middleware=[
-            Middleware(AccessLogMiddleware),
             Middleware(
-                AcceptVersionMiddleware,
+                EdgeMiddleware,
                 min_version=settings.server.api_versions.min,
                 max_version=settings.server.api_versions.max,
+                access_log=settings.server.access_log,
             ),
         ],
         exception_handlers=handlers,

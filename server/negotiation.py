@@ -1,20 +1,10 @@
-"""Accept-header version negotiation, checked before anything else on every route.
-
-The vendor's CLI probes the supported range by sending v5 and reading min/max from the 406, so
-this runs as the outermost middleware, before routing and authentication.
-"""
+"""Accept-header version negotiation: which API version a request's Accept header asks for."""
 
 from __future__ import annotations
 
 import re
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from server.errors import not_acceptable
-from server.responses import error_response
-
 _MEDIA_TYPE = re.compile(r"^application/vnd\.appgate\.peer-v(\d{1,4})\+json$", re.IGNORECASE)
-_MAX_ECHO = 256
 
 
 def accepted_version(header: str | None, min_version: int, max_version: int) -> int | None:
@@ -41,25 +31,3 @@ def _refused(parameters: list[str]) -> bool:
             except ValueError:
                 return True  # a weight that is not a number: not an acceptable range
     return False
-
-
-class AcceptVersionMiddleware:
-    def __init__(self, app: ASGIApp, min_version: int, max_version: int) -> None:
-        self.app = app
-        self.min_version = min_version
-        self.max_version = max_version
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        raw = [value for name, value in scope["headers"] if name == b"accept"]
-        header = b", ".join(raw).decode("latin-1") if raw else None
-        version = accepted_version(header, self.min_version, self.max_version)
-        if version is None:
-            shown = None if header is None else header[:_MAX_ECHO]
-            error = not_acceptable(shown, self.min_version, self.max_version)
-            await error_response(error)(scope, receive, send)
-            return
-        scope.setdefault("state", {})["api_version"] = version
-        await self.app(scope, receive, send)

@@ -28,6 +28,7 @@ from typing import Any
 
 import uvicorn
 
+from server import logs
 from server.http_guard import ConnectionLimits, guarded_protocol
 from server.tls import TlsFiles
 
@@ -188,6 +189,7 @@ class _Supervisor:
         read_end, write_end = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
+        logs.SINK.flush()  # else the worker would write the parent's pending lines again
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
@@ -205,6 +207,7 @@ class _Supervisor:
 
                 code = _run_uvicorn(self.make_app, self.options, self.sockets[index], announce)
             finally:
+                logs.SINK.flush()
                 os._exit(code)
         os.close(write_end)
         worker = _Worker(index, pid, read_end, time.monotonic())

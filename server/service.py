@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from server import errors
+from server import errors, logs
 from server.config import Settings
 from server.guard import LockoutGuard, lockout_key
 from server.lockout import LockoutPolicy
@@ -34,8 +33,6 @@ from server.store.base import SeedRecord, Stage, Store, TokenRecord
 from server.tokens import hash_token, issue_token, new_session_id
 from server.users import UserDirectory, UserInfo
 
-audit = logging.getLogger("mfa.audit")
-
 INVALID_CREDENTIALS = "Invalid username or password."
 UNKNOWN_PROVIDER = "Unknown identity provider."
 LOCKED_OUT = "Too many failed attempts. Try again later."
@@ -53,8 +50,7 @@ def _iso(timestamp: float) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _event(name: str, **fields: Any) -> None:
-    audit.info(name, extra={"fields": {"event": name, **fields}})
+_event = logs.audit
 
 
 @dataclass(frozen=True)

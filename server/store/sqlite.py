@@ -20,8 +20,17 @@ from server.store.sql import Row, SqlStore
 
 
 class _Connection:
+    """The one connection, also its own (free) async context manager: on the event loop no
+    other coroutine runs between two of its statements."""
+
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+
+    async def __aenter__(self) -> _Connection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
     async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         row: Row | None = self._db.execute(sql, params).fetchone()
@@ -65,11 +74,10 @@ class SqliteStore(SqlStore):
             self._db = None
             self._conn = None
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[_Connection]:
+    def _connection(self) -> _Connection:
         if self._conn is None:
             raise RuntimeError("store is not open")
-        yield self._conn
+        return self._conn
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[_Connection]:
