@@ -51,7 +51,6 @@ class _DistinguishedName(PathConvertor):
 
 register_url_convertor("dn", _DistinguishedName())
 
-PURGE_INTERVAL_SECONDS = 600.0
 PUSH_KEY_INFO = b"appgate-mfa-reference push result v1"
 Clock = Callable[[], float]
 
@@ -210,7 +209,7 @@ def create_app(
 
     async def purge_forever(service: LoginService) -> None:
         while True:
-            await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+            await asyncio.sleep(settings.storage.purge_interval)
             try:
                 await service.purge()
             except Exception as exc:  # a purge that fails now may work next time

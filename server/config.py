@@ -270,6 +270,15 @@ class StorageSettings(_Model):
         ),
         examples=["q0cHc0Sd4sFIq_Jh3lEHvVbLWUcy5xzu2nqwU7GN3ZE="],
     )
+    purge_interval: Duration = Field(
+        600.0,
+        description=(
+            "How often expired tokens, sessions and push answers, and idle lockout rows, are "
+            "deleted (in batches of 500, so requests are not held up); the first purge runs "
+            "this long after the start."
+        ),
+        examples=["10m"],
+    )
 
     @field_validator("url")
     @classmethod

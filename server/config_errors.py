@@ -19,8 +19,11 @@ from pydantic import BaseModel, ValidationError
 KeyPath = tuple[str | int, ...]
 Lines = dict[KeyPath, int]
 
-# Aliases can make a small file a huge (or endless) tree; no real configuration comes close.
-MAX_VALUES = 100_000
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where PyYAML has it: ~3x
+
+# Aliases can make a small file a huge (or endless) tree ("billion laughs"); a real
+# configuration revisits few nodes through aliases, however many users it lists.
+MAX_ALIAS_VISITS = 100_000
 
 # A validator may point below the value it checked with this context key (a key path suffix),
 # e.g. at the mfaProvider key of the identity provider that names an unknown provider.
@@ -34,7 +37,7 @@ class ConfigError(Exception):
 def load_yaml(text: str, source: str) -> tuple[Any, Lines]:
     """The document and the line (1-based) of every key path in it."""
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _LOADER(text)
     except yaml.reader.ReaderError as exc:
         raise ConfigError(_reader_error(source, text, exc)) from None
     try:
@@ -50,7 +53,7 @@ def load_yaml(text: str, source: str) -> tuple[Any, Lines]:
         raise ConfigError(f"{source}:1: the top level must be a mapping of keys")
     lines: Lines = {}
     try:
-        duplicates = _walk(node, (), lines, ())
+        duplicates = _walk(node, (), lines, (), _Visits())
     except _Unwalkable as exc:
         raise ConfigError(f"{source}:{exc.line}: {exc}") from None
     if duplicates:
@@ -82,15 +85,29 @@ def _syntax_error(source: str, exc: yaml.MarkedYAMLError) -> str:
     return f"{source}:{line}: not valid YAML: {problem}"
 
 
+class _Visits:
+    """The nodes walked so far, and how often one was walked again (through an alias)."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+        self.again = 0
+
+
 def _walk(
-    node: yaml.Node, path: KeyPath, lines: Lines, inside: tuple[yaml.Node, ...]
+    node: yaml.Node, path: KeyPath, lines: Lines, inside: tuple[yaml.Node, ...], visits: _Visits
 ) -> list[tuple[int, str]]:
     """Fill ``lines``; return the duplicate keys, which PyYAML would silently drop."""
     line_here = node.start_mark.line + 1
     if any(node is outer for outer in inside):
         raise _Unwalkable(f"{_show(path)}: an alias refers to a value that contains it", line_here)
-    if len(lines) > MAX_VALUES:
-        raise _Unwalkable(f"more than {MAX_VALUES} values (aliases expanding too far?)", line_here)
+    if id(node) in visits.seen:
+        visits.again += 1
+        if visits.again > MAX_ALIAS_VISITS:
+            raise _Unwalkable(
+                f"aliases expand to more than {MAX_ALIAS_VISITS} repeated values", line_here
+            )
+    else:
+        visits.seen.add(id(node))
     lines.setdefault(path, line_here)
     inside = (*inside, node)
     duplicates: list[tuple[int, str]] = []
@@ -103,10 +120,10 @@ def _walk(
                 duplicates.append((line, f"{_show(child)}: duplicate key (first on line {first})"))
                 continue
             lines[child] = line
-            duplicates += _walk(value, child, lines, inside)
+            duplicates += _walk(value, child, lines, inside, visits)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            duplicates += _walk(item, (*path, index), lines, inside)
+            duplicates += _walk(item, (*path, index), lines, inside, visits)
     return duplicates
 
 
