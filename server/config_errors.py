@@ -21,9 +21,11 @@ Lines = dict[KeyPath, int]
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where PyYAML has it: ~3x
 
-# Aliases can make a small file a huge (or endless) tree ("billion laughs"); a real
-# configuration revisits few nodes through aliases, however many users it lists.
+# Aliases can make a small file a huge (or endless) tree ("billion laughs"). A real
+# configuration may repeat even a long list through an alias, but the repeats stay in
+# proportion to the file; a bomb's grow exponentially. So the limit grows with the file.
 MAX_ALIAS_VISITS = 100_000
+ALIAS_VISITS_PER_NODE = 10
 
 # A validator may point below the value it checked with this context key (a key path suffix),
 # e.g. at the mfaProvider key of the identity provider that names an unknown provider.
@@ -102,7 +104,7 @@ def _walk(
         raise _Unwalkable(f"{_show(path)}: an alias refers to a value that contains it", line_here)
     if id(node) in visits.seen:
         visits.again += 1
-        if visits.again > MAX_ALIAS_VISITS:
+        if visits.again > MAX_ALIAS_VISITS + ALIAS_VISITS_PER_NODE * len(visits.seen):
             raise _Unwalkable(
                 f"aliases expand to more than {MAX_ALIAS_VISITS} repeated values", line_here
             )

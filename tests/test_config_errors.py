@@ -165,10 +165,13 @@ def test_problems_at_the_offending_line(text: str, expected: str | tuple[str, st
 def test_many_values_are_not_mistaken_for_an_alias_bomb(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only values reached again through aliases count towards the limit, not the file's size."""
     monkeypatch.setattr(config_errors, "MAX_ALIAS_VISITS", 10)
+    monkeypatch.setattr(config_errors, "ALIAS_VISITS_PER_NODE", 1)
     users = "".join(f"  - {{username: u{i}, password: pw}}\n" for i in range(200))
     text = f"identityProviders:\n- name: local\n  users:\n{users}"
     assert len(parse_settings(text, SOURCE, Path(".")).identity_providers[0].users) == 200
-    bomb = "a: &a [x, x, x]\nb: [*a, *a, *a, *a]\n"
+    shared = f"identityProviders:\n- name: one\n  users: &all\n{users}- name: two\n  users: *all\n"
+    assert len(parse_settings(shared, SOURCE, Path(".")).identity_providers[1].users) == 200
+    bomb = "a: &a [x, x, x]\nb: &b [*a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b]\n"
     assert problems(bomb) == ["conf.yaml:1: aliases expand to more than 10 repeated values"]
 
 
