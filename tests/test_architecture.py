@@ -11,13 +11,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def imports_of(path: Path) -> set[str]:
+    """Every module ``path`` imports, relative imports made absolute, and each imported name
+    as a module too (``from server import mfa`` imports ``server.mfa``)."""
     tree = ast.parse(path.read_text())
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*parent, *([base] if base else [])])
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
     return found
 
 
@@ -45,3 +53,33 @@ def test_layering(modules: list[str], forbidden: list[str], why: str) -> None:
             name for name in imports_of(path) if any(name.startswith(f) for f in forbidden)
         )
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}: {why}"
+
+
+def test_relative_imports_are_seen() -> None:
+    """The rule above cannot be dodged with ``from ..mock_radius import x``."""
+    probe = ROOT / "server" / "mfa" / "_probe_for_the_test.py"
+    probe.write_text("from ..store import base\nfrom . import radius\nfrom .. import app\n")
+    try:
+        assert {"server.store", "server.store.base", "server.mfa.radius", "server.app"} <= (
+            imports_of(probe)
+        )
+    finally:
+        probe.unlink()
+
+
+def test_the_server_runs_its_test_double_only_as_a_process_of_the_demo() -> None:
+    """The demo starts `python -m mock_radius` (a process, never an import); no other server
+    module may name the mock at all."""
+
+    def names_the_mock(path: Path) -> bool:
+        return any(
+            isinstance(node, ast.Constant) and node.value in ("mock_radius", "mock-radius")
+            for node in ast.walk(ast.parse(path.read_text()))
+        ) or any(name.startswith("mock_radius") for name in imports_of(path))
+
+    naming = sorted(
+        str(path.relative_to(ROOT)) for path in (ROOT / "server").rglob("*.py")
+        if names_the_mock(path)
+    )  # fmt: skip
+    assert naming == ["server/demo_radius.py"]
+    assert not any(n.startswith("mock_radius") for n in imports_of(ROOT / "server/demo_radius.py"))

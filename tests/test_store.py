@@ -327,3 +327,50 @@ def test_a_version_1_database_is_upgraded_with_its_data(store_url: str, tmp_path
         assert await _columns(fresh_url) == upgraded
 
     asyncio.run(body())
+
+
+def _bump_many(path: str, key: str, times: int, start: Any) -> None:
+    """In a process of its own: ``times`` read-modify-writes of one lockout row."""
+
+    async def body() -> None:
+        store = open_store(f"sqlite:///{path}")
+        await store.open()
+        start.wait()
+        for _ in range(times):
+            await store.update_lockout(key, lambda r: replace(r, failures=r.failures + 1))
+        await store.close()
+
+    asyncio.run(body())
+
+
+def test_sqlite_read_modify_writes_add_up_across_processes(tmp_path: Path) -> None:
+    """Two real processes on one SQLite file: no update is lost (BEGIN IMMEDIATE)."""
+    import multiprocessing
+
+    path = str(tmp_path / "shared.db")
+    asyncio.run(_open_and_close(f"sqlite:///{path}"))
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [context.Process(target=_bump_many, args=(path, "k", 2500, start)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+
+    async def count() -> int:
+        store = open_store(f"sqlite:///{path}")
+        await store.open()
+        try:
+            return (await store.get_lockout("k")).failures
+        finally:
+            await store.close()
+
+    assert asyncio.run(count()) == 10_000
+
+
+async def _open_and_close(url: str) -> None:
+    store = open_store(url)
+    await store.open()
+    await store.close()
