@@ -316,6 +316,39 @@ def fill_big_store(db_file: Path, count: int) -> None:
     db.close()
 
 
+def fill_big_store_pg(url: str, count: int) -> None:
+    """The same rows as ``fill_big_store``, with COPY."""
+    import psycopg
+
+    now = time.time()
+    blob = secrets.token_bytes(60)
+    with psycopg.connect(url) as conn, conn.cursor() as cursor:
+        with cursor.copy("COPY seeds FROM STDIN") as copy:
+            for i in range(count):
+                copy.write_row((f"CN=b{i},OU=big", "big", f"b{i}", blob, True, 1, now))
+        with cursor.copy("COPY sessions FROM STDIN") as copy:
+            for i in range(count):
+                copy.write_row((f"s{i}", "big", f"b{i}", now + 86400, False))
+                copy.write_row((f"x{i}", "big", f"b{i}", now - 10, False))
+        with cursor.copy("COPY tokens FROM STDIN") as copy:
+            for i in range(count):
+                copy.write_row((secrets.token_hex(32), f"s{i}", "big", f"b{i}", "full",
+                                now + 86400, False, None))  # fmt: skip
+                copy.write_row((secrets.token_hex(32), f"x{i}", "big", f"b{i}", "full",
+                                now - 10, False, None))  # fmt: skip
+        conn.commit()
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """An empty database ``name`` on the server of ``server_url`` (dropped first if there)."""
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -357,12 +390,16 @@ def main() -> None:
             if args.postgres_url:
                 pg = folder / "pg"
                 pg.mkdir()
-                config = write_config(pg, mock["port"], args.postgres_url)
+                url = fresh_database(args.postgres_url, "mfa_bench")
+                config = write_config(pg, mock["port"], url)
                 with process(server_args(config), pg) as server:
                     rows += single_process_rows(server["port"], ceiling, seconds, times,
                                                 " [PostgreSQL]", totp_only=True)  # fmt: skip
             if args.big:
-                rows += big_store_rows(folder, mock["port"], seconds, times)
+                rows += big_store_rows(folder, mock["port"], seconds, times, None)
+                if args.postgres_url:
+                    rows += big_store_rows(folder, mock["port"], seconds, times,
+                                           args.postgres_url)  # fmt: skip
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {seconds:g} s a run, "
           f"{times} runs a row; median ratio [range]")  # fmt: skip
     for row in rows:
@@ -427,18 +464,24 @@ def workers_rows(port: int, one_worker: list[Row], seconds: float, times: int) -
     ]  # fmt: skip
 
 
-def big_store_rows(folder: Path, radius_port: int, seconds: float, times: int) -> list[Row]:
+def big_store_rows(folder: Path, radius_port: int, seconds: float, times: int,
+                   postgres: str | None) -> list[Row]:  # fmt: skip
     """AlreadySeeded and a full login with 1,000 rows, then with 1,000,000 seeds and live
     tokens (and as many expired tokens, purged every 2 s while it runs)."""
-    rows: list[Row] = []
+    label = " [PostgreSQL]" if postgres else ""
     measured: dict[str, list[Measure]] = {}
     for size in (1_000, 1_000_000):
-        store = folder / f"big{size}"
+        store = folder / f"big{size}{label.strip(' []').lower()}"
         store.mkdir()
-        config = write_config(store, radius_port, "sqlite:///./mfa.db", users=5000)
+        url = (fresh_database(postgres, f"mfa_big{size}") if postgres
+               else "sqlite:///./mfa.db")  # fmt: skip
+        config = write_config(store, radius_port, url, users=5000)
         with process(server_args(config), store):
             pass  # made the schema
-        fill_big_store(store / "mfa.db", size)
+        if postgres:
+            fill_big_store_pg(url, size)
+        else:
+            fill_big_store(store / "mfa.db", size)
         with process(server_args(config), store) as server:
             port = server["port"]
             seeded = asyncio.run(enrolled_token(port, 0))
@@ -451,17 +494,12 @@ def big_store_rows(folder: Path, radius_port: int, seconds: float, times: int) -
             )
     small_seeded = statistics.median(m.rate for m in measured["seeded"][:times])
     small_login = statistics.median(m.rate for m in measured["login"][:times])
-    rows.append(
-        Row(
-            "AlreadySeeded, 1M seeds + 1M live tokens (+1M purged), c=32",
-            measured["seeded"][times:],
-            [small_seeded] * times,
-            "1,000 rows",
-        )
-    )
-    rows.append(Row("full TOTP login, 1M seeds + 1M live tokens, c=8",
-                    measured["login"][times:], [small_login] * times, "1,000 rows"))  # fmt: skip
-    return rows
+    return [
+        Row(f"AlreadySeeded, 1M seeds + 1M live tokens (+1M purged), c=32{label}",
+            measured["seeded"][times:], [small_seeded] * times, "1,000 rows"),
+        Row(f"full TOTP login, 1M seeds + 1M live tokens, c=8{label}",
+            measured["login"][times:], [small_login] * times, "1,000 rows"),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

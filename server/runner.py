@@ -124,6 +124,7 @@ def _uvicorn_config(app: Any, options: ServeOptions) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         server_header=False,
+        proxy_headers=False,  # no X-Forwarded-For: nothing here reads the client's address
         timeout_keep_alive=options.keep_alive,  # type: ignore[arg-type]
         backlog=options.backlog,
         timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
