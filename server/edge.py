@@ -1,4 +1,5 @@
-"""The one ASGI middleware in front of the routes: the Accept check and the access line.
+"""The one ASGI middleware in front of the routes: the Accept check, the access line, and the
+direct call of the fixed routes.
 
 The vendor's CLI probes the supported range by sending v5 and reading min/max from the 406, so
 the check runs on every path, before routing and authentication. One middleware instead of two
@@ -21,9 +22,16 @@ MAX_ECHO = 256  # characters of a bad Accept header repeated in the 406
 
 class EdgeMiddleware:
     def __init__(
-        self, app: ASGIApp, *, min_version: int, max_version: int, access_log: bool = True
+        self,
+        app: ASGIApp,
+        *,
+        min_version: int,
+        max_version: int,
+        access_log: bool = True,
+        direct: dict[tuple[str, str], ASGIApp] | None = None,
     ) -> None:
         self.app = app
+        self.direct = direct or {}  # (method, path) -> an endpoint that answers its own errors
         self.min_version = min_version
         self.max_version = max_version
         self.access_log = access_log
@@ -46,8 +54,7 @@ class EdgeMiddleware:
             await self._checked(scope, receive, noting_status)
         finally:
             if self.access_log:
-                ms = round((time.perf_counter() - started) * 1000, 2)
-                logs.access(scope["method"], scope["path"], status, ms)
+                logs.access(scope["method"], scope["path"], status, time.perf_counter() - started)
 
     async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = [value for name, value in scope["headers"] if name == b"accept"]
@@ -64,4 +71,9 @@ class EdgeMiddleware:
             await error_response(error)(scope, receive, send)
             return
         scope.setdefault("state", {})["api_version"] = version
+        endpoint = self.direct.get((scope["method"], scope["path"]))
+        if endpoint is not None:
+            scope["path_params"] = {}
+            await endpoint(scope, receive, send)
+            return
         await self.app(scope, receive, send)

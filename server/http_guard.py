@@ -80,7 +80,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = True
         self._head_bytes = 0
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_started = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -88,11 +88,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.refusals.add(self.loop, self.limits.max_connections)
             transport.abort()
             return
-        self._arm_head_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
-        super().connection_lost(exc)
+        self._head_started = self.loop.time()
+        self._start_sweeping()
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
@@ -108,36 +105,49 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self._in_head:
             self._in_head = True
             self._head_bytes = 0
-            self._arm_head_timer()
+            self._head_started = self.loop.time()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._cancel_head_timer()
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, "bad request", "The request is not valid HTTP/1.1.")
 
-    def _arm_head_timer(self) -> None:
-        self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_timed_out)
+    # Deadlines are checked by one sweep over the connections a few times per timeout, not by a
+    # timer per request: arming and cancelling a timer on every request cost more.
 
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self._in_head:
-            self._refuse(408, "request timeout", "The request head did not arrive in time.")
+    def _start_sweeping(self) -> None:
+        state: Any = self.server_state
+        if not getattr(state, "mfa_sweeping", False):
+            state.mfa_sweeping = True
+            _sweep_forever(self.loop, self.connections, self.limits.head_timeout)
 
     def _refuse(self, status: int, error_id: str, message: str) -> None:
-        self._cancel_head_timer()
         self._in_head = False
         if not self.transport.is_closing():
             self.transport.write(error_bytes(status, error_id, message))
             self.transport.close()
+
+
+def _sweep_forever(loop: asyncio.AbstractEventLoop, connections: set[Any], timeout: float) -> None:
+    """Every so often, answer 408 and close the connections whose request head is late."""
+    every = min(1.0, timeout / 4)
+
+    def sweep() -> None:
+        deadline = loop.time() - timeout
+        for connection in list(connections):
+            if (
+                isinstance(connection, GuardedHttpToolsProtocol)
+                and connection._in_head
+                and connection._head_started <= deadline
+            ):
+                connection._refuse(
+                    408, "request timeout", "The request head did not arrive in time."
+                )
+        loop.call_later(every, sweep)
+
+    loop.call_later(every, sweep)
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:

@@ -97,10 +97,12 @@ def audit(event: str, **fields: Any) -> None:
         SINK.emit_line(head + ("}" if rest == "{}" else "," + rest[1:]))
 
 
-def access(method: str, path: str, status: int, ms: float) -> None:
-    """Method, path, status and duration of a request; never headers, bodies or queries."""
+def access(method: str, path: str, status: int, seconds: float) -> None:
+    """Method, path, status and duration (logged in ms) of a request; never headers, bodies
+    or queries."""
     if SINK.level <= LEVELS["info"]:
-        SINK.emit_line(_ACCESS_LINE % (time.time(), _quote(method), _quote(path), status, ms))
+        line = _ACCESS_LINE % (time.time(), _quote(method), _quote(path), status, seconds * 1000)
+        SINK.emit_line(line)
 
 
 _quote = encode_basestring_ascii  # a JSON string literal, in C

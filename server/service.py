@@ -53,7 +53,7 @@ def _iso(timestamp: float) -> str:
 _event = logs.audit
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Session:
     """A live token, its user, and (when asked for) the user's seed, read in the same query."""
 
