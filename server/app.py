@@ -37,6 +37,7 @@ from server.schemas import InitializeRequest, LoginRequest, OtpRequest, parse_bo
 from server.seedcrypt import SeedCipher
 from server.service import LoginService
 from server.store import Stage, Store, open_store
+from server.testcontrol import TestControl, control_middleware
 
 log = logging.getLogger("mfa.server")
 
@@ -186,6 +187,8 @@ def create_app(
 ) -> Starlette:
     the_store = store if store is not None else open_store(settings.storage.url)
     runtime = _Runtime()
+    control = TestControl.from_settings(settings, clock)  # None unless server.testControl
+    clock = clock if control is None else control.clock
 
     async def purge_forever(service: LoginService) -> None:
         while True:
@@ -202,6 +205,8 @@ def create_app(
         try:
             key = await open_checked_key(the_store, settings.storage)
             runtime.service = build_service(settings, the_store, key, clock)
+            if control is not None:
+                control.bind(the_store, key)
             app.state.service = runtime.service
             purger = asyncio.create_task(purge_forever(runtime.service))
             quiet_loop_errors(asyncio.get_running_loop())
@@ -223,6 +228,7 @@ def create_app(
     app = Starlette(
         routes=_routes(runtime, settings),
         middleware=[
+            *control_middleware(control),
             Middleware(AccessLogMiddleware),
             Middleware(
                 AcceptVersionMiddleware,
