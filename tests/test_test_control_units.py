@@ -24,6 +24,7 @@ from server.testcontrol.journal import Journal
 from server.testcontrol.seeds import normalized_secret
 from server.testcontrol.startup import is_loopback, refusal
 from tests.conftest import ACCEPT, FakeClock, base_config, serve_in_thread, settings_from
+from tests.test_architecture import imports_of
 
 FIELDS = ["method", "path", "status", "body", "headers", "delay", "fault", "times", "other"]
 json_values = st.recursive(
@@ -224,3 +225,10 @@ def test_in_process_the_clock_wraps_the_given_one_and_connection_faults_are_refu
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_the_client_example_imports_nothing_from_the_server() -> None:
+    """It shows what a client developer's test needs: the fixtures, nothing else of ours."""
+    imports = imports_of(Path(__file__).parent / "test_client_example.py")
+    ours = {name for name in imports if name.split(".")[0] in ("server", "tests", "mock_radius")}
+    assert imports and not ours
