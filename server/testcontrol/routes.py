@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -33,6 +33,8 @@ Seconds = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 class ClockRequest(_Body):
     """Exactly one of ``now`` (epoch seconds; null for real time) and ``advance`` (seconds)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     now: Seconds | None = None
     advance: Seconds = 0.0
@@ -102,16 +104,12 @@ def control_app(control: TestControl) -> Starlette:
         return no_content()
 
     routes = [
-        Route(PREFIX + "clock", get_clock, methods=["GET"]),
-        Route(PREFIX + "clock", set_clock, methods=["POST"]),
-        Route(PREFIX + "faults", list_faults, methods=["GET"]),
-        Route(PREFIX + "faults", add_fault, methods=["POST"]),
-        Route(PREFIX + "faults", clear_faults, methods=["DELETE"]),
-        Route(PREFIX + "faults/{id:int}", delete_fault, methods=["DELETE"]),
-        Route(PREFIX + "seeds/{dn:path}", put_seed, methods=["PUT"]),
-        Route(PREFIX + "reset", reset, methods=["POST"]),
-        Route(PREFIX + "journal", journal, methods=["GET"]),
-        Route(PREFIX + "journal", clear_journal, methods=["DELETE"]),
+        _route("clock", GET=get_clock, POST=set_clock),
+        _route("faults", GET=list_faults, POST=add_fault, DELETE=clear_faults),
+        _route("faults/{id:int}", DELETE=delete_fault),
+        _route("seeds/{dn:path}", PUT=put_seed),
+        _route("reset", POST=reset),
+        _route("journal", GET=journal, DELETE=clear_journal),
     ]
     handlers: dict[type[Exception] | int, Callable[[Request, Exception], Awaitable[Response]]] = {
         errors.ApiError: _api_error,
@@ -121,6 +119,18 @@ def control_app(control: TestControl) -> Starlette:
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.router.redirect_slashes = False
     return app
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _route(path: str, **by_method: Endpoint) -> Route:
+    """One route per path, whatever its methods, so a 405 lists them all in ``Allow``."""
+
+    async def dispatch(request: Request) -> Response:
+        return await by_method[request.method if request.method != "HEAD" else "GET"](request)
+
+    return Route(PREFIX + path, dispatch, methods=list(by_method))
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
