@@ -232,3 +232,13 @@ def test_the_client_example_imports_nothing_from_the_server() -> None:
     imports = imports_of(Path(__file__).parent / "test_client_example.py")
     ours = {name for name in imports if name.split(".")[0] in ("server", "tests", "mock_radius")}
     assert imports and not ours
+
+
+def test_the_readme_example_is_the_one_the_suite_runs() -> None:
+    root = Path(__file__).parent.parent
+    section = (root / "README.md").read_text().split("### pytest plugin for client tests")[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    imports, _, code = example.partition("\n\nACCEPT")
+    module = (root / "tests" / "test_client_example.py").read_text()
+    assert all(line in module.splitlines() for line in imports.splitlines() if line)
+    assert "ACCEPT" + code in module
