@@ -37,7 +37,8 @@ from server.schemas import InitializeRequest, LoginRequest, OtpRequest, parse_bo
 from server.seedcrypt import SeedCipher
 from server.service import LoginService
 from server.store import Stage, Store, open_store
-from server.testcontrol import TestControl, control_middleware
+from server.testcontrol.control import TestControl
+from server.testcontrol.middleware import control_middleware
 
 log = logging.getLogger("mfa.server")
 

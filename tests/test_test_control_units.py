@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from server import errors
 from server.app import create_app
 from server.schemas import parse_body
-from server.testcontrol import TestControlMiddleware
 from server.testcontrol.clock import LATEST, ClockError, VirtualClock
 from server.testcontrol.error_shapes import error_body
 from server.testcontrol.faults import MAX_FAULTS, FaultBook, FaultRequest
 from server.testcontrol.journal import Journal
+from server.testcontrol.middleware import TestControlMiddleware
 from server.testcontrol.seeds import normalized_secret
 from server.testcontrol.startup import is_loopback, refusal
 from tests.conftest import ACCEPT, FakeClock, base_config, serve_in_thread, settings_from

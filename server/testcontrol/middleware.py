@@ -12,6 +12,7 @@ import logging
 import os
 import time
 
+from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -124,3 +125,8 @@ async def _break(kind: str, scope: Scope) -> None:
 def _accept(scope: Scope) -> str | None:
     raw = [value for name, value in scope["headers"] if name == b"accept"]
     return b", ".join(raw).decode("latin-1") if raw else None
+
+
+def control_middleware(control: TestControl | None) -> list[Middleware]:
+    """The middleware to put in front of the application's own, if test control is on."""
+    return [] if control is None else [Middleware(TestControlMiddleware, control=control)]
