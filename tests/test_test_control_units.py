@@ -98,22 +98,32 @@ def test_the_number_of_waiting_faults_is_capped() -> None:
     add(book, method="GET", path="/a", status=500)
 
 
+@given(st.text(max_size=600), st.none() | st.text(max_size=200))
+def test_a_journal_entry_never_takes_more_json_than_it_counts(path: str, accept: Any) -> None:
+    journal = Journal((18, 22))
+    journal.add(time=1e12, method="OPTIONS", path=path, status=599, accept=accept,
+                fault={"id": 10**9, "status": 599, "delay": 59.999999}, ms=1e9 / 7)  # fmt: skip
+    assert len(json.dumps(journal.since(0)[0])) <= journal._bytes
+
+
 def test_the_journal_keeps_the_newest_within_a_count_and_a_size() -> None:
     def entry(path: str) -> dict[str, Any]:
-        return {"time": 1.0, "method": "GET", "path": path, "status": 200, "api_version": 22,
-                "accept": "a" * 1000, "fault": None, "ms": 1.0}  # fmt: skip
+        return {"time": 1.0, "method": "GET", "path": path, "status": 200,
+                "accept": "a" * 1000, "fault": {"id": 99999, "status": 503, "delay": 59.5},
+                "ms": 1234567.891}  # fmt: skip
 
-    by_count = Journal(max_entries=3)
+    by_count = Journal((18, 22), max_entries=3)
     for index in range(5):
         by_count.add(**entry(f"/{index}"))
     assert [e["path"] for e in by_count.since(0)] == ["/2", "/3", "/4"]
     assert (by_count.dropped, [e["seq"] for e in by_count.since(3)]) == (2, [4, 5])
-    by_size = Journal(max_bytes=1000)  # an entry is cut to under 1000 bytes: one fits
+    by_size = Journal((18, 22), max_bytes=1000)  # an entry is cut to under 1000 bytes: one fits
     for index in range(5):
         by_size.add(**entry("/" + "p" * 5000 + str(index)))
     kept = by_size.since(0)
     assert len(kept) == 1 and len(json.dumps(kept)) <= 1000
     assert len(kept[0]["path"]) == 512 and len(kept[0]["accept"]) == 128
+    assert kept[0]["apiVersion"] is None and kept[0]["ms"] == 1234567.89
     by_size.clear()
     by_size.add(**entry("/after"))
     assert [e["seq"] for e in by_size.since(0)] == [6]  # sequence numbers go on

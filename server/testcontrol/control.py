@@ -26,8 +26,8 @@ class TestControl:
         server = settings.server
         self.clock = VirtualClock(real_clock)
         self.faults = FaultBook()
-        self.journal = Journal()
         self.versions = (server.api_versions.min, server.api_versions.max)
+        self.journal = Journal(self.versions)
         self.body_limit = server.max_body_bytes
         self.body_timeout = server.request_timeout
         self._seeds = SeedPlacer(settings)

@@ -16,7 +16,6 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.negotiation import accepted_version
 from server.responses import MEDIA_TYPE
 from server.testcontrol.connection import from_scope
 from server.testcontrol.control import TestControl
@@ -69,11 +68,9 @@ class TestControlMiddleware:
             else:
                 await self._answer(fault, accept, scope, receive, send_and_note)
         finally:
-            versions = self.control.versions
             self.control.journal.add(
                 time=self.control.clock(), method=scope["method"], path=path, status=status,
-                api_version=accepted_version(accept, *versions), accept=accept,
-                fault=None if fault is None else fault.summary(),
+                accept=accept, fault=None if fault is None else fault.summary(),
                 ms=(time.perf_counter() - started) * 1000,
             )  # fmt: skip
 
