@@ -117,7 +117,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._control is not None:
-            self.scope["extensions"] = {EXTENSION: {"control": self._control}}
+            self.scope.setdefault("extensions", {})[EXTENSION] = {"control": self._control}
         if not self._in_head:
             self._in_head = True
             self._head_bytes = 0

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, Response
@@ -53,7 +54,9 @@ class TestControlMiddleware:
             return
         started = time.perf_counter()
         fault = self.control.faults.take(scope["method"], path)
+        accept = _accept(scope)
         status: int | None = None
+        recorded = False
 
         async def send_and_note(message: Message) -> None:
             nonlocal status
@@ -61,28 +64,34 @@ class TestControlMiddleware:
                 status = message["status"]
             await send(message)
 
-        accept = _accept(scope)
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self.control.journal.add(
+                    time=self.control.clock(), method=scope["method"], path=path,
+                    status=status, accept=accept,
+                    fault=None if fault is None else fault.summary(),
+                    ms=(time.perf_counter() - started) * 1000,
+                )  # fmt: skip
+
         try:
             if fault is None:
                 await self.app(scope, receive, send_and_note)
             else:
-                await self._answer(fault, accept, scope, receive, send_and_note)
+                await self._answer(fault, accept, scope, receive, send_and_note, record)
         finally:
-            self.control.journal.add(
-                time=self.control.clock(), method=scope["method"], path=path, status=status,
-                accept=accept, fault=None if fault is None else fault.summary(),
-                ms=(time.perf_counter() - started) * 1000,
-            )  # fmt: skip
+            record()
 
-    async def _answer(
-        self, fault: Fault, accept: str | None, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    async def _answer(self, fault: Fault, accept: str | None, scope: Scope, receive: Receive,
+                      send: Send, record: Callable[[], None]) -> None:  # fmt: skip
         log.info("test fault", extra={"fields": {"event": "test_fault", **fault.summary(),
                                                   "method": scope["method"],
                                                   "path": scope["path"]}})  # fmt: skip
         if fault.delay is not None:
             await asyncio.sleep(fault.delay)
         if fault.fault is not None:
+            record()  # before the break: a client that sees it finds it in the journal
             await _break(fault.fault, scope)
         elif fault.status is None:
             await self.app(scope, receive, send)  # a delay alone: then the real answer
