@@ -55,7 +55,7 @@ def add(book: FaultBook, **fields: Any) -> Any:
     return book.add(parse_body(FaultRequest, fields))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(fault_fields)
 def test_a_fault_is_added_whole_or_refused_with_422(fields: dict[str, Any]) -> None:
     book = FaultBook()
