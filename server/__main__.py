@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import os
 import sys
 import time
@@ -29,6 +30,7 @@ from server.passwords import hash_password
 from server.runner import ServeOptions
 from server.seedcrypt import KeyFileError
 from server.store import Store, open_store
+from server.testcontrol import startup as test_control
 from server.tls import TlsError, TlsFiles, check_pair, self_signed
 
 DEMO_SCENARIOS = shipped_scenarios()
@@ -43,6 +45,15 @@ def _settings(config: str | None, data_dir: str) -> Settings:
     if path:
         return load_settings(path)
     return demo_settings(Path(data_dir).resolve())
+
+
+def _with_test_control(settings: Settings) -> Settings:
+    """``--test-control``: server.testControl.enabled, whatever the file says."""
+    server = settings.server
+    control = server.test_control.model_copy(update={"enabled": True})
+    return settings.model_copy(
+        update={"server": server.model_copy(update={"test_control": control})}
+    )
 
 
 def _with_demo_radius_port(settings: Settings, port: int) -> Settings:
@@ -73,7 +84,7 @@ def serve_options(
     args: argparse.Namespace, settings: Settings, tls: TlsFiles | None
 ) -> ServeOptions:
     server = settings.server
-    ready: dict[str, object] = {}
+    ready: dict[str, object] = {"testControl": server.test_control.enabled}
     if tls is not None:
         ready["tlsCertificate"] = str(tls.cert_file)
     return ServeOptions(
@@ -88,6 +99,7 @@ def serve_options(
         keep_alive=server.keep_alive_timeout,
         tls=tls,
         ready_fields=ready,
+        test_control=server.test_control.enabled,
     )
 
 
@@ -99,6 +111,8 @@ def serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     try:
         settings = _settings(args.config, args.data_dir)
+        if args.test_control:
+            settings = _with_test_control(settings)
         tls = _tls_files(args, settings)
         # the database and the key are checked here, once, so a problem stops the start with
         # a message and status 2 instead of failing in every worker
@@ -107,6 +121,13 @@ def serve(args: argparse.Namespace) -> int:
         print(f"mfa-server: {exc}", file=sys.stderr)
         return 2
     options = serve_options(args, settings, tls)
+    refused = test_control.refusal(settings, options.host, options.workers)
+    if refused is not None:
+        print(f"mfa-server: {refused}", file=sys.stderr)
+        return 2
+    if options.test_control:
+        fields = {"event": "test_control_on", "message": test_control.WARNING}
+        logging.getLogger("mfa.server").warning("test control", extra={"fields": fields})
     mock: DemoRadius | None = None
     if _config_path(args.config) is None and not args.no_mock_radius:
         try:
@@ -241,6 +262,11 @@ def _parser() -> argparse.ArgumentParser:
                        "one for localhost in the data folder")  # fmt: skip
         p.add_argument("--tls-cert", help="PEM certificate (chain) to serve HTTPS with")
         p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+        p.add_argument(
+            "--test-control",
+            action="store_true",
+            help="serve /_test/ (virtual clock, faults, known seeds, journal): for tests only",
+        )
         p.add_argument(
             "--no-mock-radius",
             action="store_true",

@@ -39,6 +39,8 @@ from server.schemas import InitializeRequest, LoginRequest, OtpRequest, parse_bo
 from server.seedcrypt import SeedCipher
 from server.service import LoginService
 from server.store import Stage, Store, open_store
+from server.testcontrol.control import TestControl
+from server.testcontrol.middleware import control_middleware
 
 log = logging.getLogger("mfa.server")
 
@@ -219,6 +221,8 @@ def create_app(
 ) -> Starlette:
     the_store = store if store is not None else open_store(settings.storage.url)
     runtime = _Runtime()
+    control = TestControl.from_settings(settings, clock)  # None unless server.testControl
+    clock = clock if control is None else control.clock
 
     async def purge_forever(service: LoginService) -> None:
         while True:
@@ -235,6 +239,8 @@ def create_app(
         try:
             key = await open_checked_key(the_store, settings.storage)
             runtime.service = build_service(settings, the_store, key, clock)
+            if control is not None:
+                control.bind(the_store, key)
             app.state.service = runtime.service
             purger = asyncio.create_task(purge_forever(runtime.service))
             quiet_loop_errors(asyncio.get_running_loop())
@@ -258,6 +264,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
+            *control_middleware(control),
             Middleware(
                 EdgeMiddleware,
                 min_version=settings.server.api_versions.min,

@@ -29,6 +29,9 @@ from server.config_errors import BELOW, load_yaml, validation_problems
 from server.config_errors import ConfigError as ConfigError  # raised by the loaders below
 
 DEMO_CONFIG_RESOURCE = "demo.yaml"
+TEST_CONTROL_WORKERS = (
+    "testControl needs workers: 1 (the virtual clock, faults and journal live in one process)"
+)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -125,6 +128,33 @@ class TlsSettings(_Model):
         description="The certificate's private key, PEM, unencrypted.",
         examples=["tls/server.key"],
     )
+
+
+class TestControlSettings(_Model):
+    """Routes under /_test/ that make this server a test double for API clients (clock, faults,
+    known seeds, a journal); see the README. For tests only: anyone who can reach them can log
+    in as anyone. `true` is short for `{enabled: true}`."""
+
+    enabled: bool = Field(
+        False,
+        description=(
+            "Serve /_test/; `mfa-server --test-control` turns it on too. Refused with more "
+            "than one worker (the clock and faults live in the process)."
+        ),
+        examples=[True],
+    )
+    allow_remote: bool = Field(
+        False,
+        description=(
+            "Start even when listening on an address that is not loopback; without it such a "
+            "start is refused."
+        ),
+        examples=[True],
+    )
+
+
+def _test_control_shorthand(value: object) -> object:
+    return {"enabled": value} if isinstance(value, bool) else value
 
 
 class ServerSettings(_Model):
@@ -239,6 +269,19 @@ class ServerSettings(_Model):
         description="Open connections per worker; one over it is closed at once.",
         examples=[1000],
     )
+    test_control: Annotated[TestControlSettings, BeforeValidator(_test_control_shorthand)] = Field(
+        TestControlSettings(),
+        description=(
+            "The test double's routes under /_test/ (off unless enabled); `true` enables them."
+        ),
+        examples=[True],
+    )
+
+    @model_validator(mode="after")
+    def _one_process_under_test_control(self) -> ServerSettings:
+        if self.test_control.enabled and self.workers > 1:
+            raise _problem(("testControl",), TEST_CONTROL_WORKERS)
+        return self
 
 
 class StorageSettings(_Model):

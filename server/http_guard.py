@@ -6,6 +6,9 @@ arrived. Clients that trickle header bytes can therefore hold every connection. 
 adds, per connection: a cap on the bytes of a request head (431, then close), a deadline for
 each request head (408, then close; also for a connection that never sends a byte), and a cap
 on open connections (the excess is closed at once). Errors it answers use the API's JSON shape.
+
+Under test control it also hands each request a handle on its connection (a reset, a close
+without an answer, raw bytes: server/testcontrol/connection.py), which ASGI does not offer.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from server.testcontrol.connection import EXTENSION, ConnectionControl
 
 log = logging.getLogger("mfa.server")
 
@@ -75,12 +80,14 @@ class _Refusals:
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     limits = ConnectionLimits()
     refusals = _Refusals()
+    connection_control = False  # test control: a ConnectionControl in every request's scope
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_head = True
         self._head_bytes = 0
         self._head_started = 0.0
+        self._control: ConnectionControl | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -88,8 +95,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.refusals.add(self.loop, self.limits.max_connections)
             transport.abort()
             return
+        if self.connection_control:
+            self._control = ConnectionControl(transport, self.loop)
         self._head_started = self.loop.time()
         self._start_sweeping()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._control is not None:
+            self._control.connection_lost()
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
@@ -102,6 +116,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self._control is not None:
+            self.scope.setdefault("extensions", {})[EXTENSION] = {"control": self._control}
         if not self._in_head:
             self._in_head = True
             self._head_bytes = 0
@@ -150,8 +166,13 @@ def _sweep_forever(loop: asyncio.AbstractEventLoop, connections: set[Any], timeo
     loop.call_later(every, sweep)
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
+def guarded_protocol(
+    limits: ConnectionLimits, *, connection_control: bool = False
+) -> type[GuardedHttpToolsProtocol]:
     """The protocol class uvicorn should instantiate, bound to these limits."""
-    return type(
-        "GuardedHttpTools", (GuardedHttpToolsProtocol,), {"limits": limits, "refusals": _Refusals()}
-    )
+    attributes = {
+        "limits": limits,
+        "refusals": _Refusals(),
+        "connection_control": connection_control,
+    }
+    return type("GuardedHttpTools", (GuardedHttpToolsProtocol,), attributes)

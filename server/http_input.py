@@ -9,6 +9,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs
 
+from starlette.requests import Request
 from starlette.types import Receive, Scope
 
 from server import errors
@@ -84,3 +85,10 @@ class Incoming:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+async def read_json_object(
+    request: Request, limit: int, timeout: float = 10.0
+) -> dict[str, Any] | None:
+    """``Incoming.json_object`` for a handler that has a Starlette Request (the /_test/ routes)."""
+    return await Incoming(request.scope, request.receive).json_object(limit, timeout)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import Send
 
 from server.errors import ApiError
@@ -22,6 +22,10 @@ def json_response(body: dict[str, Any], status: int = 200) -> JSONResponse:
 
 def error_response(error: ApiError) -> JSONResponse:
     return json_response(error.body(), error.status)
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
 
 
 async def send_json(send: Send, status: int, body: dict[str, Any] | None) -> None:

@@ -54,6 +54,7 @@ class ServeOptions:
     backlog: int = 2048
     tls: TlsFiles | None = None
     ready_fields: dict[str, object] = field(default_factory=dict)
+    test_control: bool = False  # each request gets a handle on its connection (for faults)
 
 
 def loop_name() -> str:
@@ -119,7 +120,7 @@ def _uvicorn_config(app: Any, options: ServeOptions) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         loop="auto",  # uvloop where installed
-        http=guarded_protocol(options.limits),
+        http=guarded_protocol(options.limits, connection_control=options.test_control),
         lifespan="on",
         log_config=None,
         access_log=False,

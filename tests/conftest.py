@@ -27,6 +27,15 @@ DEVICE_ID = "4c07bc67-57ea-42dd-b702-c2d6c45419fc"
 START_TIME = 1_800_000_000.0  # a whole multiple of 30: step boundaries are easy to reason about
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The mfa_server fixtures (server/pytest_plugin.py) come with the package's pytest11 entry
+    point; an install made before the plugin existed lacks it, so register it here as well."""
+    import server.pytest_plugin as plugin
+
+    if not config.pluginmanager.is_registered(plugin):
+        config.pluginmanager.register(plugin, "mfa_server")
+
+
 class FakeClock:
     def __init__(self, now: float = START_TIME) -> None:
         self.now = now

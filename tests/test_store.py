@@ -221,6 +221,42 @@ def test_lockout_updates_add_up_across_stores(stores: Any) -> None:
     run(stores, test)
 
 
+def test_put_seed_replaces_a_seed_and_its_replay_state(stores: Any) -> None:
+    async def test(make: Factory) -> None:
+        first, second = await make(), await make()
+        dn = seed().dn
+        await first.put_seed(seed(b"known"))  # no seed yet: inserted
+        assert await second.get_seed(dn) == seed(b"known")
+        assert await first.use_seed_step(dn, 10)
+        placed = replace(seed(b"other"), verified=True, created_at=7.0)
+        await second.put_seed(placed)  # replaced, verified flag and last step included
+        assert await first.get_seed(dn) == placed
+        assert await first.use_seed_step(dn, 3)  # the replay state went with the old seed
+        assert (await first.insert_seed_if_absent(seed(b"late"))).secret_blob == b"other"
+
+    run(stores, test)
+
+
+def test_wipe_empties_every_table_but_the_key_check(stores: Any) -> None:
+    async def test(make: Factory) -> None:
+        store = await make()
+        await store.set_meta_if_absent(KEY_CHECK, b"check")
+        await store.start_session(token("t"))
+        await store.insert_seed_if_absent(seed())
+        await store.update_lockout("k", lambda r: replace(r, failures=1))
+        await store.claim_push("t", 0.0, 10.0)
+        assert await store.wipe() == 5  # session, token, seed, lockout, push
+        assert await store.get_token("t") is None
+        assert await store.list_seeds() == []
+        assert await store.get_lockout("k") == LockoutRecord("k")
+        assert (await store.claim_push("t", 0.0, 10.0)).owner
+        assert await store.get_meta(KEY_CHECK) == b"check"
+        assert await store.schema_version() == SCHEMA_VERSION
+        assert await store.wipe() == 1  # the push claimed just now
+
+    run(stores, test)
+
+
 def test_migrations_are_versioned_and_idempotent(stores: Any) -> None:
     async def test(make: Factory) -> None:
         stores_ = await asyncio.gather(*(make() for _ in range(4)))  # processes starting at once

@@ -167,6 +167,11 @@ class Store(Protocol):
 
     async def list_seeds(self) -> list[SeedRecord]: ...
 
+    async def put_seed(self, seed: SeedRecord) -> None:
+        """Store ``seed`` whether or not the user has one, replacing it and its replay state
+        (the test control's known seeds; the login flow only ever inserts if absent)."""
+        ...
+
     async def rotate_seeds(self, reencrypt: Reencrypt, key_check: bytes) -> int:
         """Re-encrypt every seed and store the new key's check value, in one transaction;
         sealed states kept with tokens are dropped (the old key made them)."""
@@ -196,3 +201,11 @@ class Store(Protocol):
         ...
 
     async def finish_push(self, token_hash: str, result: bytes) -> None: ...
+
+    # everything at once
+
+    async def wipe(self) -> int:
+        """Delete every session, token, seed, lockout and push in one transaction, keeping the
+        key check value (the test control's reset: as new, with the same key). Returns how
+        many rows went."""
+        ...

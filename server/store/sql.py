@@ -31,7 +31,7 @@ from server.store.base import (
     seed_from_row,
     token_from_row,
 )
-from server.store.schema import SESSIONS, TOKENS, Dialect, plan
+from server.store.schema import META, SEEDS, SESSIONS, TABLES, TOKENS, Dialect, plan
 
 PURGE_BATCH = 500
 PUSH_RESULT_GRACE = 60.0  # a push's answer stays readable this long after its deadline
@@ -51,6 +51,11 @@ _TOKEN_WIDTH = len(TOKEN_COLUMNS.split(", ")) + 1
 _INSERT_TOKEN = (
     f"INSERT INTO tokens ({TOKENS.column_names}) "  # noqa: S608 - constant text
     f"VALUES ({', '.join('?' * len(TOKENS.columns))})"
+)
+_PUT_SEED = (
+    f"INSERT INTO seeds ({SEED_COLUMNS}) VALUES ({', '.join('?' * len(SEEDS.columns))}) "  # noqa: S608
+    "ON CONFLICT (dn) DO UPDATE SET "
+    + ", ".join(f"{c.name} = excluded.{c.name}" for c in SEEDS.columns if c.name != "dn")
 )
 _INSERT_SESSION = (
     f"INSERT INTO sessions ({SESSIONS.column_names}) "  # noqa: S608 - constant text
@@ -239,6 +244,16 @@ class SqlStore:
             rows = await conn.all(f"SELECT {SEED_COLUMNS} FROM seeds ORDER BY dn")  # noqa: S608
         return [seed_from_row(row) for row in rows]
 
+    async def put_seed(self, seed: SeedRecord) -> None:
+        async with self._connection() as conn:
+            await conn.run(
+                _PUT_SEED,
+                (
+                    seed.dn, seed.provider, seed.username, seed.secret_blob, seed.verified,
+                    seed.last_step, seed.created_at,
+                ),
+            )  # fmt: skip
+
     async def rotate_seeds(self, reencrypt: Reencrypt, key_check: bytes) -> int:
         async with self._transaction() as conn:
             rows = await conn.all(f"SELECT {SEED_COLUMNS} FROM seeds{self.for_update}")  # noqa: S608
@@ -327,3 +342,14 @@ class SqlStore:
             await conn.run(
                 "UPDATE pushes SET result = ? WHERE token_hash = ?", (result, token_hash)
             )
+
+    # everything at once
+
+    async def wipe(self) -> int:
+        async with self._transaction() as conn:
+            gone = [
+                await conn.run(f"DELETE FROM {table.name}")  # noqa: S608 - constant names
+                for table in TABLES
+                if table is not META
+            ]
+        return sum(gone)

@@ -1,0 +1,506 @@
+"""The test double (server.testControl) over real processes and real sockets: the virtual clock
+moves TOTP steps, token expiry, lockout cooldowns and sealed RADIUS states; scripted faults
+answer with the server's error shapes, late, or not at all; known seeds, reset and the journal;
+and none of it exists without the flag."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from mock_radius.pytest_plugin import start_mock_radius
+from server.pytest_plugin import MfaServer, start_mfa_server
+from tests.conftest import ACCEPT, base_config, http_call, http_login, totp_now
+
+T0 = 1_800_000_000  # a whole multiple of 30
+SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # RFC 6238's test secret, base32
+ALICE = "CN=alice,OU=local"
+INIT, OTP, AUTHZ = (
+    "/admin/authentication/otp/initialize",
+    "/admin/authentication/otp",
+    "/admin/authorization",
+)
+NAMES = "/admin/identity-providers/names"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MfaServer]:
+    """One server for the module (a process start costs a second or two); reset per test."""
+    started = start_mfa_server(base_config(Path()), tmp_path_factory.mktemp("double"))
+    assert started.ready["testControl"] is True
+    warning = next(json.loads(line) for line in started.log().splitlines()
+                   if "test_control_on" in line)  # fmt: skip
+    assert warning["level"] == "warning" and "for tests only" in warning["message"]
+    yield started
+    assert started.stop() == 0
+
+
+@pytest.fixture
+def double(server: MfaServer) -> MfaServer:
+    server.reset()
+    return server
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10) as session:
+        yield session
+
+
+def _wrong_code(secret: str, when: float) -> str:
+    """A code that is wrong at ``when``, drift window included."""
+    valid = {totp_now(secret, when + offset) for offset in (-30, 0, 30)}
+    return next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
+
+
+def _iso(when: float) -> str:
+    return dt.datetime.fromtimestamp(when, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# The virtual clock
+
+
+def test_the_clock_is_real_until_set_then_frozen_and_moved_only_by_advance(
+    double: MfaServer,
+) -> None:
+    assert double.control.call("GET", "/_test/clock")["frozen"] is False
+    assert double.clock.set(T0) == T0
+    assert double.control.call("GET", "/_test/clock") == {"now": T0, "frozen": True}
+    assert double.clock.advance(90) == T0 + 90
+    assert double.clock.advance(-30.5) == T0 + 59.5
+    double.clock.real()
+    assert double.control.call("GET", "/_test/clock")["frozen"] is False
+
+
+def test_a_code_oathtool_computes_for_the_clock_logs_in(
+    double: MfaServer, client: httpx.Client
+) -> None:
+    double.clock.set(T0)
+    double.seed(ALICE, SECRET)
+    token = http_login(client, double.url, "local", "alice", "alice-pass")
+    assert http_call(client, double.url, INIT, token).json() == {"type": "AlreadySeeded"}
+    code = subprocess.run(
+        ["oathtool", "--totp", "--base32", "-N", f"@{T0}", SECRET],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    mfa = http_call(client, double.url, OTP, token, {"otp": code})
+    assert mfa.status_code == 200, mfa.text
+    assert mfa.json()["expires"] == _iso(T0 + 3600)  # tokenLifetime 1h from the virtual now
+    full = http_call(client, double.url, AUTHZ, mfa.json()["token"])
+    assert full.status_code == 200
+    assert full.json()["user"]["needTwoFactorAuth"] is False
+
+
+def test_an_unverified_known_seed_is_the_secret_initialize_hands_out(
+    double: MfaServer, client: httpx.Client
+) -> None:
+    double.seed(ALICE, SECRET.lower() + "====", verified=False)
+    token = http_login(client, double.url, "local", "alice", "alice-pass")
+    body = http_call(client, double.url, INIT, token).json()
+    assert (body["type"], body["secret"]) == ("Secret", SECRET)
+
+
+def test_advancing_past_the_token_lifetime_makes_the_token_401(
+    double: MfaServer, client: httpx.Client
+) -> None:
+    double.clock.set(T0)
+    partial = http_login(client, double.url, "service", "bob", "bob-pass")
+    full = http_call(client, double.url, AUTHZ, partial).json()
+    assert full["expires"] == _iso(T0 + 3600)
+    double.clock.advance(3599)
+    assert http_call(client, double.url, AUTHZ, full["token"]).status_code == 200
+    double.clock.advance(1)
+    expired = http_call(client, double.url, AUTHZ, full["token"])
+    assert (expired.status_code, expired.json()["id"]) == (401, "token error")
+
+
+def test_five_wrong_codes_lock_and_advancing_past_the_cooldown_unlocks(
+    double: MfaServer, client: httpx.Client
+) -> None:
+    double.clock.set(T0)
+    double.seed(ALICE, SECRET)
+    token = http_login(client, double.url, "local", "alice", "alice-pass")
+    wrong = _wrong_code(SECRET, T0)
+    reasons = [
+        http_call(client, double.url, OTP, token, {"otp": wrong}).json()["reason"] for _ in range(5)
+    ]
+    locked = "Too many failed attempts. Try again later."
+    assert reasons == ["Invalid OTP."] * 4 + [locked]
+    right = http_call(client, double.url, OTP, token, {"otp": totp_now(SECRET, T0)})
+    assert (right.status_code, right.json()["reason"]) == (401, locked)
+    double.clock.advance(59)  # cooldown 60 s
+    still = http_call(client, double.url, OTP, token, {"otp": totp_now(SECRET, T0 + 59)})
+    assert still.json()["reason"] == locked
+    double.clock.advance(1)
+    unlocked = http_call(client, double.url, OTP, token, {"otp": totp_now(SECRET, T0 + 60)})
+    assert unlocked.status_code == 200, unlocked.text
+
+
+def test_a_sealed_radius_state_expires_on_the_virtual_clock(tmp_path: Path) -> None:
+    mock = start_mock_radius(Path(__file__).parent.parent / "scenarios" / "challenge.yaml")
+    config = {
+        "storage": {"url": "sqlite:///./r.db", "encryptionKeyFile": "./r.key"},
+        "identityProviders": [{"name": "rc", "mfaProvider": "rc",
+                               "users": [{"username": "carol", "password": "carol-pass"}]}],
+        "mfaProviders": [{"name": "rc", "type": "Radius", "hostnames": ["127.0.0.1"],
+                          "port": mock.port, "sharedSecret": "testing123", "timeout": 2,
+                          "mode": "Challenge", "useUserPassword": True,
+                          "authenticationProtocol": "PAP"}],
+    }  # fmt: skip
+    server = start_mfa_server(config, tmp_path)
+    try:
+        server.clock.set(T0)
+        with httpx.Client(timeout=10) as client:
+            token = http_login(client, server.url, "rc", "carol", "carol-pass")
+            state = http_call(client, server.url, INIT, token, {"userPassword": "carol-pass"})
+            server.clock.advance(60)  # the Access-Challenge's Session-Timeout
+            late = http_call(client, server.url, OTP, token,
+                             {"otp": "123456", "state": state.json()["state"]})  # fmt: skip
+        assert late.status_code == 401
+        assert late.json()["reason"] == "The state has expired. Initialize again."
+    finally:
+        server.stop()
+        mock.stop()
+
+
+# Faults
+
+
+def test_a_500_on_initialize_answers_the_vendor_shape_once_then_the_real_answer(
+    double: MfaServer, client: httpx.Client
+) -> None:
+    fault = double.faults.add("POST", INIT, status=500)
+    assert fault["remaining"] == 1
+    token = http_login(client, double.url, "local", "alice", "alice-pass")
+    first = http_call(client, double.url, INIT, token)
+    assert first.status_code == 500
+    assert first.json() == {"id": "unexpected error", "message": "Unexpected server side error."}
+    second = http_call(client, double.url, INIT, token)
+    assert (second.status_code, second.json()["type"]) == (200, "Secret")
+    assert double.faults.list() == []
+    calls = [(e["path"], e["status"], e["fault"]) for e in double.journal()]
+    assert calls == [
+        ("/admin/authentication", 200, None),
+        (INIT, 500, {"id": fault["id"], "status": 500}),
+        (INIT, 200, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (503, {"id": "unavailable", "message": "The server is starting or stopping."}),
+        (401, {"id": "token error", "message": "Token error. Login again."}),
+        (406, {"id": "not acceptable", "minSupportedVersion": 18, "maxSupportedVersion": 22,
+               "message": "Invalid 'Accept' header. Current version: "
+               "application/vnd.appgate.peer-v22+json, Received: "
+               "application/vnd.appgate.peer-v22+json"}),
+        (429, {"id": "too many requests", "message": "Too Many Requests."}),
+    ],
+)  # fmt: skip
+def test_a_status_without_a_body_has_the_servers_error_shape(
+    double: MfaServer, client: httpx.Client, status: int, body: dict[str, Any]
+) -> None:
+    double.faults.add("GET", NAMES, status=status)
+    response = client.get(double.url + NAMES, headers=ACCEPT)
+    assert (response.status_code, response.json()) == (status, body)
+    assert response.headers["content-type"] == "application/json"
+
+
+def test_a_scripted_body_headers_times_and_prefix(double: MfaServer, client: httpx.Client) -> None:
+    double.faults.add("*", "/admin/*", status=503, body={"id": "maintenance"},
+                      headers={"Retry-After": "7"}, times=2)  # fmt: skip
+    assert [f["remaining"] for f in double.faults.list()] == [2]
+    first = client.get(double.url + NAMES, headers=ACCEPT)
+    second = client.post(double.url + "/admin/authentication", headers=ACCEPT)
+    assert [r.status_code for r in (first, second)] == [503, 503]
+    assert (first.json(), first.headers["retry-after"]) == ({"id": "maintenance"}, "7")
+    assert client.get(double.url + NAMES, headers=ACCEPT).status_code == 200
+    double.faults.add("GET", NAMES, status=204)
+    empty = client.get(double.url + NAMES, headers=ACCEPT)
+    assert (empty.status_code, empty.content) == (204, b"")
+    kept = double.faults.add("GET", "/elsewhere", status=500)
+    double.faults.add("GET", "/elsewhere2", status=500)
+    double.faults.remove(kept["id"])
+    assert [f["path"] for f in double.faults.list()] == ["/elsewhere2"]
+    double.faults.clear()
+    assert double.faults.list() == []
+
+
+def test_a_delay_holds_the_real_answer_without_holding_other_requests(
+    double: MfaServer, client: httpx.Client
+) -> None:
+    double.faults.add("GET", NAMES, delay=2)
+    delayed: list[httpx.Response] = []
+    thread = threading.Thread(
+        target=lambda: delayed.append(httpx.get(double.url + NAMES, headers=ACCEPT, timeout=10))
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while double.faults.list() and time.monotonic() < deadline:
+        pass  # until the delayed request has taken its fault (a few ms)
+    other = client.get(double.url + AUTHZ, headers=ACCEPT)
+    assert other.status_code == 401 and not delayed  # answered while the other still waits
+    thread.join(10)
+    assert delayed[0].status_code == 200 and "data" in delayed[0].json()
+    journal = double.journal()
+    assert [e["path"] for e in journal] == [AUTHZ, NAMES]  # in the order they were answered
+    assert journal[1]["fault"]["delay"] == 2 and journal[1]["ms"] >= 2000  # a lower bound
+    double.faults.add("GET", NAMES, delay=5)
+    with pytest.raises(httpx.ReadTimeout):  # what a client's own timeout sees
+        httpx.get(double.url + NAMES, headers=ACCEPT, timeout=0.5)
+
+
+def test_reset_empty_and_garbage_as_an_http_client_sees_them(
+    double: MfaServer, client: httpx.Client
+) -> None:
+    double.faults.add("GET", NAMES, fault="reset")
+    with pytest.raises(httpx.ReadError, match="Connection reset by peer"):
+        client.get(double.url + NAMES, headers=ACCEPT)
+    double.faults.add("GET", NAMES, fault="empty")
+    with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+        client.get(double.url + NAMES, headers=ACCEPT)
+    double.faults.add("GET", NAMES, fault="garbage")
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.get(double.url + NAMES, headers=ACCEPT)
+    assert client.get(double.url + NAMES, headers=ACCEPT).status_code == 200
+    faults = [(e["status"], e["fault"] and e["fault"]["fault"]) for e in double.journal()]
+    assert faults == [(None, "reset"), (None, "empty"), (None, "garbage"), (200, None)]
+
+
+def _exchange(server: MfaServer, context: ssl.SSLContext | None = None) -> bytes:
+    """What a client reads after sending one request, until the server closes; the bytes
+    under TLS are decrypted with a memory BIO, so the TCP socket is read directly and a reset
+    raises ConnectionResetError (Python's SSLSocket would report it as a clean EOF)."""
+    request = (f"GET {NAMES} HTTP/1.1\r\nHost: x\r\nAccept: {ACCEPT['Accept']}\r\n"
+               "Connection: close\r\n\r\n").encode()  # fmt: skip
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        if context is None:
+            sock.sendall(request)
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+            return received
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                incoming.write(sock.recv(65536))
+        tls.write(request)
+        sock.sendall(outgoing.read())
+        plain = b""
+        while data := sock.recv(65536):
+            incoming.write(data)
+            try:
+                while chunk := tls.read(65536):
+                    plain += chunk
+            except ssl.SSLWantReadError:
+                continue
+            break  # read() gave b"": the server's close_notify
+        return plain
+
+
+def _check_the_wire(server: MfaServer, context: ssl.SSLContext | None = None) -> None:
+    server.faults.add("GET", NAMES, fault="reset")
+    with pytest.raises(ConnectionResetError):
+        _exchange(server, context)
+    server.faults.add("GET", NAMES, fault="empty")
+    assert _exchange(server, context) == b""  # closed, no answer
+    server.faults.add("GET", NAMES, fault="garbage")
+    junk = _exchange(server, context)
+    assert len(junk) == 256 and not junk.startswith(b"H")
+    assert _exchange(server, context).startswith(b"HTTP/1.1 200 ")  # then the real answer
+
+
+def test_the_bytes_on_the_wire(double: MfaServer) -> None:
+    _check_the_wire(double)
+
+
+def test_connection_faults_under_tls(tmp_path: Path) -> None:
+    server = start_mfa_server(base_config(tmp_path), tmp_path, tls=True)
+    try:
+        assert server.certificate is not None
+        context = ssl.create_default_context(cafile=server.certificate)
+        _check_the_wire(server, context)  # the reset beneath TLS, the bytes inside it
+        with httpx.Client(verify=context, timeout=10) as client:
+            server.faults.add("GET", NAMES, fault="empty")
+            with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+                client.get(server.url + NAMES, headers=ACCEPT)
+            assert client.get(server.url + NAMES, headers=ACCEPT).status_code == 200
+    finally:
+        server.stop()
+
+
+# Journal, reset, input errors
+
+
+def test_the_journal_holds_no_password_otp_secret_or_token(
+    double: MfaServer, client: httpx.Client
+) -> None:
+    double.clock.set(T0)
+    double.seed(ALICE, SECRET)
+    token = http_login(client, double.url, "local", "alice", "alice-pass")
+    code = totp_now(SECRET, T0)
+    mfa = http_call(client, double.url, OTP, token, {"otp": code}).json()["token"]
+    client.get(double.url + NAMES, headers={"Accept": "text/html"})
+    entries = double.journal()
+    text = json.dumps(entries)
+    for secret in ("alice-pass", code, SECRET, token, mfa):
+        assert secret not in text
+    assert [(e["method"], e["path"], e["status"], e["apiVersion"]) for e in entries] == [
+        ("POST", "/admin/authentication", 200, 22),
+        ("POST", OTP, 200, 22),
+        ("GET", NAMES, 406, None),
+    ]
+    assert entries[2]["accept"] == "text/html" and entries[0]["time"] == T0
+    assert set(entries[0]) == {"seq", "time", "method", "path", "status", "apiVersion",
+                               "accept", "fault", "ms"}  # fmt: skip
+    assert double.journal(since=entries[1]["seq"]) == entries[2:]
+    double.clear_journal()
+    assert double.journal() == []
+
+
+def test_reset_wipes_seeds_tokens_lockouts_faults_clock_and_journal(
+    double: MfaServer, client: httpx.Client
+) -> None:
+    double.clock.set(T0)
+    double.seed(ALICE, SECRET)
+    token = http_login(client, double.url, "local", "alice", "alice-pass")
+    for _ in range(5):
+        http_call(client, double.url, OTP, token, {"otp": _wrong_code(SECRET, T0)})
+    double.faults.add("GET", "/admin/x", status=500)
+    double.reset()
+    assert double.faults.list() == [] and double.journal() == []
+    assert double.control.call("GET", "/_test/clock")["frozen"] is False
+    assert http_call(client, double.url, AUTHZ, token).status_code == 401
+    fresh = http_login(client, double.url, "local", "alice", "alice-pass")
+    body = http_call(client, double.url, INIT, fresh).json()
+    assert body["type"] == "Secret" and body["secret"] != SECRET  # the known seed is gone
+    # the lock (until T0 + 60, later than the real now) is gone too
+    code = totp_now(body["secret"], time.time())
+    accepted = http_call(client, double.url, OTP, fresh, {"otp": code})
+    assert accepted.status_code == 200, accepted.text
+    assert [e["path"] for e in double.journal()] == [AUTHZ, "/admin/authentication", INIT, OTP]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "field"),
+    [
+        ("POST", "/_test/clock", {"now": -1}, 422, "now"),
+        ("POST", "/_test/clock", {"now": 5, "advance": 5}, 422, "now"),
+        ("POST", "/_test/clock", {}, 422, "now"),
+        ("POST", "/_test/clock", {"advance": "5"}, 422, "advance"),
+        ("POST", "/_test/faults", {"method": "GET", "path": "/_test/clock", "status": 500},
+         422, "path"),
+        ("POST", "/_test/faults", {"method": "GET", "path": "/a", "status": 500, "fault": "reset"},
+         422, "fault"),
+        ("POST", "/_test/faults", {"method": "GET", "path": "/a", "status": 500, "tims": 2},
+         422, "tims"),
+        ("POST", "/_test/faults", {"method": "GET", "path": "/a"}, 422, "status"),
+        ("POST", "/_test/faults", {"method": "GET", "path": "/a", "delay": 600}, 422, "delay"),
+        ("POST", "/_test/faults", {"method": "GET", "path": "/a", "status": 500,
+                                   "headers": {"Content-Length": "9"}},
+         422, "headers.Content-Length"),
+        ("PUT", "/_test/seeds/CN=alice,OU=local", {"secret": "not base32!"}, 422, "secret"),
+        ("PUT", "/_test/seeds/CN=alice,OU=local", {"secret": "ABCD"}, 422, "secret"),
+        ("PUT", "/_test/seeds/CN=bob,OU=service", {"secret": SECRET}, 422, "distinguished-name"),
+        ("PUT", "/_test/seeds/CN=nobody,OU=local", {"secret": SECRET}, 404, None),
+        ("GET", "/_test/journal?since=x", None, 422, "since"),
+        ("GET", "/_test/nothing", None, 404, None),
+        ("DELETE", "/_test/clock", None, 405, None),
+        ("DELETE", "/_test/faults/999", None, 404, None),
+    ],
+)  # fmt: skip
+def test_bad_input_gets_a_clear_error(
+    double: MfaServer, client: httpx.Client, method: str, path: str, body: Any, status: int,
+    field: str | None,
+) -> None:  # fmt: skip
+    response = client.request(method, double.url + path, json=body)
+    assert response.status_code == status, response.text
+    if field is not None:
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert response.json()["id"]
+    assert double.faults.list() == []
+
+
+def test_a_body_that_is_not_a_json_object_is_a_400(double: MfaServer, client: httpx.Client) -> None:
+    for content in (b"[1]", b"{", b'{"now": NaN}'):
+        response = client.post(double.url + "/_test/clock", content=content)
+        assert response.status_code in (400, 422), content
+        assert response.json()["id"] in ("json error", "validation error")
+    assert client.post(double.url + "/_test/clock", content=b"[1]").json()["id"] == "json error"
+
+
+# Off by default, and refused where it would be dangerous
+
+
+def test_without_the_flag_every_test_path_is_404(tmp_path: Path) -> None:
+    server = start_mfa_server(base_config(tmp_path), tmp_path, test_control=False)
+    try:
+        with httpx.Client(timeout=10, headers=ACCEPT) as client:
+            for method, path in [("GET", "/_test/clock"), ("POST", "/_test/clock"),
+                                 ("POST", "/_test/faults"), ("GET", "/_test/journal"),
+                                 ("PUT", "/_test/seeds/CN=alice,OU=local"),
+                                 ("POST", "/_test/reset"), ("GET", "/_test/")]:  # fmt: skip
+                response = client.request(method, server.url + path, json={"now": 1})
+                assert (response.status_code, response.json()["id"]) == (404, "not found")
+        assert server.ready["testControl"] is False
+        assert "test_control_on" not in server.log()
+    finally:
+        server.stop()
+
+
+def _refused_start(args: list[str], config: dict[str, Any], folder: Path) -> str:
+    path = folder / "refused.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-m", "server", "--config", str(path), *args],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    return done.stderr
+
+
+def test_a_start_that_would_expose_the_control_or_split_its_state_is_refused(
+    tmp_path: Path,
+) -> None:
+    config = base_config(tmp_path)
+    config["server"]["testControl"] = True
+    remote = _refused_start(["--host", "0.0.0.0", "--port", "0"], config, tmp_path)
+    assert "0.0.0.0 is not a loopback address" in remote and "allowRemote" in remote
+    workers = _refused_start(["--workers", "2", "--port", "0"], config, tmp_path)
+    assert "testControl needs workers: 1" in workers
+    config["server"]["workers"] = 2
+    (tmp_path / "refused.yaml").write_text(yaml.safe_dump(config))
+    checked = subprocess.run(
+        [sys.executable, "-m", "server", "check-config", str(tmp_path / "refused.yaml")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert checked.returncode == 1
+    assert "server.testControl: testControl needs workers: 1" in checked.stderr
+
+
+def test_allow_remote_lets_it_listen_on_every_address(tmp_path: Path) -> None:
+    config = base_config(tmp_path)
+    config["server"]["testControl"] = {"enabled": False, "allowRemote": True}
+    server = start_mfa_server(config, tmp_path, extra_args=("--host", "0.0.0.0"))
+    try:
+        assert server.host == "0.0.0.0"
+        assert server.clock.set(T0) == T0  # the flag enabled it; allowRemote let it start
+    finally:
+        server.stop()
