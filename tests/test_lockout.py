@@ -206,3 +206,12 @@ def test_unknown_accounts_lock_the_same_way(live: LiveServer) -> None:
     answers = [_password_login(live, "nobody", "guess") for _ in range(11)]
     assert answers[:9] == [(401, "Invalid username or password.")] * 9
     assert answers[9:] == [(401, LOCKED["reason"])] * 2
+
+
+def test_a_reservation_given_back_leaves_no_trace() -> None:
+    """A RADIUS timeout is not a guess: after it, the count is what it was (down to zero)."""
+    policy = LockoutPolicy(max_failed_attempts=3, cooldown=10, max_cooldown=100)
+    for before in (0, 1):
+        record = LockoutRecord("k", failures=before)
+        reserved, reservation = reserve(record, 0, policy)
+        assert give_back(reserved, reservation).failures == before
