@@ -28,21 +28,21 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def test_retransmission_while_pending_gets_the_same_reply(mock_radius_factory: Factory) -> None:
+def test_retransmission_while_pending_is_answered_once(mock_radius_factory: Factory) -> None:
     mock = mock_radius_factory(SCENARIOS / "push.yaml", time_scale=0.1)
     request = build_request("testing123", "paula", "push-secret")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.sendto(request.RequestPacket(), mock.address)
-        exchange = send(mock.address, request, sock=udp, expect=2, timeout=2)
-        # both copies were answered, with byte-identical replies, after the one delay
-        assert len(exchange.datagrams) == 2
-        assert exchange.datagrams[0] == exchange.datagrams[1]
+        exchange = send(mock.address, request, sock=udp, expect=2, timeout=1)
+        # two copies sent during the delay, one reply (as FreeRADIUS: the retransmission is
+        # discarded while the request is in progress)
+        assert len(exchange.datagrams) == 1
         assert exchange.reply() is not None
         outcomes = [e["outcome"] for e in mock.control.journal()]
         assert outcomes == ["matched", "retransmission-pending"]
         # after the reply, a retransmission (same source port) is answered from the cache
         again = send(mock.address, request, sock=udp)
-        assert again.datagrams == exchange.datagrams[:1]
+        assert again.datagrams == exchange.datagrams
     assert mock.control.journal()[-1]["outcome"] == "retransmission-answered-from-cache"
 
 
@@ -357,7 +357,7 @@ def test_validate_command(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"{bad}:4: steps[0].match.colour: unknown key" in result.stderr
     assert f"{bad}:5: steps[0].reply.code: Input should be 'Access-Accept'" in result.stderr
-    assert "push.yaml: ok (push, 1 steps)" in result.stdout
+    assert "push.yaml: ok (push, 1 step)" in result.stdout
     good = subprocess.run(
         [sys.executable, "-m", "mock_radius", "validate", str(SCENARIOS)],
         capture_output=True,

@@ -38,12 +38,21 @@ def _recorder(
     return process, ("127.0.0.1", ready["port"])
 
 
-def _flow(address: tuple[str, int]) -> list[dict[str, Any]]:
-    """A challenge round trip (PAP), a delayed push (CHAP), a timeout; what the client saw."""
+def _flow(
+    address: tuple[str, int], chap: dict[str, rp.AuthPacket] | None = None
+) -> list[dict[str, Any]]:
+    """A challenge round trip (PAP), a delayed push (CHAP), a timeout; what the client saw.
+    CHAP requests are kept in ``chap`` and sent again byte for byte on replay: a recording
+    matches a CHAP step by its exact CHAP-Password and challenge."""
     seen: list[dict[str, Any]] = []
+    chap = {} if chap is None else chap
 
     def ask(user: str, password: str, **options: Any) -> rp.AuthPacket | None:
-        exchange = send(address, build_request(SECRET, user, password, **options), timeout=1.5)
+        if options.get("chap"):
+            request = chap.setdefault(user, build_request(SECRET, user, password, **options))
+        else:
+            request = build_request(SECRET, user, password, **options)
+        exchange = send(address, request, timeout=1.5)
         reply = exchange.reply()
         seen.append({
             "user": user,
@@ -71,7 +80,8 @@ def test_record_then_replay_gives_the_same_replies(
     upstream = mock_radius_factory(SCENARIOS, time_scale=0.2)  # push delay 0.4 s
     out = tmp_path / "recorded.yaml"
     recorder, address = _recorder(upstream, out, "--keep-timing")
-    live = _flow(address)
+    chap: dict[str, rp.AuthPacket] = {}
+    live = _flow(address, chap)
     recorder.send_signal(signal.SIGTERM)
     stdout, stderr = recorder.communicate(timeout=10)
     assert recorder.returncode == 0, stderr
@@ -91,7 +101,7 @@ def test_record_then_replay_gives_the_same_replies(
     assert check.returncode == 0
 
     replay = mock_radius_factory(out)
-    replayed = _flow(replay.address)
+    replayed = _flow(replay.address, chap)
     for before, after in zip(live, replayed, strict=True):
         assert (after["user"], after["code"], after["attributes"]) == (
             before["user"], before["code"], before["attributes"],
