@@ -180,6 +180,7 @@ class Journal:
             "bytes": self._bytes,
             "maxBytes": self.max_bytes,
             "evicted": self.evicted,
+            "lastSeq": self._seq,
         }
 
     def clear(self) -> None:
