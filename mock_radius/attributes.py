@@ -45,6 +45,8 @@ def encode_value(name: str, value: Value) -> bytes:
         return value[:MAX_VALUE]
     if isinstance(value, str) and attr.values.HasForward(value):
         return bytes(attr.values.GetForward(value))
+    if isinstance(value, int) and attr.type == "string":
+        value = str(value)  # YAML reads Reply-Message: 123456 as a number
     if isinstance(value, str) and attr.type in ("string", "octets"):
         # text as UTF-8, cut at a character boundary; binary values are written {hex: ...}
         return value.encode("utf-8")[:MAX_VALUE].decode("utf-8", "ignore").encode("utf-8")

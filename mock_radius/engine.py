@@ -236,6 +236,8 @@ class Engine:
         run = self._runs.get(key)
         if run is None:
             run = self._runs[key] = _Run()
+            if len(self._runs) > self.max_sessions:
+                self._runs.popitem(last=False)
         else:
             self._runs.move_to_end(key)
         run.touched = now

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -11,11 +12,14 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyrad import packet as rp
 
 from mock_radius.pytest_plugin import MockRadius
+from mock_radius.scenario import load_scenario
+from tests.conftest import wait_for_json_line
 from tests.radius_client import build_request, send
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -326,6 +330,59 @@ def test_sigterm_and_sigint_stop_cleanly(mock_radius_factory: Factory) -> None:
         mock = mock_radius_factory(SCENARIOS)
         mock.process.send_signal(sig)
         assert mock.process.wait(10) == 0
+
+
+def _in_the_background(command: list[str]) -> tuple[subprocess.Popen[str], int, dict[str, Any]]:
+    """``command &`` from a non-interactive shell: the child starts with SIGINT ignored."""
+    shell = subprocess.Popen(
+        ["sh", "-c", f"{shlex.join(command)} & echo pid=$!; wait $!"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert shell.stdout is not None
+    pid = int(shell.stdout.readline().strip().removeprefix("pid="))
+    ready = wait_for_json_line(shell.stdout, "port")
+    return shell, pid, ready
+
+
+def test_sigint_stops_serve_and_record_started_in_the_background(tmp_path: Path) -> None:
+    # what a shell hands down to a background job (shown on a process that keeps it)
+    sleeper = subprocess.run(
+        ["sh", "-c", "sleep 30 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True
+    )
+    sleeping = int(sleeper.stdout)
+    try:
+        assert signal.SIGINT in _signal_mask(sleeping, "SigIgn")
+    finally:
+        os.kill(sleeping, signal.SIGKILL)
+    base = [sys.executable, "-m", "mock_radius"]
+    serve, pid, ready = _in_the_background(
+        [*base, "serve", "--scenarios", str(SCENARIOS), "--port", "0"]
+    )
+    try:
+        assert signal.SIGINT in _signal_mask(pid, "SigCgt")  # the mock caught it back
+        os.kill(pid, signal.SIGINT)
+        assert serve.wait(10) == 0
+    finally:
+        if serve.poll() is None:
+            os.kill(pid, signal.SIGKILL)
+    out = tmp_path / "bg.yaml"
+    record, pid, ready = _in_the_background(
+        [*base, "record", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9",
+         "--secret", "testing123", "--out", str(out), "--upstream-timeout", "0.2"]
+    )  # fmt: skip
+    send(("127.0.0.1", ready["port"]), build_request("testing123", "olga", "x"), timeout=0.5)
+    os.kill(pid, signal.SIGINT)
+    assert record.wait(10) == 0
+    assert load_scenario(out).steps[0].drop  # it wrote what it saw
+
+
+def _signal_mask(pid: int, field: str) -> set[int]:
+    """Signals a process ignores (SigIgn) or catches (SigCgt), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            mask = int(line.split()[1], 16)
+            return {n for n in range(1, 64) if mask & (1 << (n - 1))}
+    return set()
 
 
 def test_port_zero_announcement(mock_radius_factory: Factory) -> None:
