@@ -183,7 +183,11 @@ class RadclientResult:
         return None
 
     def attribute(self, name: str) -> str | None:
-        for line in self.output.splitlines():
+        """The attribute's value in the reply (radclient -x prints the request first)."""
+        received = self.output.split("\nReceived ", 1)
+        if len(received) < 2:
+            return None
+        for line in received[1].splitlines()[1:]:
             stripped = line.strip()
             if stripped.startswith(f"{name} = "):
                 return stripped.split(" = ", 1)[1].strip('"')
@@ -197,17 +201,20 @@ def radclient(
     *,
     timeout: float = 2.0,
     retries: int = 1,
+    command: str = "auth",
 ) -> RadclientResult:
     """FreeRADIUS's own radclient: a client that shares no code with this project.
 
-    ``retries`` counts sends (radclient refuses 0)."""
+    ``command`` is auth, acct or status; ``retries`` counts sends (radclient refuses 0).
+    radclient adds a Message-Authenticator only when asked (``Message-Authenticator = 0x00``),
+    also to Status-Server."""
     assert retries >= 1
     pairs = ", ".join(f"{name} = {value}" for name, value in attributes.items())
     started = time.monotonic()
     result = subprocess.run(
         [
             "radclient", "-x", "-t", str(timeout), "-r", str(retries),
-            f"{address[0]}:{address[1]}", "auth", secret,
+            f"{address[0]}:{address[1]}", command, secret,
         ],
         input=pairs + "\n",
         capture_output=True,
@@ -215,5 +222,5 @@ def radclient(
         timeout=timeout * (retries + 1) + 10,
     )  # fmt: skip
     output = result.stdout + result.stderr
-    assert "Sent Access-Request" in output, output  # it really ran and sent something
+    assert "Sent " in output, output  # it really ran and sent something
     return RadclientResult(result.returncode, output, time.monotonic() - started)
