@@ -122,6 +122,7 @@ class ControlResource(Resource):
                 "scenarios": len(engine.scenarios),
                 "timeScale": self.protocol.time_scale,
                 "errors": self.protocol.errors,
+                "lostReplies": self.protocol.lost_replies,
                 **engine.describe(),
                 "pending": self.protocol.pending(),
                 "duplicateCache": len(self.protocol.dedup) + len(self.protocol.accounting.dedup),

@@ -28,11 +28,13 @@ class Seen(Enum):
 
 
 class Entry:
-    __slots__ = ("replies", "seen")
+    __slots__ = ("expires", "key", "reply", "seen")
 
-    def __init__(self, seen: Seen, replies: list[bytes] | None = None) -> None:
+    def __init__(self, key: bytes, seen: Seen, reply: bytes | None = None) -> None:
+        self.key = key
         self.seen = seen
-        self.replies = replies
+        self.reply = reply  # what a retransmission gets (ANSWERED only)
+        self.expires = 0.0
 
 
 def key_of(host: str, port: int, identifier: int, authenticator: bytes) -> bytes:
@@ -50,7 +52,7 @@ class DuplicateCache:
         self.max_entries = max_entries
         self.max_pending = max_pending
         self._table: dict[bytes, Entry] = {}
-        self._order: deque[tuple[float, bytes, Entry]] = deque()  # answered, by expiry
+        self._order: deque[Entry] = deque()  # answered, by expiry
         self.pending = 0
 
     def __len__(self) -> int:
@@ -65,40 +67,38 @@ class DuplicateCache:
         if self.pending >= self.max_pending:
             return None
         self.pending += 1
-        entry = self._table[key] = Entry(Seen.PENDING)
+        entry = self._table[key] = Entry(key, Seen.PENDING)
         return entry
 
-    def finish(self, key: bytes, entry: Entry, seen: Seen, replies: list[bytes] | None,
-               now: float) -> None:  # fmt: skip
-        """Record how a request was answered; a pending entry is completed in place."""
+    def finish(self, entry: Entry, seen: Seen, reply: bytes | None, now: float) -> None:
+        """Record how a delayed request was answered."""
         if entry.seen is Seen.PENDING:
             self.pending -= 1
-        entry.seen, entry.replies = seen, replies
-        if self._table.get(key) is not entry:
-            return  # cleared meanwhile (POST /reset)
-        self._order.append((now + self.window, key, entry))
-        self._evict()
+        entry.seen, entry.reply = seen, reply
+        if self._table.get(entry.key) is entry:  # else cleared meanwhile (POST /reset)
+            self._queue(entry, now)
 
-    def answered(self, key: bytes, seen: Seen, replies: list[bytes] | None, now: float) -> None:
-        entry = self._table[key] = Entry(seen, replies)
-        self._order.append((now + self.window, key, entry))
-        self._evict()
+    def answered(self, key: bytes, seen: Seen, reply: bytes | None, now: float) -> None:
+        entry = self._table[key] = Entry(key, seen, reply)
+        self._queue(entry, now)
 
     def clear(self) -> None:
         """Forget answered requests; delayed replies still pending keep their entries."""
         self._table = {k: e for k, e in self._table.items() if e.seen is Seen.PENDING}
         self._order.clear()
 
-    def _expire(self, now: float) -> None:
-        order = self._order
-        while order and order[0][0] <= now:
-            _, key, entry = order.popleft()
-            if self._table.get(key) is entry:
-                del self._table[key]
-
-    def _evict(self) -> None:
+    def _queue(self, entry: Entry, now: float) -> None:
+        entry.expires = now + self.window
+        self._order.append(entry)
         order = self._order
         while len(self._table) > self.max_entries and order:
-            _, key, entry = order.popleft()
-            if self._table.get(key) is entry:
-                del self._table[key]
+            self._forget(order.popleft())
+
+    def _expire(self, now: float) -> None:
+        order = self._order
+        while order and order[0].expires <= now:
+            self._forget(order.popleft())
+
+    def _forget(self, entry: Entry) -> None:
+        if self._table.get(entry.key) is entry:
+            del self._table[entry.key]

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mock_radius import wire
-from mock_radius.matching import RequestView, failed_accounting_conditions, failed_conditions
-from mock_radius.scenario import REPLY_CODES, AccountingStep, Scenario, Step
+from mock_radius.matching import Matcher, RequestView
+from mock_radius.scenario import REPLY_CODES, AccountingStep, Scenario
 
 DEFAULT_SESSION_IDLE = 300.0
 DEFAULT_MAX_SESSIONS = 50_000
@@ -86,10 +86,9 @@ class Decision:
 
 @dataclass(slots=True)
 class _Run:
-    """One user's use of one script: uses of counted steps, and States minted."""
+    """One user's uses of the counted steps (``times: N``) of one script."""
 
     used: dict[int, int] = field(default_factory=dict)
-    states: int = 0
     touched: float = 0.0
 
 
@@ -118,6 +117,8 @@ class _Script:
                                                             s.reply.attributes)
             for s in scenario.accounting or []
         ]  # fmt: skip
+        self.matchers = [Matcher(s.match) for s in scenario.steps]
+        self.accounting_matchers = [Matcher(s.match) for s in scenario.accounting or []]
         mismatch = scenario.on_mismatch
         self.mismatch = wire.compile_reply(REPLY_CODES[mismatch.code], mismatch.attributes)
         self.hint = mismatch.hint and "Reply-Message" not in mismatch.attributes
@@ -186,6 +187,8 @@ class Engine:
                 self._listed.setdefault(user, scenario.name)
         self._runs: OrderedDict[tuple[str, str], _Run] = OrderedDict()
         self._exchanges: OrderedDict[tuple[str, str, bytes], _Exchange] = OrderedDict()
+        self._minted = 0  # States generated; never reset, so a State is never issued twice
+        self._next_expiry = float("-inf")
 
     @property
     def secrets(self) -> list[bytes]:
@@ -228,6 +231,11 @@ class Engine:
     # sessions: bounded by idle time and by count
 
     def expire(self, now: float) -> None:
+        """Drop idle sessions; looked at once per second of ``now`` (and on every new one,
+        the count is held by ``_run`` and ``_follow``)."""
+        if now < self._next_expiry:
+            return
+        self._next_expiry = now + 1.0
         limit = now - self.session_idle
         _trim(self._runs, limit, self.max_sessions)
         _trim(self._exchanges, limit, self.max_sessions)
@@ -243,10 +251,11 @@ class Engine:
         run.touched = now
         return run
 
-    def _mint_state(self, scenario: str, user: str, step: str, now: float) -> bytes:
-        run = self._run((scenario, user), now)
-        run.states += 1
-        seed = f"{self.seed}|{scenario}|{user}|{step}|{run.states}".encode()
+    def _mint_state(self, scenario: str, user: str, step: str) -> bytes:
+        """16 octets from seed, scenario, user, step and a counter: the same requests in the
+        same order give the same States; every exchange gets a new one."""
+        self._minted += 1
+        seed = f"{self.seed}|{scenario}|{user}|{step}|{self._minted}".encode()
         return hashlib.sha256(seed).digest()[:16]
 
     # deciding
@@ -269,32 +278,33 @@ class Engine:
         else:
             start, issued = 0, None
         candidates: list[tuple[int, list[str]]] = []
-        found = self._first_fit(steps, request, start, used, issued, candidates)
-        if found is None and exchange is None and self._only_used_up_fit(steps, request, used):
+        found = self._first_fit(script, request, start, used, issued, candidates)
+        if found is None and exchange is None and self._only_used_up_fit(script, request, used):
             used.clear()  # rule 4: the script starts over
-            found = self._first_fit(steps, request, 0, used, None, [])
+            found = self._first_fit(script, request, 0, used, None, [])
         if found is None:
             return self._mismatch(script, request, user, exchange_key, exchange, candidates, now)
         return self._take(script, found, user, exchange_key, exchange, now)
 
     @staticmethod
-    def _only_used_up_fit(steps: list[Step], request: RequestView, used: dict[int, int]) -> bool:
-        return any(not failed_conditions(steps[i].match, request, None) for i in used)
+    def _only_used_up_fit(script: _Script, request: RequestView, used: dict[int, int]) -> bool:
+        return any(not script.matchers[i].failed(request, None) for i in used)
 
     @staticmethod
     def _first_fit(
-        steps: list[Step],
+        script: _Script,
         request: RequestView,
         start: int,
         used: dict[int, int],
         issued: bytes | None,
         candidates: list[tuple[int, list[str]]],
     ) -> int | None:
+        steps = script.scenario.steps
         for index in range(start, len(steps)):
-            step = steps[index]
-            if _used_up(step.times, used.get(index, 0)):
-                continue
-            failed = failed_conditions(step.match, request, issued)
+            times = steps[index].times
+            if isinstance(times, int) and used.get(index, 0) >= times:
+                continue  # used up
+            failed = script.matchers[index].failed(request, issued)
             if not failed:
                 return index
             candidates.append((index, failed))
@@ -316,7 +326,7 @@ class Engine:
             run.used[index] = run.used.get(index, 0) + 1
         decision = script.fixed[index]
         if decision is None:
-            state = self._mint_state(scenario.name, user, scenario.step_name(index), now)
+            state = self._mint_state(scenario.name, user, scenario.step_name(index))
             decision = script._decision(index, state)
         self._follow(decision, index, user, exchange_key, exchange, now)
         return decision
@@ -369,7 +379,7 @@ class Engine:
         template = script.mismatch
         state = template.state
         if template.generates_state:
-            state = self._mint_state(scenario.name, user, "mismatch", now)
+            state = self._mint_state(scenario.name, user, "mismatch")
         decision = Decision(
             scenario.name, None, template=template, state=state, extra=extra, near_miss=near
         )
@@ -397,7 +407,7 @@ class Engine:
             for index, step in enumerate(steps):
                 if _used_up(step.times, used.get(index, 0)):
                     continue
-                failed = failed_accounting_conditions(step.match, request)
+                failed = script.accounting_matchers[index].failed(request)
                 if failed:
                     candidates.append((index, failed))
                     continue
@@ -414,7 +424,7 @@ class Engine:
             if (
                 attempt == 1
                 and used
-                and any(not failed_accounting_conditions(steps[i].match, request) for i in used)
+                and any(not script.accounting_matchers[i].failed(request) for i in used)
             ):
                 used.clear()  # rule 4, as for access steps
                 candidates.clear()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mock_radius import wire
-from mock_radius.engine import NearMiss
+from mock_radius.engine import Decision
 from mock_radius.outcome import Outcome
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -27,15 +27,15 @@ MAX_SUMMARY_TEXT = 253
 
 
 class Entry:
+    """One datagram and what was done with it; references, decoded only by ``render``."""
+
     __slots__ = (
         "code",
-        "delay",
+        "decision",
         "error",
-        "fault",
         "id",
         "length",
         "message_authenticator",
-        "near_miss",
         "outcome",
         "replies",
         "reply",
@@ -45,7 +45,6 @@ class Entry:
         "seq",
         "size",
         "source",
-        "step",
         "time",
         "user",
     )
@@ -55,50 +54,47 @@ class Entry:
         time: float,
         source: tuple[str, int],
         outcome: Outcome,
+        request: bytes | None = None,
+        decision: Decision | None = None,
+        message_authenticator: str | None = None,
         *,
         code: int | None = None,
         id: int | None = None,
         user: str | None = None,
-        request: bytes | None = None,
         length: int | None = None,
         error: str | None = None,
         scenario: str | None = None,
-        step: str | None = None,
-        message_authenticator: str | None = None,
         reply: bytes | None = None,
         replies: int = 0,
-        fault: str | None = None,
-        delay: float = 0.0,
         sent: float | None = None,
-        near_miss: NearMiss | None = None,
     ) -> None:
         self.seq = 0
         self.time = time
         self.source = source
         self.outcome = outcome
+        self.request = request
+        self.decision = decision
+        self.message_authenticator = message_authenticator
         self.code = code
         self.id = id
-        self.user = None if user is None else user[:MAX_SUMMARY_TEXT]
-        self.request = request
+        self.user = user if user is None or len(user) <= MAX_SUMMARY_TEXT else user[:253]
         self.length = length
-        self.error = None if error is None else error[:MAX_SUMMARY_TEXT]
+        self.error = error if error is None or len(error) <= MAX_SUMMARY_TEXT else error[:253]
         self.scenario = scenario
-        self.step = step
-        self.message_authenticator = message_authenticator
         self.reply = reply
         self.replies = replies
-        self.fault = fault
-        self.delay = delay
         self.sent = sent
-        self.near_miss = near_miss
-        self.size = (
-            ENTRY_OVERHEAD
-            + len(request or b"")
-            + len(reply or b"")
-            + len(self.user or "")
-            + len(self.error or "")
-            + len(source[0])
-        )
+        self.size = ENTRY_OVERHEAD + len(source[0])
+        if request is not None:
+            self.size += len(request)
+        if user is not None:
+            self.size += len(user)
+        if error is not None:
+            self.size += len(error)
+
+    def set_reply(self, reply: bytes, replies: int) -> None:
+        self.reply, self.replies = reply, replies
+        self.size += len(reply)
 
 
 class Journal:
@@ -136,7 +132,7 @@ class Journal:
         return entry
 
     def mark_sent(self, entry: Entry, when: float) -> None:
-        entry.sent = round(when, 6)
+        entry.sent = when
         if self._pending.pop(entry.seq, None) is not None:
             self._write(entry)
 
@@ -221,15 +217,15 @@ class Journal:
             shown["length"] = entry.length
         if entry.error is not None:
             shown["error"] = entry.error
-        for key, value in (
-            ("scenario", entry.scenario),
-            ("messageAuthenticator", entry.message_authenticator),
-        ):
-            if value is not None:
-                shown[key] = value
+        decision = entry.decision
+        scenario = entry.scenario or (decision.scenario if decision is not None else None)
+        if scenario is not None:
+            shown["scenario"] = scenario
+        if entry.message_authenticator is not None:
+            shown["messageAuthenticator"] = entry.message_authenticator
         if entry.outcome.summary_only:
             return shown
-        shown["step"] = entry.step
+        shown["step"] = None if decision is None else decision.step
         if entry.reply is not None:
             shown["reply"] = {
                 "code": wire.CODE_NAMES.get(entry.reply[0], str(entry.reply[0])),
@@ -240,16 +236,15 @@ class Journal:
                     ).items()
                     if name not in ("Message-Authenticator", "Proxy-State")
                 },
-                "fault": entry.fault,
+                "fault": None if decision is None else decision.fault,
                 "datagrams": entry.replies,
             }
         else:
             shown["reply"] = None
-        shown["delay"] = entry.delay
-        shown["sent"] = entry.sent
+        shown["delay"] = 0.0 if decision is None else decision.delay * self.time_scale
+        shown["sent"] = None if entry.sent is None else round(entry.sent, 6)
+        near = None if decision is None else decision.near_miss
         shown["nearMiss"] = (
-            None
-            if entry.near_miss is None
-            else {"step": entry.near_miss.step, "failed": list(entry.near_miss.failed)}
+            None if near is None else {"step": near.step, "failed": list(near.failed)}
         )
         return shown

@@ -23,15 +23,16 @@ def _nothing() -> str | None:
 
 class RequestView:
     """What the engine needs of a request, with no wire format in sight. Expensive parts
-    (decoded attributes, the revealed PAP password) are computed only when a step asks."""
+    (decoded attributes, the revealed PAP password) are computed only when a step asks; the
+    wire module's subclass computes them from the packet."""
 
     __slots__ = (
+        "_attributes",
         "_clear",
-        "attributes",
+        "_matches",
         "auth_type",
         "chap",
         "message_authenticator",
-        "password_matches",
         "state",
         "user_name",
     )
@@ -50,11 +51,18 @@ class RequestView:
         self.user_name = user_name
         self.state = state
         self.message_authenticator = message_authenticator
-        self.attributes = attributes
-        self.password_matches = password_matches
+        self._attributes = attributes
+        self._matches = password_matches
         self.auth_type = auth_type
         self._clear = clear_password
         self.chap = chap
+
+    @property
+    def attributes(self) -> Mapping[str, Sequence[Value]]:
+        return self._attributes
+
+    def password_matches(self, expected: str) -> bool:
+        return self._matches(expected)
 
     @property
     def clear_password(self) -> str | None:
@@ -90,59 +98,87 @@ def hashed_password_matches(stored: str, clear: str | None) -> bool:
     return hmac.compare_digest(hash_password(clear, bytes.fromhex(salt)), stored)
 
 
-def _user_fails(expected: str | Regex | None, request: RequestView) -> bool:
-    if expected is None:
-        return False
-    name = request.user_name or ""
+Check = Callable[[RequestView, "bytes | None"], "str | None"]
+
+
+class Matcher:
+    """A step's conditions compiled once: only the conditions the step has are checked."""
+
+    __slots__ = ("checks",)
+
+    def __init__(self, match: Match | AccountingMatch) -> None:
+        checks: list[Check] = []
+        if match.user_name is not None:
+            checks.append(_user_check(match.user_name))
+        if isinstance(match, Match):
+            checks += _access_checks(match)
+        for name, expected in match.attributes.items():
+            checks.append(_attribute_check(name, expected))
+        if isinstance(match, Match) and match.message_authenticator is not None:
+            checks.append(_ma_check(match.message_authenticator))
+        self.checks = tuple(checks)
+
+    def failed(self, request: RequestView, issued_state: bytes | None = None) -> list[str]:
+        if not self.checks:
+            return []
+        found = [check(request, issued_state) for check in self.checks]
+        return [label for label in found if label is not None]
+
+
+def _user_check(expected: str | Regex) -> Check:
     if isinstance(expected, Regex):
-        return re.fullmatch(expected.regex, name) is None
-    return name != expected
+        pattern = re.compile(expected.regex)
+        return lambda r, _s: None if pattern.fullmatch(r.user_name or "") else "userName"
+    return lambda r, _s: None if (r.user_name or "") == expected else "userName"
 
 
-def _attributes_failing(
-    expected: Mapping[str, str | int | Regex | Presence], request: RequestView
-) -> list[str]:
-    return [
-        f"attribute {name}"
-        for name, wanted in expected.items()
-        if not _value_matches(wanted, request.attributes.get(name, ()))
-    ]
+def _attribute_check(name: str, expected: str | int | Regex | Presence) -> Check:
+    label = f"attribute {name}"
+    return lambda r, _s: None if _value_matches(expected, r.attributes.get(name, ())) else label
 
 
-def failed_conditions(match: Match, request: RequestView, issued_state: bytes | None) -> list[str]:
-    failed: list[str] = []
-    if _user_fails(match.user_name, request):
-        failed.append("userName")
+def _access_checks(match: Match) -> list[Check]:
+    checks: list[Check] = []
     passwords = match.passwords()
-    if passwords and not any(request.password_matches(p) for p in passwords):
-        failed.append("password")
-    if match.password_hash is not None and not hashed_password_matches(
-        match.password_hash, request.clear_password
-    ):
-        failed.append("passwordHash")
-    if match.chap is not None and (
-        request.chap is None
-        or request.chap[0].hex() != match.chap.challenge.lower()
-        or request.chap[1].hex() != match.chap.response.lower()
-    ):
-        failed.append("chap")
-    if match.state == "absent" and request.state is not None:
-        failed.append("state (expected none)")
-    if match.state == "issued" and (
+    if passwords:
+        checks.append(
+            lambda r, _s: None if any(r.password_matches(p) for p in passwords) else "password"
+        )
+    stored = match.password_hash
+    if stored is not None:
+        checks.append(
+            lambda r, _s: (
+                None if hashed_password_matches(stored, r.clear_password) else "passwordHash"
+            )
+        )
+    if match.chap is not None:
+        wanted = (bytes.fromhex(match.chap.challenge), bytes.fromhex(match.chap.response))
+        checks.append(lambda r, _s: None if r.chap == wanted else "chap")
+    if match.state == "absent":
+        checks.append(lambda r, _s: None if r.state is None else "state (expected none)")
+    elif match.state == "issued":
+        checks.append(_issued)
+    return checks
+
+
+def _ma_check(wanted: bool) -> Check:
+    return lambda r, _s: None if r.message_authenticator == wanted else "messageAuthenticator"
+
+
+def _issued(request: RequestView, issued_state: bytes | None) -> str | None:
+    if (
         request.state is None
         or issued_state is None
         or not hmac.compare_digest(request.state, issued_state)
     ):
-        failed.append("state (expected the one issued)")
-    failed += _attributes_failing(match.attributes, request)
-    if (
-        match.message_authenticator is not None
-        and match.message_authenticator != request.message_authenticator
-    ):
-        failed.append("messageAuthenticator")
-    return failed
+        return "state (expected the one issued)"
+    return None
+
+
+def failed_conditions(match: Match, request: RequestView, issued_state: bytes | None) -> list[str]:
+    """The names of the conditions of ``match`` that ``request`` fails (none: it fits)."""
+    return Matcher(match).failed(request, issued_state)
 
 
 def failed_accounting_conditions(match: AccountingMatch, request: RequestView) -> list[str]:
-    failed = ["userName"] if _user_fails(match.user_name, request) else []
-    return failed + _attributes_failing(match.attributes, request)
+    return Matcher(match).failed(request)

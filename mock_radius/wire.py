@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mock_radius.attributes import Value, code_of, decode_value, name_of
 from mock_radius.attributes import encode_attribute as encode_attribute
-from mock_radius.matching import RequestView
+from mock_radius.matching import EMPTY, RequestView
 
 ACCESS_REQUEST = 1
 ACCESS_ACCEPT = 2
@@ -63,15 +63,35 @@ class BadPacket(Exception):
 class Request:
     """A parsed request: header fields and raw attribute values, nothing decoded yet."""
 
-    __slots__ = ("attrs", "authenticator", "code", "id", "ma_offset", "raw")
+    __slots__ = (
+        "attrs",
+        "authenticator",
+        "code",
+        "id",
+        "ma_offset",
+        "raw",
+        "state",
+        "user_name",
+        "user_raw",
+    )
 
-    def __init__(self, raw: bytes, attrs: list[tuple[int, bytes]], ma_offset: int) -> None:
+    def __init__(
+        self,
+        raw: bytes,
+        attrs: list[tuple[int, bytes]],
+        ma_offset: int,
+        user_raw: bytes | None = None,
+        state: bytes | None = None,
+    ) -> None:
         self.raw = raw
         self.code = raw[0]
         self.id = raw[1]
         self.authenticator = raw[4:20]
         self.attrs = attrs
         self.ma_offset = ma_offset  # -1: no Message-Authenticator
+        self.user_raw = user_raw  # the first User-Name
+        self.user_name = None if user_raw is None else user_raw.decode("utf-8", "replace")
+        self.state = state  # the first State
 
     def values(self, code: int) -> list[bytes]:
         return [value for kind, value in self.attrs if kind == code]
@@ -81,11 +101,6 @@ class Request:
             if kind == code:
                 return value
         return None
-
-    @property
-    def user_name(self) -> str | None:
-        raw = self.first(USER_NAME)
-        return None if raw is None else raw.decode("utf-8", "replace")
 
     @property
     def auth_type(self) -> str | None:
@@ -109,6 +124,7 @@ def parse(data: bytes) -> Request:
     raw = data[:length]  # octets past Length are padding (RFC 2865 section 3)
     attrs: list[tuple[int, bytes]] = []
     ma_offset = -1
+    user = state = None
     offset = HEADER
     while offset < length:
         if offset + 2 > length:
@@ -116,15 +132,43 @@ def parse(data: bytes) -> Request:
         kind, size = raw[offset], raw[offset + 1]
         if size < 2 or offset + size > length:
             raise BadPacket(f"attribute {kind} at octet {offset} has length {size}")
+        value = raw[offset + 2 : offset + size]
         if kind == MESSAGE_AUTHENTICATOR:
             if ma_offset >= 0:
                 raise BadPacket("more than one Message-Authenticator")
             if size != 18:
                 raise BadPacket(f"a Message-Authenticator of length {size}")
             ma_offset = offset
-        attrs.append((kind, raw[offset + 2 : offset + size]))
+        elif kind == USER_NAME and user is None:
+            user = value
+        elif kind == STATE and state is None:
+            state = value
+        attrs.append((kind, value))
         offset += size
-    return Request(raw, attrs, ma_offset)
+    return Request(raw, attrs, ma_offset, user, state)
+
+
+# HMAC-MD5 (RFC 2104) with the keyed pads hashed once per secret: hmac.digest sets up an
+# OpenSSL HMAC context per call, which costs four times as much as the two hashes themselves.
+_PADS: dict[bytes, tuple[Any, Any]] = {}
+
+
+def hmac_md5(secret: bytes, message: bytes) -> bytes:
+    pads = _PADS.get(secret)
+    if pads is None:
+        key = hashlib.md5(secret).digest() if len(secret) > 64 else secret  # noqa: S324
+        key = key.ljust(64, b"\0")
+        pads = (
+            hashlib.md5(bytes(b ^ 0x36 for b in key)),  # noqa: S324 - RFC 3579 uses HMAC-MD5
+            hashlib.md5(bytes(b ^ 0x5C for b in key)),  # noqa: S324
+        )
+        if len(_PADS) < 1024:
+            _PADS[secret] = pads
+    inner = pads[0].copy()
+    inner.update(message)
+    outer = pads[1].copy()
+    outer.update(inner.digest())
+    return bytes(outer.digest())
 
 
 # verification
@@ -143,7 +187,7 @@ def message_authenticator(request: Request, secret: bytes) -> str:
         return ABSENT
     raw = request.raw
     signed = raw[:4] + _ma_vector(request) + raw[20 : offset + 2] + _ZERO16 + raw[offset + 18 :]
-    expected = hmac.digest(secret, signed, "md5")
+    expected = hmac_md5(secret, signed)
     return VALID if hmac.compare_digest(expected, raw[offset + 2 : offset + 18]) else INVALID
 
 
@@ -232,34 +276,51 @@ class RequestAttributes(Mapping[str, list[Value]]):
         return len({kind for kind, _ in self._request.attrs})
 
 
-def view(request: Request, secret: bytes, ma_status: str) -> RequestView:
-    """What the engine needs of a request; passwords are revealed only if a step asks."""
-    chap = chap_exchange(request)
-    auth_type = "CHAP" if chap is not None else request.auth_type
-    cached: list[bytes | None] = []
+class WireView(RequestView):
+    """A request as the engine sees it: attributes decoded and the PAP password revealed only
+    if a step asks."""
 
-    def clear() -> bytes | None:
-        if not cached:
-            cached.append(pap_password(request, secret))
-        return cached[0]
+    __slots__ = ("_request", "_revealed", "_secret")
 
-    def password_matches(expected: str) -> bool:
+    def __init__(self, request: Request, secret: bytes, ma_status: str) -> None:
+        # the base class's slots, set directly: this runs for every request
+        auth_type = request.auth_type
+        self.user_name = request.user_name
+        self.state = request.state
+        self.message_authenticator = ma_status == VALID
+        self.auth_type = auth_type
+        self.chap = chap_exchange(request) if auth_type == "CHAP" else None
+        self._attributes = EMPTY
+        self._request = request
+        self._secret = secret
+        self._revealed: list[bytes | None] = []
+
+    @property
+    def attributes(self) -> Mapping[str, Sequence[Value]]:
+        if self._attributes is EMPTY:
+            self._attributes = RequestAttributes(self._request)
+        return self._attributes
+
+    def _pap(self) -> bytes | None:
+        if not self._revealed:
+            self._revealed.append(pap_password(self._request, self._secret))
+        return self._revealed[0]
+
+    def password_matches(self, expected: str) -> bool:
         wanted = expected.encode("utf-8")
-        if chap is not None:
-            return chap_matches(chap, wanted)
-        revealed = clear()
+        if self.chap is not None:
+            return chap_matches(self.chap, wanted)
+        revealed = self._pap()
         return revealed is not None and hmac.compare_digest(revealed, wanted)
 
-    return RequestView(
-        user_name=request.user_name,
-        state=request.first(STATE),
-        message_authenticator=ma_status == VALID,
-        attributes=RequestAttributes(request),
-        password_matches=password_matches,
-        auth_type=auth_type,
-        clear_password=lambda: _text(clear()),
-        chap=chap,
-    )
+    @property
+    def clear_password(self) -> str | None:
+        return _text(self._pap()) if self.chap is None else None
+
+
+def view(request: Request, secret: bytes, ma_status: str) -> RequestView:
+    """What the engine needs of a request."""
+    return WireView(request, secret, ma_status)
 
 
 def _text(raw: bytes | None) -> str | None:
@@ -329,9 +390,7 @@ def sign(
     length = HEADER + len(attributes) + (18 if message_authenticator else 0)
     header = bytes((code, identifier)) + length.to_bytes(2, "big")
     if message_authenticator:
-        mac = hmac.digest(
-            secret, header + request_authenticator + _MA_PLACEHOLDER + attributes, "md5"
-        )
+        mac = hmac_md5(secret, header + request_authenticator + _MA_PLACEHOLDER + attributes)
         attributes = bytes((MESSAGE_AUTHENTICATOR, 18)) + mac + attributes
     response = hashlib.md5(  # noqa: S324 - RADIUS defines the Response Authenticator with MD5
         header + request_authenticator + attributes + secret
@@ -366,7 +425,7 @@ def sign_request(identifier: int, authenticator: bytes, attributes: bytes, secre
     """An Access-Request with a Message-Authenticator as its first attribute."""
     length = HEADER + 18 + len(attributes)
     header = bytes((ACCESS_REQUEST, identifier)) + length.to_bytes(2, "big")
-    mac = hmac.digest(secret, header + authenticator + _MA_PLACEHOLDER + attributes, "md5")
+    mac = hmac_md5(secret, header + authenticator + _MA_PLACEHOLDER + attributes)
     return header + authenticator + bytes((MESSAGE_AUTHENTICATOR, 18)) + mac + attributes
 
 
@@ -383,7 +442,7 @@ def verify_reply(reply: Request, request_authenticator: bytes, secret: bytes) ->
     if offset < 0:
         return True
     signed = raw[:4] + request_authenticator + raw[20 : offset + 2] + _ZERO16 + raw[offset + 18 :]
-    return hmac.compare_digest(hmac.digest(secret, signed, "md5"), raw[offset + 2 : offset + 18])
+    return hmac.compare_digest(hmac_md5(secret, signed), raw[offset + 2 : offset + 18])
 
 
 def encode_pairs(pairs: list[tuple[int, bytes]]) -> bytes:
@@ -441,7 +500,7 @@ def resign(raw: bytes, request_authenticator: bytes, secret: bytes, *, fix_ma: b
             if kind == MESSAGE_AUTHENTICATOR and length == 18:
                 data[offset + 2 : offset + 18] = _ZERO16
                 zeroed = bytes(data[:4]) + request_authenticator + bytes(data[20:])
-                data[offset + 2 : offset + 18] = hmac.digest(secret, zeroed, "md5")
+                data[offset + 2 : offset + 18] = hmac_md5(secret, zeroed)
                 break
             offset += length
     digest = hashlib.md5(  # noqa: S324 - RADIUS defines the Response Authenticator with MD5

@@ -203,7 +203,7 @@ def test_exchanges_and_counts_end_after_the_idle_time() -> None:
 def test_sessions_are_bounded_in_number() -> None:
     s = scenario(
         "steps:\n"
-        "  - {match: {state: absent}, "
+        "  - {times: 3, match: {state: absent}, "
         "reply: {code: Access-Challenge, attributes: {State: {generate: true}}}}\n"
         "  - {match: {state: issued}, reply: {code: Access-Accept}}\n"
     )
