@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,58 @@ def test_garbage_wrong_secret_and_bad_input_never_crash(mock_radius_factory: Fac
     assert "dropped-bad-message-authenticator" in outcomes
     assert "dropped-no-scenario" in outcomes
     assert mock.control.health()["errors"] == 0
+
+
+def test_an_unknown_user_is_reported_once_on_stderr(mock_radius_factory: Factory) -> None:
+    mock = mock_radius_factory(SCENARIOS)
+    for _ in range(3):
+        assert (
+            send(mock.address, build_request("testing123", "nobody", "x"), timeout=0.3).datagrams
+            == []
+        )
+    send(mock.address, build_request("testing123", "rex", "x"))  # answered: the notice is out
+    mock.stop()
+    notices = [json.loads(line) for line in mock.output() if "unknown-user" in line]
+    assert [(n["event"], n["user"]) for n in notices] == [("unknown-user", "nobody")]
+
+
+def test_reading_a_large_journal_does_not_hold_up_replies(mock_radius_factory: Factory) -> None:
+    import http.client
+
+    mock = mock_radius_factory(SCENARIOS, extra_args=("--journal-bytes", "100000000"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.settimeout(5)
+        for n in range(100):  # 100 x 100 requests (what fits a socket buffer): 10,000 entries
+            for m in range(100):
+                udp.sendto(build_request("testing123", "rex", f"x{n}-{m}").RequestPacket(),
+                           mock.address)  # fmt: skip
+            for _ in range(100):
+                udp.recvfrom(4096)
+    assert mock.control.health()["journal"]["entries"] >= 10_000
+    latencies: list[float] = []
+    reading = threading.Event()
+
+    def ask_meanwhile() -> None:  # RADIUS requests one after another while the page is read
+        while not reading.is_set():
+            exchange = send(mock.address, build_request("testing123", "olga", "654321"))
+            assert exchange.reply() is not None
+            latencies.append(exchange.elapsed)
+
+    connection = http.client.HTTPConnection("127.0.0.1", mock.control_port, timeout=30)
+    asker = threading.Thread(target=ask_meanwhile)
+    started = time.monotonic()
+    asker.start()
+    connection.request("GET", "/journal?limit=10000")
+    body = connection.getresponse().read()
+    page_time = time.monotonic() - started
+    reading.set()
+    asker.join(10)
+    connection.close()
+    # the page is written a chunk per reactor turn: a reply waits for one chunk at most, not
+    # for the page (compared with the page's own time, measured in the same run)
+    assert len(latencies) >= 2 and max(latencies) < page_time / 4, (latencies, page_time)
+    page = json.loads(body)
+    assert len(page["entries"]) == 10_000 and page["more"] is True
 
 
 def test_unknown_source_is_dropped(mock_radius_factory: Factory) -> None:
