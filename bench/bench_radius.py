@@ -300,8 +300,10 @@ def main() -> None:
                             _load(("127.0.0.1", port), args.seconds, window, challenge, budget)
                         )
                         (row.mock if name == "mock" else row.freeradius).append(result)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.seconds:g} s per "
-          f"row and server, {args.repeats} repeats (ranges: lowest-highest)")  # fmt: skip
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores (load average {load}), "
+          f"{args.seconds:g} s per row and server, {args.repeats} repeats "
+          "(ranges: lowest-highest)")  # fmt: skip
     print(f"{'':22} {'':9} {'packets/s':>13} {'p50 ms':>11} {'p99 ms':>11} {'lost':>5}  "
           "mock / FreeRADIUS")  # fmt: skip
     for row in rows:

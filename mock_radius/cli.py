@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mock_radius.dedup import DEFAULT_MAX_PENDING
 from mock_radius.engine import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_IDLE,
@@ -81,7 +82,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"mock-radius: bad --client: {exc}", file=sys.stderr)
         return 2
     for name, value in (("--time-scale", args.time_scale), ("--session-idle", args.session_idle),
-                        ("--max-sessions", args.max_sessions),
+                        ("--max-sessions", args.max_sessions), ("--max-pending", args.max_pending),
                         ("--journal-bytes", args.journal_bytes)):  # fmt: skip
         if value <= 0:
             print(f"mock-radius: {name} must be positive", file=sys.stderr)
@@ -93,7 +94,12 @@ def serve(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
     )
     protocol = MockRadiusProtocol(
-        engine, journal, reactor, clients=clients, time_scale=args.time_scale
+        engine,
+        journal,
+        reactor,
+        clients=clients,
+        time_scale=args.time_scale,
+        max_pending=args.max_pending,
     )
     acct_port = _acct_port(args)
     try:
@@ -298,6 +304,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_SESSIONS,
         help="live exchanges (and users' counts) kept at most; the oldest go first",
+    )
+    run.add_argument(
+        "--max-pending",
+        type=int,
+        default=DEFAULT_MAX_PENDING,
+        help="delayed replies that may wait at once, per port; more are dropped (overload)",
     )
     run.add_argument(
         "--journal-bytes",

@@ -82,6 +82,6 @@ _MEANING = {
     Outcome.DROPPED_NO_SCENARIO: "no scenario covers the User-Name (serve says so once per "
     "user on stderr)",
     Outcome.DROPPED_UNSUPPORTED_CODE: "a packet code this port does not serve",
-    Outcome.DROPPED_OVERLOAD: "too many delayed replies pending (--max-pending)",
+    Outcome.DROPPED_OVERLOAD: "too many delayed replies waiting at once (--max-pending)",
     Outcome.INTERNAL_ERROR: "a bug in the mock cost this packet (health counts errors)",
 }

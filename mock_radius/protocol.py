@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from twisted.internet.protocol import DatagramProtocol
 
 from mock_radius import wire
-from mock_radius.dedup import DuplicateCache, Seen, key_of
+from mock_radius.dedup import DEFAULT_MAX_PENDING, DuplicateCache, Seen, key_of
 from mock_radius.dedup import Entry as Cached
 from mock_radius.engine import Decision, Engine
 from mock_radius.journal import Entry, Journal
@@ -227,6 +227,7 @@ class MockRadiusProtocol(_Port):
         time_scale: float = 1.0,
         wall_clock: Callable[[], float] = time.time,
         notices: Notices | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
         super().__init__(self)
         self.engine = engine
@@ -242,6 +243,7 @@ class MockRadiusProtocol(_Port):
         self._secrets: dict[str, bytes] = {}
         self._ma_required: dict[str, Decision] = {}
         self.accounting = AccountingProtocol(self)
+        self.dedup.max_pending = self.accounting.dedup.max_pending = max_pending
 
     def allowed(self, host: str) -> bool:
         known = self._allowed_hosts.get(host)
