@@ -186,17 +186,21 @@ class _Drain(threading.Thread):
 
 
 @contextmanager
-def _mock(folder: Path, profile: Path | None) -> Iterator[tuple[int, int]]:
+def _mock(folder: Path, profile: Path | None, root: Path = ROOT) -> Iterator[tuple[int, int]]:
     scenario = folder / "bench.yaml"
     scenario.write_text(SCENARIO)
     command = [sys.executable, "-m", "mock_radius", "serve", "--scenarios", str(scenario),
-               "--port", "0", "--acct-port", "none"]  # fmt: skip
+               "--port", "0"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    probe = subprocess.run([*command[:4], "--help"], capture_output=True, text=True, env=env,
+                           cwd=root)  # fmt: skip
+    if "--acct-port" in probe.stdout:  # an older checkout (--mock-root) has no such option
+        command += ["--acct-port", "none"]
     if profile is not None:
         command = ["py-spy", "record", "--format", "raw", "--rate", "250", "--nonblocking",
                    "-o", str(profile), "--", *command]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True, cwd=ROOT, env=env)  # fmt: skip
+                               text=True, cwd=root, env=env)  # fmt: skip
     try:
         assert process.stdout is not None
         for line in process.stdout:
@@ -282,12 +286,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--freeradius-port", type=int, default=18120)
     parser.add_argument("--profile", type=Path, help="py-spy the mock into this file")
+    parser.add_argument("--mock-root", type=Path, default=ROOT,
+                        help="run the mock of another checkout (an A/B comparison)")  # fmt: skip
     args = parser.parse_args()
     rows = [Row(label, window) for label, _, window in ROWS]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         with (
-            _mock(folder, args.profile) as (mock_port, _pid),
+            _mock(folder, args.profile, args.mock_root) as (mock_port, _pid),
             _freeradius(folder, args.freeradius_port) as fr_port,
         ):
             for _ in range(args.repeats):
