@@ -7,6 +7,7 @@ import hmac
 import re
 from collections.abc import Callable, Mapping, Sequence
 
+from mock_radius.attributes import code_of, decode_value, encode_value
 from mock_radius.scenario import AccountingMatch, Match, Presence, Regex
 
 Value = str | int | bytes
@@ -134,6 +135,12 @@ def _user_check(expected: str | Regex) -> Check:
 
 def _attribute_check(name: str, expected: str | int | Regex | Presence) -> Check:
     label = f"attribute {name}"
+    if isinstance(expected, int):  # a number the dictionary names is decoded as its name
+        try:
+            named = decode_value(code_of(name), encode_value(name, expected))
+        except ValueError:  # not a number this attribute can hold: it never matches
+            named = expected
+        expected = named if isinstance(named, str) else expected
     return lambda r, _s: None if _value_matches(expected, r.attributes.get(name, ())) else label
 
 

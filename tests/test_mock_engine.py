@@ -319,3 +319,8 @@ def test_accounting_scripts() -> None:
     assert engine.decide_accounting(s, acct("Stop")).step == "stop"  # the NAS's retry is not
     other = engine.decide_accounting(s, acct("Interim-Update"))
     assert other.step is None and other.drop and other.near_miss is not None
+    by_number = scenario(
+        "steps: [{drop: true}]\n"
+        "accounting: [{match: {attributes: {Acct-Status-Type: 1}}, reply: {}}]\n"
+    )
+    assert Engine([by_number]).decide_accounting(by_number, acct("Start")).step == "accounting-1"

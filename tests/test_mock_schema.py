@@ -14,6 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mock_radius.engine import Engine
 from mock_radius.scenario import ScenarioError, json_schema, parse_scenario, scenario_files
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -87,7 +88,8 @@ values = st.recursive(
 )
 def test_a_file_the_loader_accepts_the_schema_accepts(data: dict[str, Any]) -> None:
     try:
-        parse_scenario(yaml.safe_dump(data), "gen.yaml")
+        scenario = parse_scenario(yaml.safe_dump(data), "gen.yaml")
     except ScenarioError:
         return
     jsonschema.validate(data, json_schema())
+    Engine([scenario])  # and the mock can serve it

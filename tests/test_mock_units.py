@@ -86,6 +86,7 @@ def test_generated_scenario_files_load_or_fail_clearly(data: Any) -> None:
         assert str(exc).startswith("gen.yaml:")
     else:
         assert scenario.steps
+        Engine([scenario])  # what loads can be served: replies encode, conditions compile
 
 
 @settings(max_examples=300, deadline=None)
