@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pyrad import packet as rp
-
-from mock_radius import packets
+from mock_radius import wire
 from mock_radius.recording import Exchange
 
 
@@ -93,47 +91,44 @@ def read_capture(path: Path, secret: bytes) -> CaptureSummary:
     if not path.is_file():
         raise CaptureError(f"{path}: no such file")
     datagrams, truncated = _udp_datagrams(path)
-    requests: dict[tuple[str, int, str, int, int], tuple[float, rp.AuthPacket, Exchange]] = {}
+    requests: dict[tuple[str, int, str, int, int], tuple[float, wire.Request, Exchange]] = {}
     seen: set[tuple[str, int, int, bytes]] = set()
     exchanges: list[Exchange] = []
     not_radius = 0
     unverified = 0
     for when, src, sport, dst, dport, payload in datagrams:
         try:
-            decoded = packets.decode(payload)
-        except packets.BadPacket:
+            decoded = wire.parse(payload)
+        except wire.BadPacket:
             not_radius += 1
             continue
-        if decoded.code == rp.AccessRequest:
+        if decoded.code == wire.ACCESS_REQUEST:
             key = (src, sport, decoded.id, decoded.authenticator)
             if key in seen:
                 continue  # a retransmission in the capture
             seen.add(key)
-            decoded.secret = secret
-            values = packets.attribute_values(decoded)
-            view = packets.request_view(decoded, secret, "valid", values)
-            state = values.get("State", [None])[0]
+            ma = wire.message_authenticator(decoded, secret)
+            view = wire.view(decoded, secret, ma)
             exchange = Exchange(
-                view.user_name, view.auth_type, view.clear_password,
-                state if isinstance(state, bytes) else None, when,
+                view.user_name, view.auth_type,
+                None if view.chap is not None else view.clear_password, view.state, when,
+                message_authenticator=ma != wire.ABSENT, chap=view.chap,
             )  # fmt: skip
             requests[(src, sport, dst, dport, decoded.id)] = (when, decoded, exchange)
             exchanges.append(exchange)
-        elif decoded.code in (rp.AccessAccept, rp.AccessReject, rp.AccessChallenge):
+        elif decoded.code in (wire.ACCESS_ACCEPT, wire.ACCESS_REJECT, wire.ACCESS_CHALLENGE):
             pending = requests.get((dst, dport, src, sport, decoded.id))
             if pending is None:
                 continue
             started, request, exchange = pending
-            try:
-                valid = request.VerifyReply(decoded, payload)
-            except Exception:
-                valid = False
-            if not valid:
+            if not wire.verify_reply(decoded, request.authenticator, secret):
                 unverified += 1
                 continue
             del requests[(dst, dport, src, sport, decoded.id)]
-            exchange.reply_code = packets.CODE_NAMES[decoded.code]
-            exchange.reply_attributes = packets.attribute_values(decoded)
+            exchange.reply_code = wire.CODE_NAMES[decoded.code]
+            exchange.reply_attributes = wire.decoded_attributes(
+                [(k, v) for k, v in decoded.attrs if k != wire.MESSAGE_AUTHENTICATOR]
+            )
             exchange.delay = max(0.0, when - started)
         else:
             not_radius += 1

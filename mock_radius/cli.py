@@ -5,17 +5,55 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from mock_radius.engine import Engine, UnknownScenario
-from mock_radius.journal import Journal
+from mock_radius.dedup import DEFAULT_MAX_PENDING
+from mock_radius.engine import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_IDLE,
+    Engine,
+    UnknownScenario,
+)
+from mock_radius.journal import DEFAULT_MAX_BYTES, Journal
 from mock_radius.recording import Exchange, RecordingError, write_scenario
-from mock_radius.scenario import ScenarioError, load_scenario, load_scenarios, scenario_files
+from mock_radius.scenario import (
+    ScenarioError,
+    json_schema,
+    load_scenario,
+    load_scenarios,
+    scenario_files,
+)
 from scenarios import shipped_scenarios
 
 DEFAULT_SCENARIOS = shipped_scenarios()
+
+
+def _stop_on_signals(reactor: Any) -> None:
+    """SIGINT and SIGTERM stop the reactor. Installed explicitly: a shell starting us in the
+    background hands down SIGINT ignored, and Twisted keeps an ignored SIGINT as it is."""
+
+    def stop(_signum: int, _frame: object) -> None:
+        reactor.callFromThread(_stop, reactor)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _stop(reactor: Any) -> None:
+    if reactor.running:
+        reactor.stop()
+
+
+def _acct_port(args: argparse.Namespace) -> int | None:
+    """The accounting port: as given, none, or the auth port + 1 (free when the auth port is)."""
+    if args.acct_port == "none":
+        return None
+    if args.acct_port == "auto":
+        return 0 if args.port == 0 else args.port + 1
+    return int(args.acct_port)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -27,7 +65,13 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         scenarios = load_scenarios(Path(args.scenarios))
-        engine = Engine(scenarios, args.scenario)
+        engine = Engine(
+            scenarios,
+            args.scenario,
+            seed=args.seed,
+            session_idle=args.session_idle,
+            max_sessions=args.max_sessions,
+        )
         clients = [ipaddress.ip_network(c, strict=False) for c in args.client] or None
     except ScenarioError as exc:
         print(exc, file=sys.stderr)
@@ -38,16 +82,32 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"mock-radius: bad --client: {exc}", file=sys.stderr)
         return 2
-    if args.time_scale <= 0:
-        print("mock-radius: --time-scale must be positive", file=sys.stderr)
-        return 2
+    for name, value in (("--time-scale", args.time_scale), ("--session-idle", args.session_idle),
+                        ("--max-sessions", args.max_sessions), ("--max-pending", args.max_pending),
+                        ("--journal-bytes", args.journal_bytes)):  # fmt: skip
+        if value <= 0:
+            print(f"mock-radius: {name} must be positive", file=sys.stderr)
+            return 2
     reactor: Any = twisted_reactor  # zope interfaces do not type-check under plain mypy
-    journal = Journal(file=Path(args.journal_file) if args.journal_file else None)
-    protocol = MockRadiusProtocol(
-        engine, journal, reactor, clients=clients, time_scale=args.time_scale
+    journal = Journal(
+        max_bytes=args.journal_bytes,
+        file=Path(args.journal_file) if args.journal_file else None,
+        time_scale=args.time_scale,
     )
+    protocol = MockRadiusProtocol(
+        engine,
+        journal,
+        reactor,
+        clients=clients,
+        time_scale=args.time_scale,
+        max_pending=args.max_pending,
+    )
+    acct_port = _acct_port(args)
     try:
         udp = reactor.listenUDP(args.port, protocol, interface=args.host)
+        acct = None
+        if acct_port is not None:
+            acct = reactor.listenUDP(acct_port, protocol.accounting, interface=args.host)
         site = Site(ControlResource(protocol))
         site.noisy = False
         control = reactor.listenTCP(args.control_port, site, interface=args.control_host)
@@ -58,13 +118,15 @@ def serve(args: argparse.Namespace) -> int:
         "event": "ready",
         "host": args.host,
         "port": udp.getHost().port,
+        "acctPort": None if acct is None else acct.getHost().port,
         "controlPort": control.getHost().port,
         "scenarios": sorted(engine.scenarios),
         "active": engine.active,
         "timeScale": args.time_scale,
     }
     reactor.callWhenRunning(lambda: print(json.dumps(ready), flush=True))
-    reactor.run()
+    _stop_on_signals(reactor)
+    reactor.run(installSignalHandlers=False)
     journal.close()
     return 0
 
@@ -135,7 +197,8 @@ def record(args: argparse.Namespace) -> int:
         "out": str(out),
     }
     reactor.callWhenRunning(lambda: print(json.dumps(ready), flush=True))
-    reactor.run()
+    _stop_on_signals(reactor)
+    reactor.run(installSignalHandlers=False)
     notes = []
     if proxy.unanswered:
         notes.append(f"Requests that got no answer from the upstream (drops): {proxy.unanswered}.")
@@ -186,21 +249,75 @@ def validate(args: argparse.Namespace) -> int:
                 print(exc, file=sys.stderr)
                 failed = True
             else:
-                print(f"{file}: ok ({scenario.name}, {len(scenario.steps)} steps)")
+                count = len(scenario.steps)
+                print(f"{file}: ok ({scenario.name}, {count} step{'' if count == 1 else 's'})")
     return 1 if failed else 0
 
 
+def schema(_args: argparse.Namespace) -> int:
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def _acct_port_option(text: str) -> str:
+    if text in ("auto", "none") or (text.isdigit() and 0 <= int(text) <= 65535):
+        return text
+    raise argparse.ArgumentTypeError(f"expected a port, auto or none, got {text!r}")
+
+
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, [], "", False):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def _parser() -> argparse.ArgumentParser:
+    helpful = _ShowDefaults
     parser = argparse.ArgumentParser(prog="mock-radius", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="serve scenarios over UDP")
+    run = commands.add_parser("serve", help="serve scenarios over UDP", formatter_class=helpful)
     run.add_argument("--scenarios", default=str(DEFAULT_SCENARIOS), help="a folder or one file")
     run.add_argument("--scenario", help="the scenario active for every user at start")
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=1812, help="UDP port, 0 for a free one")
-    run.add_argument("--control-host", default="127.0.0.1")
+    run.add_argument("--host", default="127.0.0.1", help="address of the RADIUS ports")
+    run.add_argument("--port", type=int, default=1812, help="UDP auth port, 0 for a free one")
+    run.add_argument(
+        "--acct-port",
+        type=_acct_port_option,
+        default="auto",
+        help="UDP accounting port: a number (0: a free one), none, or auto (--port + 1, a free "
+        "one when --port is 0)",
+    )
+    run.add_argument("--control-host", default="127.0.0.1", help="address of the control API")
     run.add_argument("--control-port", type=int, default=0, help="HTTP port, 0 for a free one")
     run.add_argument("--time-scale", type=float, default=1.0, help="multiplies every delay")
+    run.add_argument("--seed", default="", help="mixed into generated States (unique per run)")
+    run.add_argument(
+        "--session-idle",
+        type=float,
+        default=DEFAULT_SESSION_IDLE,
+        help="seconds without a request after which an exchange or a user's counts are dropped",
+    )
+    run.add_argument(
+        "--max-sessions",
+        type=int,
+        default=DEFAULT_MAX_SESSIONS,
+        help="live exchanges (and users' counts) kept at most; the oldest go first",
+    )
+    run.add_argument(
+        "--max-pending",
+        type=int,
+        default=DEFAULT_MAX_PENDING,
+        help="delayed replies that may wait at once, per port; more are dropped (overload)",
+    )
+    run.add_argument(
+        "--journal-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        help="memory the journal may use; the oldest entries go first",
+    )
     run.add_argument("--journal-file", help="append every journal entry to this JSON-lines file")
     run.add_argument(
         "--client",
@@ -210,6 +327,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = commands.add_parser("validate", help="validate scenario files")
     check.add_argument("files", nargs="+")
+    commands.add_parser("schema", help="print the scenario format as JSON Schema")
 
     def recording_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--secret", required=True, help="the clients' shared secret")
@@ -217,14 +335,18 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--keep-passwords", action="store_true", help="clear text, not hashes")
         p.add_argument("--keep-timing", action="store_true", help="replay the observed delays")
 
-    rec = commands.add_parser("record", help="record a real RADIUS server through a proxy")
+    rec = commands.add_parser(
+        "record", help="record a real RADIUS server through a proxy", formatter_class=helpful
+    )
     rec.add_argument("--listen", type=_address, required=True, help="HOST:PORT for clients")
     rec.add_argument("--upstream", type=_address, required=True, help="HOST:PORT of the server")
     rec.add_argument("--upstream-secret", help="the upstream's secret (default: --secret)")
     rec.add_argument("--upstream-timeout", type=float, default=5.0, help="seconds; then a drop")
     rec.add_argument("--max-exchanges", type=int, help="stop after this many exchanges")
     recording_options(rec)
-    imp = commands.add_parser("import", help="a scenario from a pcap/pcapng capture")
+    imp = commands.add_parser(
+        "import", help="a scenario from a pcap/pcapng capture", formatter_class=helpful
+    )
     imp.add_argument("capture")
     imp.add_argument("--allow-truncated", action="store_true")
     recording_options(imp)
@@ -239,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         return record(args)
     if args.command == "import":
         return import_capture(args)
+    if args.command == "schema":
+        return schema(args)
     return serve(args)
 
 

@@ -4,8 +4,11 @@ GET    /health                      {"status": "ok", ...}
 GET    /scenarios                   the loaded scenarios and which is active
 POST   /activate   {"scenario", "user"?}   globally, or for one User-Name (null clears)
 POST   /reset      {"user"?}        forget sessions (and the duplicate cache)
-GET    /journal?user=&since=        journal entries, oldest first
+GET    /journal?user=&since=&limit= journal entries, oldest first, a page at a time
 DELETE /journal                     clear the journal
+
+The journal is written out in chunks, one per reactor turn, so reading a large journal never
+holds up RADIUS replies.
 """
 
 from __future__ import annotations
@@ -14,10 +17,15 @@ import json
 from typing import Any
 
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from mock_radius.engine import UnknownScenario
 from mock_radius.protocol import MockRadiusProtocol
+
+DEFAULT_PAGE = 1000
+MAX_PAGE = 10_000
+MAX_PER_USER = 10_000
+CHUNK = 200  # entries looked at per reactor turn while a journal page is written
 
 
 class ControlResource(Resource):
@@ -27,16 +35,59 @@ class ControlResource(Resource):
         super().__init__()
         self.protocol = protocol
 
-    def render(self, request: Request) -> bytes:
+    def render(self, request: Request) -> bytes | int:
         request.setHeader(b"content-type", b"application/json")
         method = (request.method or b"").decode()
         path = (request.path or b"").decode().rstrip("/") or "/"
         try:
+            if (method, path) == ("GET", "/journal"):
+                return self._journal_page(request)
             status, body = self._dispatch(method, path, request)
         except _Error as error:
             status, body = error.status, {"error": error.message}
         request.setResponseCode(status)
         return json.dumps(body, default=str).encode()
+
+    def _journal_page(self, request: Request) -> int:
+        args = request.args or {}
+        user_arg = args.get(b"user", [None])[0]
+        user = user_arg.decode("utf-8", "replace") if isinstance(user_arg, bytes) else None
+        since = _integer(args, b"since", 0, 0, None)
+        limit = _integer(args, b"limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        journal = self.protocol.journal
+        reactor = self.protocol.reactor
+        request.setResponseCode(200)
+        request.write(b'{"entries": [')
+        progress = {"since": since, "found": 0, "gone": False}
+        request.notifyFinish().addErrback(lambda _failure: progress.update(gone=True))
+
+        def write_chunk() -> None:
+            if progress["gone"]:
+                return
+            batch = journal.after(progress["since"], CHUNK)
+            parts: list[str] = []
+            for entry in batch:
+                progress["since"] = entry.seq
+                if user is not None and entry.user != user:
+                    continue
+                parts.append(json.dumps(journal.render(entry), default=str))
+                progress["found"] += 1
+                if progress["found"] >= limit:
+                    break
+            if parts:
+                lead = ", " if progress["found"] > len(parts) else ""
+                request.write((lead + ", ".join(parts)).encode())
+            full = progress["found"] >= limit
+            if full or len(batch) < CHUNK:
+                more = full and journal.last_seq > progress["since"]
+                tail = {"next": progress["since"], "more": more}
+                request.write(b"], " + json.dumps(tail).encode()[1:])
+                request.finish()
+            else:
+                reactor.callLater(0, write_chunk)  # let datagrams in before the next chunk
+
+        write_chunk()
+        return NOT_DONE_YET
 
     def _body(self, request: Request) -> dict[str, Any]:
         assert request.content is not None
@@ -71,7 +122,11 @@ class ControlResource(Resource):
                 "scenarios": len(engine.scenarios),
                 "timeScale": self.protocol.time_scale,
                 "errors": self.protocol.errors,
+                "lostReplies": self.protocol.lost_replies,
                 **engine.describe(),
+                "pending": self.protocol.pending(),
+                "duplicateCache": len(self.protocol.dedup) + len(self.protocol.accounting.dedup),
+                "journal": journal.stats(),
             }
         if path == "/scenarios":
             return 200, {
@@ -94,6 +149,13 @@ class ControlResource(Resource):
                 raise _Error(400, "scenario must be a string or null")
             if user is not None and not isinstance(user, str):
                 raise _Error(400, "user must be a string")
+            if (
+                user is not None
+                and user not in engine.per_user
+                and name is not None
+                and (len(engine.per_user) >= MAX_PER_USER)
+            ):
+                raise _Error(400, f"at most {MAX_PER_USER} per-user activations")
             try:
                 engine.activate(name, user)
             except UnknownScenario:
@@ -107,18 +169,23 @@ class ControlResource(Resource):
             if user is None:
                 self.protocol.reset()
             return 200, {"reset": user or "all"}
-        if method == "DELETE":
-            journal.clear()
-            return 200, {"cleared": True}
-        args = request.args or {}
-        user_arg = args.get(b"user", [None])[0]
-        since_arg = args.get(b"since", [b"0"])[0] or b"0"
-        try:
-            since = int(since_arg)
-        except ValueError:
-            raise _Error(400, "since must be an integer") from None
-        user_filter = user_arg.decode() if isinstance(user_arg, bytes) else None
-        return 200, {"entries": journal.entries(user_filter, since)}
+        journal.clear()  # DELETE /journal (GET is streamed by _journal_page)
+        return 200, {"cleared": True}
+
+
+def _integer(args: dict[bytes, list[bytes]], name: bytes, default: int, low: int,
+             high: int | None) -> int:  # fmt: skip
+    raw = args.get(name, [b""])[0] or b""
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _Error(400, f"{name.decode()} must be an integer") from None
+    if value < low or (high is not None and value > high):
+        bound = f"from {low}" + (f" to {high}" if high is not None else "")
+        raise _Error(400, f"{name.decode()} must be {bound}")
+    return value
 
 
 class _Error(Exception):

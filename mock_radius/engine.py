@@ -1,26 +1,46 @@
-"""The scenario state machine: (scenarios, sessions, request) -> decision. No sockets, no clock
-of its own, no Twisted: tests drive it directly.
+"""The scenario state machine: (scenarios, sessions, request, now) -> decision. No sockets and
+no clock of its own (the caller passes ``now``), no Twisted: tests drive it directly.
 
-A session is one run of a scenario's script for one user. A request carrying a State that this
-mock issued continues the session that issued it; any other request continues the user's
-current session. Steps are tried in order from the session's cursor; the first whose conditions
-hold is taken, and once it has been used ``times`` times the cursor moves past it. When the
-cursor passes the last step the session is over and the user's next request starts a new one;
-a request that fits nothing from the cursor on but fits an earlier step (a new login after an
-Accept or Reject) also starts a new session there.
+The script rules (docs/scenarios.md states them for users):
+
+1. Exchanges. A request carrying the State that a live exchange of this user (under this
+   scenario) was last given continues that exchange. Any other request starts a new one. An
+   Access-Accept or Access-Reject ends its exchange, and so does ``session_idle`` seconds
+   without a request.
+2. Order. A new exchange is tried from the first step. A continued exchange is tried from the
+   step after the one that answered it last, or from that step itself while it may answer
+   again (``times: always``, or ``times: N`` with uses left).
+3. Uses. A step with ``times: N`` answers at most N requests of the user, counted across
+   exchanges; one with ``always`` or no ``times`` has no such limit (without ``times`` a step
+   answers at most once per exchange, by rule 2). Used-up steps are skipped.
+4. Starting over. When a new exchange fits no step that has uses left but fits a used-up one,
+   the user's counts are cleared and the script starts over.
+5. Mismatch. A request that fits no step gets the ``onMismatch`` reply.
+
+So alternatives (right code accepted, anything else rejected) work for every login, a
+catch-all never swallows a later right answer (each login starts at the top), and sequences
+across logins are written with ``times``.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from mock_radius.matching import RequestView, failed_conditions
-from mock_radius.scenario import REPLY_CODES, Generate, Hex, Reply, Scenario, Step
+from mock_radius import wire
+from mock_radius.matching import Matcher, RequestView
+from mock_radius.scenario import REPLY_CODES, AccountingStep, Scenario
+
+DEFAULT_SESSION_IDLE = 300.0
+DEFAULT_MAX_SESSIONS = 50_000
+DEFAULT_ACCOUNTING_STEP = "accounting-default"  # the step name without an accounting section
+_ACCOUNTING = "\0accounting"  # run keys of accounting scripts
+_ENDS_EXCHANGE = {wire.ACCESS_ACCEPT, wire.ACCESS_REJECT}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NearMiss:
     step: str
     failed: tuple[str, ...]
@@ -29,45 +49,151 @@ class NearMiss:
         return f"closest step {self.step!r} failed on {', '.join(self.failed)}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     scenario: str
     step: str | None  # None: no step matched
     drop: bool = False
-    code: int | None = None
-    attributes: tuple[tuple[str, str | int | bytes], ...] = ()
+    template: wire.ReplyTemplate | None = None
+    state: bytes | None = None  # the State the reply carries (generated or scripted)
+    extra: bytes = b""  # attributes added to the template (the mismatch hint)
     delay: float = 0.0
     fault: str | None = None
     on_retransmit: str = "same"
     near_miss: NearMiss | None = None
-    issued_state: bytes | None = None
+
+    @property
+    def code(self) -> int | None:
+        return None if self.template is None else self.template.code
+
+    @property
+    def issued_state(self) -> bytes | None:
+        return self.state
+
+    @property
+    def attributes(self) -> tuple[tuple[str, Any], ...]:
+        """The reply's attributes as (name, value) pairs, for tests and the journal."""
+        if self.template is None:
+            return ()
+        template = self.template
+        middle = (
+            wire.state_attribute(self.state) if template.generates_state and self.state else b""
+        )
+        raw = template.head + middle + template.tail + self.extra
+        shown = wire.shown_attributes(wire.attribute_pairs(raw, 0, len(raw)))
+        return tuple((name, value) for name, values in shown.items() for value in values)
 
 
-@dataclass
-class Session:
-    scenario: str
-    user: str
-    cursor: int = 0
+@dataclass(slots=True)
+class _Run:
+    """One user's uses of the counted steps (``times: N``) of one script."""
+
     used: dict[int, int] = field(default_factory=dict)
-    issued_state: bytes | None = None
+    touched: float = 0.0
+
+
+@dataclass(slots=True)
+class _Exchange:
+    cursor: int  # the step that answered last (-1: the onMismatch reply)
+    touched: float
 
 
 class UnknownScenario(KeyError):
     pass
 
 
+class _Script:
+    """A scenario's steps with their replies encoded once."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.templates = [
+            None if s.reply is None else wire.compile_reply(REPLY_CODES[s.reply.code],
+                                                            s.reply.attributes)
+            for s in scenario.steps
+        ]  # fmt: skip
+        self.accounting = [
+            None if s.reply is None else wire.compile_reply(wire.ACCOUNTING_RESPONSE,
+                                                            s.reply.attributes)
+            for s in scenario.accounting or []
+        ]  # fmt: skip
+        self.matchers = [Matcher(s.match) for s in scenario.steps]
+        self.accounting_matchers = [Matcher(s.match) for s in scenario.accounting or []]
+        mismatch = scenario.on_mismatch
+        self.mismatch = wire.compile_reply(REPLY_CODES[mismatch.code], mismatch.attributes)
+        self.hint = mismatch.hint and "Reply-Message" not in mismatch.attributes
+        # decisions that are the same for every request (no State minted), made once
+        self.fixed: list[Decision | None] = [
+            None if t is not None and t.generates_state else self._decision(i, None)
+            for i, t in enumerate(self.templates)
+        ]
+
+    def _decision(self, index: int, state: bytes | None) -> Decision:
+        step = self.scenario.steps[index]
+        template = self.templates[index]
+        return Decision(
+            self.scenario.name,
+            self.scenario.step_name(index),
+            drop=step.drop,
+            template=template,
+            state=state if template is None or template.generates_state else template.state,
+            delay=step.delay,
+            fault=step.fault,
+            on_retransmit=step.on_retransmit,
+        )
+
+
+def _trim(table: OrderedDict[Any, Any], idle_since: float, most: int) -> None:
+    """Drop what has been idle since ``idle_since``, and the oldest beyond ``most``."""
+    while table:
+        oldest: _Run | _Exchange = next(iter(table.values()))
+        if oldest.touched > idle_since and len(table) <= most:
+            return
+        table.popitem(last=False)
+
+
+def _may_repeat(times: int | str | None, used: int) -> bool:
+    return times == "always" or (isinstance(times, int) and used < times)
+
+
+def _used_up(times: int | str | None, used: int) -> bool:
+    return isinstance(times, int) and used >= times
+
+
 class Engine:
-    def __init__(self, scenarios: list[Scenario], active: str | None = None) -> None:
+    def __init__(
+        self,
+        scenarios: list[Scenario],
+        active: str | None = None,
+        *,
+        seed: str = "",
+        session_idle: float = DEFAULT_SESSION_IDLE,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+    ) -> None:
         self.scenarios = {s.name: s for s in scenarios}
         if active is None and len(scenarios) == 1:
             active = scenarios[0].name
         if active is not None and active not in self.scenarios:
             raise UnknownScenario(active)
         self.active = active
+        self.seed = seed
+        self.session_idle = session_idle
+        self.max_sessions = max_sessions
         self.per_user: dict[str, str] = {}
-        self._by_user: dict[tuple[str, str], Session] = {}
-        self._by_state: dict[bytes, Session] = {}
-        self._state_counters: dict[tuple[str, str], int] = {}
+        self._scripts = {s.name: _Script(s) for s in scenarios}
+        self._listed: dict[str, str] = {}
+        for scenario in scenarios:
+            for user in scenario.users:
+                self._listed.setdefault(user, scenario.name)
+        self._runs: OrderedDict[tuple[str, str], _Run] = OrderedDict()
+        self._exchanges: OrderedDict[tuple[str, str, bytes], _Exchange] = OrderedDict()
+        self._minted = 0  # States generated; never reset, so a State is never issued twice
+        self._next_expiry = float("-inf")
+
+    @property
+    def secrets(self) -> list[bytes]:
+        """Every shared secret in use, for packets that name no user (Status-Server)."""
+        return list(dict.fromkeys(s.secret.encode() for s in self.scenarios.values()))
 
     # routing
 
@@ -85,147 +211,236 @@ class Engine:
 
     def scenario_for(self, user: str | None) -> Scenario | None:
         """Per-user activation, then a scenario that lists the user, then the global one."""
-        name = self.per_user.get(user or "")
-        if name is None and user is not None:
-            name = next((s.name for s in self.scenarios.values() if user in s.users), None)
+        name = None
+        if user is not None:
+            name = self.per_user.get(user) or self._listed.get(user)
         if name is None:
             name = self.active
         return None if name is None else self.scenarios[name]
 
     def reset(self, user: str | None = None) -> None:
         if user is None:
-            self._by_user.clear()
-            self._by_state.clear()
-            self._state_counters.clear()
+            self._runs.clear()
+            self._exchanges.clear()
             return
-        for key in [k for k in self._by_user if k[1] == user]:
-            self._forget(self._by_user.pop(key))
-        for key in [k for k in self._state_counters if k[1] == user]:
-            del self._state_counters[key]
+        for run_key in [k for k in self._runs if k[1] == user]:
+            del self._runs[run_key]
+        for exchange_key in [k for k in self._exchanges if k[1] == user]:
+            del self._exchanges[exchange_key]
 
-    def _forget(self, session: Session) -> None:
-        for state in [s for s, owner in self._by_state.items() if owner is session]:
-            del self._by_state[state]
+    # sessions: bounded by idle time and by count
+
+    def expire(self, now: float) -> None:
+        """Drop idle sessions; looked at once per second of ``now`` (and on every new one,
+        the count is held by ``_run`` and ``_follow``)."""
+        if now < self._next_expiry:
+            return
+        self._next_expiry = now + 1.0
+        limit = now - self.session_idle
+        _trim(self._runs, limit, self.max_sessions)
+        _trim(self._exchanges, limit, self.max_sessions)
+
+    def _run(self, key: tuple[str, str], now: float) -> _Run:
+        run = self._runs.get(key)
+        if run is None:
+            run = self._runs[key] = _Run()
+            if len(self._runs) > self.max_sessions:
+                self._runs.popitem(last=False)
+        else:
+            self._runs.move_to_end(key)
+        run.touched = now
+        return run
+
+    def _mint_state(self, scenario: str, user: str, step: str) -> bytes:
+        """16 octets from seed, scenario, user, step and a counter: the same requests in the
+        same order give the same States; every exchange gets a new one."""
+        self._minted += 1
+        seed = f"{self.seed}|{scenario}|{user}|{step}|{self._minted}".encode()
+        return hashlib.sha256(seed).digest()[:16]
 
     # deciding
 
-    def _session(self, scenario: Scenario, request: RequestView) -> Session:
-        if request.state is not None:
-            owner = self._by_state.get(request.state)
-            if owner is not None and owner.scenario == scenario.name:
-                return owner
-        key = (scenario.name, request.user_name or "")
-        session = self._by_user.get(key)
-        if session is None:
-            session = self._by_user[key] = Session(scenario.name, request.user_name or "")
-        return session
-
-    def _mint_state(self, scenario: Scenario, user: str, step: str) -> bytes:
-        key = (scenario.name, user)
-        count = self._state_counters.get(key, 0) + 1
-        self._state_counters[key] = count
-        seed = f"{scenario.name}|{user}|{step}|{count}".encode()
-        return hashlib.sha256(seed).digest()[:16]
-
-    def _attributes(
-        self, scenario: Scenario, reply: Reply, user: str, step: str
-    ) -> tuple[list[tuple[str, str | int | bytes]], bytes | None]:
-        out: list[tuple[str, str | int | bytes]] = []
-        issued: bytes | None = None
-        for name, value in reply.attributes.items():
-            for item in value if isinstance(value, list) else [value]:
-                encoded: str | int | bytes
-                if isinstance(item, Generate):
-                    encoded = issued = self._mint_state(scenario, user, step)
-                elif isinstance(item, Hex):
-                    encoded = bytes.fromhex(item.hex)
-                elif name == "State" and isinstance(item, str):
-                    encoded = item.encode("utf-8")
-                else:
-                    encoded = item
-                if name == "State" and isinstance(encoded, bytes):
-                    issued = encoded
-                out.append((name, encoded))
-        return out, issued
-
-    def decide(self, scenario: Scenario, request: RequestView) -> Decision:
-        session = self._session(scenario, request)
+    def decide(self, scenario: Scenario, request: RequestView, now: float = 0.0) -> Decision:
+        self.expire(now)
+        script = self._scripts[scenario.name]
+        user = request.user_name or ""
+        steps = scenario.steps
+        run = self._runs.get((scenario.name, user))
+        used = run.used if run is not None else {}
+        exchange_key = None if request.state is None else (scenario.name, user, request.state)
+        exchange = None if exchange_key is None else self._exchanges.get(exchange_key)
+        if exchange is not None:
+            cursor = exchange.cursor
+            start = cursor + 1
+            if cursor >= 0 and _may_repeat(steps[cursor].times, used.get(cursor, 0)):
+                start = cursor
+            issued = request.state
+        else:
+            start, issued = 0, None
         candidates: list[tuple[int, list[str]]] = []
-        for index in range(session.cursor, len(scenario.steps)):
-            step = scenario.steps[index]
-            failed = failed_conditions(step.match, request, session.issued_state)
-            if not failed:
-                return self._take(scenario, session, index, step)
-            candidates.append((index, failed))
-        if session.cursor > 0:
-            # Nothing fits where the script stands: the client may have begun a new exchange
-            # (a fresh login after an Accept or a Reject). Try the script from its start.
-            fresh = Session(scenario.name, session.user)
-            for index, step in enumerate(scenario.steps[: session.cursor]):
-                if not failed_conditions(step.match, request, None):
-                    self._end(session)
-                    self._by_user[(scenario.name, session.user)] = fresh
-                    return self._take(scenario, fresh, index, step)
-        return self._mismatch(scenario, session, candidates)
+        found = self._first_fit(script, request, start, used, issued, candidates)
+        if found is None and exchange is None and self._only_used_up_fit(script, request, used):
+            used.clear()  # rule 4: the script starts over
+            found = self._first_fit(script, request, 0, used, None, [])
+        if found is None:
+            return self._mismatch(script, request, user, exchange_key, exchange, candidates, now)
+        return self._take(script, found, user, exchange_key, exchange, now)
 
-    def _take(self, scenario: Scenario, session: Session, index: int, step: Step) -> Decision:
-        name = scenario.step_name(index)
-        session.used[index] = session.used.get(index, 0) + 1
-        if step.times != "always" and session.used[index] >= step.times:
-            session.cursor = index + 1
-        else:
-            session.cursor = index
-        if step.drop:
-            decision = Decision(scenario.name, name, drop=True, delay=step.delay)
-        else:
-            assert step.reply is not None
-            attributes, issued = self._attributes(scenario, step.reply, session.user, name)
-            if issued is not None:
-                session.issued_state = issued
-                self._by_state[issued] = session
-            decision = Decision(
-                scenario.name,
-                name,
-                code=REPLY_CODES[step.reply.code],
-                attributes=tuple(attributes),
-                delay=step.delay,
-                fault=step.fault,
-                on_retransmit=step.on_retransmit,
-                issued_state=issued,
-            )
-        if session.cursor >= len(scenario.steps):
-            self._end(session)
+    @staticmethod
+    def _only_used_up_fit(script: _Script, request: RequestView, used: dict[int, int]) -> bool:
+        return any(not script.matchers[i].failed(request, None) for i in used)
+
+    @staticmethod
+    def _first_fit(
+        script: _Script,
+        request: RequestView,
+        start: int,
+        used: dict[int, int],
+        issued: bytes | None,
+        candidates: list[tuple[int, list[str]]],
+    ) -> int | None:
+        steps = script.scenario.steps
+        for index in range(start, len(steps)):
+            times = steps[index].times
+            if isinstance(times, int) and used.get(index, 0) >= times:
+                continue  # used up
+            failed = script.matchers[index].failed(request, issued)
+            if not failed:
+                return index
+            candidates.append((index, failed))
+        return None
+
+    def _take(
+        self,
+        script: _Script,
+        index: int,
+        user: str,
+        exchange_key: tuple[str, str, bytes] | None,
+        exchange: _Exchange | None,
+        now: float,
+    ) -> Decision:
+        scenario = script.scenario
+        step = scenario.steps[index]
+        if isinstance(step.times, int):
+            run = self._run((scenario.name, user), now)
+            run.used[index] = run.used.get(index, 0) + 1
+        decision = script.fixed[index]
+        if decision is None:
+            state = self._mint_state(scenario.name, user, scenario.step_name(index))
+            decision = script._decision(index, state)
+        self._follow(decision, index, user, exchange_key, exchange, now)
         return decision
 
-    def _end(self, session: Session) -> None:
-        self._by_user.pop((session.scenario, session.user), None)
-        self._forget(session)
+    def _follow(
+        self,
+        decision: Decision,
+        cursor: int,
+        user: str,
+        exchange_key: tuple[str, str, bytes] | None,
+        exchange: _Exchange | None,
+        now: float,
+    ) -> None:
+        """Where the exchange stands after this reply (rule 1)."""
+        if decision.drop:
+            if exchange is not None and exchange_key is not None:
+                exchange.cursor, exchange.touched = cursor, now
+                self._exchanges.move_to_end(exchange_key)
+            return
+        if exchange_key is not None and exchange is not None:
+            del self._exchanges[exchange_key]
+        if decision.code in _ENDS_EXCHANGE or decision.state is None:
+            return
+        key = (decision.scenario, user, decision.state)
+        self._exchanges.pop(key, None)
+        self._exchanges[key] = _Exchange(cursor, now)
+        if len(self._exchanges) > self.max_sessions:
+            self._exchanges.popitem(last=False)
 
     def _mismatch(
-        self, scenario: Scenario, session: Session, candidates: list[tuple[int, list[str]]]
+        self,
+        script: _Script,
+        request: RequestView,
+        user: str,
+        exchange_key: tuple[str, str, bytes] | None,
+        exchange: _Exchange | None,
+        candidates: list[tuple[int, list[str]]],
+        now: float,
     ) -> Decision:
+        scenario = script.scenario
         near: NearMiss | None = None
         if candidates:
             index, failed = min(candidates, key=lambda c: len(c[1]))
             near = NearMiss(scenario.step_name(index), tuple(failed))
-        reply = scenario.on_mismatch
-        attributes, _ = self._attributes(scenario, reply, session.user, "mismatch")
-        if not reply.attributes:
+        extra = b""
+        if script.hint:
             hint = near.describe() if near else "the script is over"
-            attributes = [
-                ("Reply-Message", f"mock-radius: no step of {scenario.name} matches ({hint})")
-            ]
-        return Decision(
-            scenario.name,
-            None,
-            code=REPLY_CODES[reply.code],
-            attributes=tuple(attributes),
-            near_miss=near,
+            message = f"mock-radius: no step of {scenario.name} matches ({hint})"
+            extra = wire.encode_attribute("Reply-Message", message)
+        template = script.mismatch
+        state = template.state
+        if template.generates_state:
+            state = self._mint_state(scenario.name, user, "mismatch")
+        decision = Decision(
+            scenario.name, None, template=template, state=state, extra=extra, near_miss=near
         )
+        cursor = exchange.cursor if exchange is not None else -1
+        self._follow(decision, cursor, user, exchange_key, exchange, now)
+        return decision
+
+    def decide_accounting(
+        self, scenario: Scenario, request: RequestView, now: float = 0.0
+    ) -> Decision:
+        """Every Accounting-Request is an exchange of its own: the script is tried from the top,
+        ``times`` counted per user as for access steps; without an ``accounting`` section every
+        request gets an empty Accounting-Response."""
+        self.expire(now)
+        script = self._scripts[scenario.name]
+        steps: list[AccountingStep] = scenario.accounting or []
+        if not steps:
+            return Decision(scenario.name, DEFAULT_ACCOUNTING_STEP, template=_EMPTY_ACCOUNTING)
+        user = request.user_name or ""
+        run_key = (scenario.name + _ACCOUNTING, user)
+        run = self._runs.get(run_key)
+        used = run.used if run is not None else {}
+        candidates: list[tuple[int, list[str]]] = []
+        for attempt in (1, 2):
+            for index, step in enumerate(steps):
+                if _used_up(step.times, used.get(index, 0)):
+                    continue
+                failed = script.accounting_matchers[index].failed(request)
+                if failed:
+                    candidates.append((index, failed))
+                    continue
+                if isinstance(step.times, int):
+                    counted = self._run(run_key, now)
+                    counted.used[index] = counted.used.get(index, 0) + 1
+                return Decision(
+                    scenario.name,
+                    scenario.accounting_step_name(index),
+                    drop=step.drop,
+                    template=script.accounting[index],
+                    delay=step.delay,
+                )
+            if (
+                attempt == 1
+                and used
+                and any(not script.accounting_matchers[i].failed(request) for i in used)
+            ):
+                used.clear()  # rule 4, as for access steps
+                candidates.clear()
+                continue
+            break
+        index, failed = min(candidates, key=lambda c: len(c[1]))
+        near = NearMiss(scenario.accounting_step_name(index), tuple(failed))
+        return Decision(scenario.name, None, drop=True, near_miss=near)
 
     def describe(self) -> dict[str, Any]:
         return {
             "active": self.active,
             "perUser": dict(self.per_user),
-            "sessions": len(self._by_user),
+            "sessions": len(self._exchanges),
+            "runs": len(self._runs),
         }
+
+
+_EMPTY_ACCOUNTING = wire.ReplyTemplate(wire.ACCOUNTING_RESPONSE, b"")

@@ -1,54 +1,250 @@
-"""The request journal: what came in and what was done with it, for tests to assert on."""
+"""The request journal: what came in and what was done with it, for tests to assert on.
+
+Bounded in bytes: the oldest entries go once the estimate passes ``max_bytes``. An entry
+keeps references (the request and reply octets, the step's name), not decoded attributes;
+``render`` decodes them when somebody reads the journal, so journaling costs a packet almost
+nothing. Requests dropped before a scenario looked at them keep only a summary (code,
+identifier, length, user, why), so junk cannot fill memory however large it is.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
-import threading
 from collections import deque
 from pathlib import Path
 from typing import Any, TextIO
 
+from mock_radius import wire
+from mock_radius.engine import Decision
+from mock_radius.outcome import Outcome
+
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+# what an entry costs besides its octets and strings (object, floats, source tuple, deque
+# slot), measured with tracemalloc on CPython 3.11 and rounded up
+ENTRY_OVERHEAD = 480
+MAX_SUMMARY_TEXT = 253
+
+
+class Entry:
+    """One datagram and what was done with it; references, decoded only by ``render``."""
+
+    __slots__ = (
+        "code",
+        "decision",
+        "error",
+        "id",
+        "length",
+        "message_authenticator",
+        "outcome",
+        "replies",
+        "reply",
+        "request",
+        "scenario",
+        "sent",
+        "seq",
+        "size",
+        "source",
+        "time",
+        "user",
+    )
+
+    def __init__(
+        self,
+        time: float,
+        source: tuple[str, int],
+        outcome: Outcome,
+        request: bytes | None = None,
+        decision: Decision | None = None,
+        message_authenticator: str | None = None,
+        *,
+        code: int | None = None,
+        id: int | None = None,
+        user: str | None = None,
+        length: int | None = None,
+        error: str | None = None,
+        scenario: str | None = None,
+        reply: bytes | None = None,
+        replies: int = 0,
+        sent: float | None = None,
+    ) -> None:
+        self.seq = 0
+        self.time = time
+        self.source = source
+        self.outcome = outcome
+        self.request = request
+        self.decision = decision
+        self.message_authenticator = message_authenticator
+        self.code = code
+        self.id = id
+        self.user = user if user is None or len(user) <= MAX_SUMMARY_TEXT else user[:253]
+        self.length = length
+        self.error = error if error is None or len(error) <= MAX_SUMMARY_TEXT else error[:253]
+        self.scenario = scenario
+        self.reply = reply
+        self.replies = replies
+        self.sent = sent
+        self.size = ENTRY_OVERHEAD + len(source[0])
+        if request is not None:
+            self.size += len(request)
+        if user is not None:
+            self.size += len(user)
+        if error is not None:
+            self.size += len(error)
+
+    def set_reply(self, reply: bytes, replies: int) -> None:
+        self.reply, self.replies = reply, replies
+        self.size += len(reply)
+
 
 class Journal:
-    def __init__(self, capacity: int = 10_000, file: Path | None = None) -> None:
-        self._entries: deque[dict[str, Any]] = deque(maxlen=capacity)
+    def __init__(
+        self,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        file: Path | None = None,
+        time_scale: float = 1.0,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.time_scale = time_scale
+        self._entries: deque[Entry] = deque()
+        self._bytes = 0
         self._seq = 0
-        self._lock = threading.Lock()
+        self.evicted = 0
+        self._pending: dict[int, Entry] = {}  # delayed replies, written to the file once sent
         self._file: TextIO | None = None
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
             self._file = file.open("a", encoding="utf-8")
 
-    def add(self, entry: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            self._seq += 1
-            entry = {"seq": self._seq, **entry}
-            self._entries.append(entry)
-            if self._file is not None:
-                self._file.write(json.dumps(entry, default=str) + "\n")
-                self._file.flush()
+    def add(self, entry: Entry) -> Entry:
+        self._seq += 1
+        entry.seq = self._seq
+        self._entries.append(entry)
+        self._bytes += entry.size
+        while self._bytes > self.max_bytes and len(self._entries) > 1:
+            self._bytes -= self._entries.popleft().size
+            self.evicted += 1
+        if self._file is not None:
+            if entry.sent is None and entry.reply is not None:
+                self._pending[entry.seq] = entry
+            else:
+                self._write(entry)
         return entry
 
-    def update(self, seq: int, **fields: Any) -> None:
-        with self._lock:
-            for entry in reversed(self._entries):
-                if entry["seq"] == seq:
-                    entry.update(fields)
-                    break
+    def mark_sent(self, entry: Entry, when: float) -> None:
+        entry.sent = when
+        if self._pending.pop(entry.seq, None) is not None:
+            self._write(entry)
 
-    def entries(self, user: str | None = None, since: int = 0) -> list[dict[str, Any]]:
-        with self._lock:
-            return [
-                dict(e)
-                for e in self._entries
-                if e["seq"] > since and (user is None or e.get("user") == user)
-            ]
+    def _write(self, entry: Entry) -> None:
+        assert self._file is not None
+        self._file.write(json.dumps(self.render(entry), default=str) + "\n")
+        self._file.flush()
+
+    # reading
+
+    def after(self, since: int, count: int) -> list[Entry]:
+        """Up to ``count`` entries with a sequence number above ``since``, oldest first."""
+        if not self._entries:
+            return []
+        start = max(0, since + 1 - self._entries[0].seq)
+        return list(itertools.islice(self._entries, start, start + count))
+
+    def entries(
+        self, user: str | None = None, since: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while limit is None or len(found) < limit:
+            batch = self.after(since, 500)
+            if not batch:
+                break
+            for entry in batch:
+                since = entry.seq
+                if user is None or entry.user == user:
+                    found.append(self.render(entry))
+                    if limit is not None and len(found) >= limit:
+                        break
+        return found
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "entries": len(self._entries),
+            "bytes": self._bytes,
+            "maxBytes": self.max_bytes,
+            "evicted": self.evicted,
+            "lastSeq": self._seq,
+        }
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        self._entries.clear()
+        self._bytes = 0
 
     def close(self) -> None:
         if self._file is not None:
+            for entry in self._pending.values():
+                self._write(entry)  # still pending at shutdown: sent stays null
+            self._pending.clear()
             self._file.close()
             self._file = None
+
+    def render(self, entry: Entry) -> dict[str, Any]:
+        """The JSON shape of an entry (docs/mock-radius.md)."""
+        shown: dict[str, Any] = {
+            "seq": entry.seq,
+            "time": round(entry.time, 6),
+            "source": f"{entry.source[0]}:{entry.source[1]}",
+            "outcome": entry.outcome.value,
+            "timeScale": self.time_scale,
+        }
+        if entry.code is not None:
+            shown["code"] = wire.CODE_NAMES.get(entry.code, str(entry.code))
+            shown["id"] = entry.id
+        shown["user"] = entry.user
+        if entry.request is not None:
+            pairs = wire.attribute_pairs(entry.request)
+            shown["attributes"] = wire.shown_attributes(pairs)
+            kinds = {kind for kind, _ in pairs}
+            shown["authType"] = (
+                "PAP" if wire.USER_PASSWORD in kinds
+                else "CHAP" if wire.CHAP_PASSWORD in kinds
+                else None
+            )  # fmt: skip
+        if entry.length is not None:
+            shown["length"] = entry.length
+        if entry.error is not None:
+            shown["error"] = entry.error
+        decision = entry.decision
+        scenario = entry.scenario or (decision.scenario if decision is not None else None)
+        if scenario is not None:
+            shown["scenario"] = scenario
+        if entry.message_authenticator is not None:
+            shown["messageAuthenticator"] = entry.message_authenticator
+        if entry.outcome.summary_only:
+            return shown
+        shown["step"] = None if decision is None else decision.step
+        if entry.reply is not None:
+            shown["reply"] = {
+                "code": wire.CODE_NAMES.get(entry.reply[0], str(entry.reply[0])),
+                "attributes": {
+                    name: values
+                    for name, values in wire.shown_attributes(
+                        wire.attribute_pairs(entry.reply)
+                    ).items()
+                    if name not in ("Message-Authenticator", "Proxy-State")
+                },
+                "fault": None if decision is None else decision.fault,
+                "datagrams": entry.replies,
+            }
+        else:
+            shown["reply"] = None
+        shown["delay"] = 0.0 if decision is None else decision.delay * self.time_scale
+        shown["sent"] = None if entry.sent is None else round(entry.sent, 6)
+        near = None if decision is None else decision.near_miss
+        shown["nearMiss"] = (
+            None if near is None else {"step": near.step, "failed": list(near.failed)}
+        )
+        return shown

@@ -5,28 +5,72 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 
-from mock_radius.scenario import Match, Presence, Regex
+from mock_radius.attributes import code_of, decode_value, encode_value
+from mock_radius.scenario import AccountingMatch, Match, Presence, Regex
 
-AttributeValues = dict[str, list[str | int | bytes]]
+Value = str | int | bytes
+EMPTY: Mapping[str, Sequence[Value]] = {}
 
 
-@dataclass(frozen=True)
+def _never(_clear: str) -> bool:
+    return False
+
+
+def _nothing() -> str | None:
+    return None
+
+
 class RequestView:
-    """What the engine needs of a decoded Access-Request, with no packet library in sight."""
+    """What the engine needs of a request, with no wire format in sight. Expensive parts
+    (decoded attributes, the revealed PAP password) are computed only when a step asks; the
+    wire module's subclass computes them from the packet."""
 
-    user_name: str | None
-    state: bytes | None = None
-    message_authenticator: bool = False
-    attributes: AttributeValues = field(default_factory=dict)
-    password_matches: Callable[[str], bool] = lambda _clear: False
-    auth_type: str | None = None  # "PAP", "CHAP" or None
-    clear_password: str | None = None  # PAP only: CHAP never reveals it
+    __slots__ = (
+        "_attributes",
+        "_clear",
+        "_matches",
+        "auth_type",
+        "chap",
+        "message_authenticator",
+        "state",
+        "user_name",
+    )
+
+    def __init__(
+        self,
+        user_name: str | None,
+        state: bytes | None = None,
+        message_authenticator: bool = False,
+        attributes: Mapping[str, Sequence[Value]] = EMPTY,
+        password_matches: Callable[[str], bool] = _never,
+        auth_type: str | None = None,  # "PAP", "CHAP" or None
+        clear_password: Callable[[], str | None] = _nothing,  # PAP only: CHAP never reveals it
+        chap: tuple[bytes, bytes] | None = None,  # (challenge, CHAP-Password)
+    ) -> None:
+        self.user_name = user_name
+        self.state = state
+        self.message_authenticator = message_authenticator
+        self._attributes = attributes
+        self._matches = password_matches
+        self.auth_type = auth_type
+        self._clear = clear_password
+        self.chap = chap
+
+    @property
+    def attributes(self) -> Mapping[str, Sequence[Value]]:
+        return self._attributes
+
+    def password_matches(self, expected: str) -> bool:
+        return self._matches(expected)
+
+    @property
+    def clear_password(self) -> str | None:
+        return self._clear()
 
 
-def _value_matches(expected: str | int | Regex | Presence, values: list[str | int | bytes]) -> bool:
+def _value_matches(expected: str | int | Regex | Presence, values: Sequence[Value]) -> bool:
     if isinstance(expected, Presence):
         return expected.present == bool(values)
     if isinstance(expected, Regex):
@@ -37,7 +81,7 @@ def _value_matches(expected: str | int | Regex | Presence, values: list[str | in
     return any(_text(v) == expected for v in values)
 
 
-def _text(value: str | int | bytes) -> str:
+def _text(value: Value) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
@@ -55,36 +99,93 @@ def hashed_password_matches(stored: str, clear: str | None) -> bool:
     return hmac.compare_digest(hash_password(clear, bytes.fromhex(salt)), stored)
 
 
-def failed_conditions(match: Match, request: RequestView, issued_state: bytes | None) -> list[str]:
-    failed: list[str] = []
-    if match.user_name is not None:
-        name = request.user_name or ""
-        if isinstance(match.user_name, Regex):
-            ok = re.fullmatch(match.user_name.regex, name) is not None
-        else:
-            ok = name == match.user_name
-        if not ok:
-            failed.append("userName")
-    if match.password is not None and not request.password_matches(match.password):
-        failed.append("password")
-    if match.password_hash is not None and not hashed_password_matches(
-        match.password_hash, request.clear_password
-    ):
-        failed.append("passwordHash")
-    if match.state == "absent" and request.state is not None:
-        failed.append("state (expected none)")
-    if match.state == "issued" and (
+Check = Callable[[RequestView, "bytes | None"], "str | None"]
+
+
+class Matcher:
+    """A step's conditions compiled once: only the conditions the step has are checked."""
+
+    __slots__ = ("checks",)
+
+    def __init__(self, match: Match | AccountingMatch) -> None:
+        checks: list[Check] = []
+        if match.user_name is not None:
+            checks.append(_user_check(match.user_name))
+        if isinstance(match, Match):
+            checks += _access_checks(match)
+        for name, expected in match.attributes.items():
+            checks.append(_attribute_check(name, expected))
+        if isinstance(match, Match) and match.message_authenticator is not None:
+            checks.append(_ma_check(match.message_authenticator))
+        self.checks = tuple(checks)
+
+    def failed(self, request: RequestView, issued_state: bytes | None = None) -> list[str]:
+        if not self.checks:
+            return []
+        found = [check(request, issued_state) for check in self.checks]
+        return [label for label in found if label is not None]
+
+
+def _user_check(expected: str | Regex) -> Check:
+    if isinstance(expected, Regex):
+        pattern = re.compile(expected.regex)
+        return lambda r, _s: None if pattern.fullmatch(r.user_name or "") else "userName"
+    return lambda r, _s: None if (r.user_name or "") == expected else "userName"
+
+
+def _attribute_check(name: str, expected: str | int | Regex | Presence) -> Check:
+    label = f"attribute {name}"
+    if isinstance(expected, int):  # a number the dictionary names is decoded as its name
+        try:
+            named = decode_value(code_of(name), encode_value(name, expected))
+        except ValueError:  # not a number this attribute can hold: it never matches
+            named = expected
+        expected = named if isinstance(named, str) else expected
+    return lambda r, _s: None if _value_matches(expected, r.attributes.get(name, ())) else label
+
+
+def _access_checks(match: Match) -> list[Check]:
+    checks: list[Check] = []
+    passwords = match.passwords()
+    if passwords:
+        checks.append(
+            lambda r, _s: None if any(r.password_matches(p) for p in passwords) else "password"
+        )
+    stored = match.password_hash
+    if stored is not None:
+        checks.append(
+            lambda r, _s: (
+                None if hashed_password_matches(stored, r.clear_password) else "passwordHash"
+            )
+        )
+    if match.chap is not None:
+        wanted = (bytes.fromhex(match.chap.challenge), bytes.fromhex(match.chap.response))
+        checks.append(lambda r, _s: None if r.chap == wanted else "chap")
+    if match.state == "absent":
+        checks.append(lambda r, _s: None if r.state is None else "state (expected none)")
+    elif match.state == "issued":
+        checks.append(_issued)
+    return checks
+
+
+def _ma_check(wanted: bool) -> Check:
+    return lambda r, _s: None if r.message_authenticator == wanted else "messageAuthenticator"
+
+
+def _issued(request: RequestView, issued_state: bytes | None) -> str | None:
+    if (
         request.state is None
         or issued_state is None
         or not hmac.compare_digest(request.state, issued_state)
     ):
-        failed.append("state (expected the one issued)")
-    for name, expected in match.attributes.items():
-        if not _value_matches(expected, request.attributes.get(name, [])):
-            failed.append(f"attribute {name}")
-    if (
-        match.message_authenticator is not None
-        and match.message_authenticator != request.message_authenticator
-    ):
-        failed.append("messageAuthenticator")
-    return failed
+        return "state (expected the one issued)"
+    return None
+
+
+def failed_conditions(match: Match, request: RequestView, issued_state: bytes | None) -> list[str]:
+    """The names of the conditions of ``match`` that ``request`` fails (none: it fits)."""
+    return Matcher(match).failed(request, issued_state)
+
+
+def failed_accounting_conditions(match: AccountingMatch, request: RequestView) -> list[str]:
+    return Matcher(match).failed(request)

@@ -1,41 +1,222 @@
 """The Twisted side: receive datagrams, ask the engine, answer on time, never crash.
 
-RFC 5080 duplicate detection: a request with the same source, identifier and authenticator as
-one already seen is a retransmission. It gets the cached reply (or joins the pending one) and
-never reaches the engine, so it cannot advance the script or mint a new State.
+Each datagram goes through small steps (source, parse, code, duplicate, scenario,
+authentication, decision, answer); the step that settles it journals one entry and returns
+its ``Outcome``. Retransmissions (``dedup``) never reach the engine, so they cannot advance a
+script or mint a new State.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import sys
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from twisted.internet.protocol import DatagramProtocol
 
-from mock_radius import packets
+from mock_radius import wire
+from mock_radius.dedup import DEFAULT_MAX_PENDING, DuplicateCache, Seen, key_of
+from mock_radius.dedup import Entry as Cached
 from mock_radius.engine import Decision, Engine
-from mock_radius.journal import Journal
+from mock_radius.journal import Entry, Journal
+from mock_radius.outcome import Outcome
+from mock_radius.scenario import Scenario
 
-DUPLICATE_WINDOW_SECONDS = 30.0
 MA_REQUIRED = "Message-Authenticator required"
+MAX_NOTICES = 100
 
 Address = tuple[str, int]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass
-class _Seen:
-    expires: float
-    replies: list[bytes] | None = None  # None while a delayed reply is pending
-    waiters: list[Address] = field(default_factory=list)
-    dropped: bool = False
+class Notices:
+    """One line on stderr per unknown user (at most ``MAX_NOTICES``), so a user that no
+    scenario covers is not dropped in silence."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self._told: set[str] = set()
+
+    def unknown_user(self, user: str | None) -> None:
+        name = user or ""
+        if name in self._told or len(self._told) > MAX_NOTICES:
+            return
+        self._told.add(name)
+        line: dict[str, str | None]
+        if len(self._told) > MAX_NOTICES:
+            line = {"event": "unknown-users", "message": f"more than {MAX_NOTICES} unknown "
+                    "users; see the journal (outcome dropped-no-scenario)"}  # fmt: skip
+        else:
+            line = {"event": "unknown-user", "user": user, "message": "no scenario lists this "
+                    "User-Name and none is active: requests are dropped"}  # fmt: skip
+        print(json.dumps(line), file=self.stream or sys.stderr, flush=True)
 
 
-class MockRadiusProtocol(DatagramProtocol):
+class _Port(DatagramProtocol):
+    """What the auth and accounting ports share: the steps before a scenario decides."""
+
+    request_code = wire.ACCESS_REQUEST
+    status_code = wire.ACCESS_ACCEPT
+
+    def __init__(self, server: MockRadiusProtocol) -> None:
+        self.server = server
+        self.dedup = DuplicateCache()
+
+    # plumbing
+
+    def _send(self, datagrams: list[bytes], address: Address) -> None:
+        """To the socket itself when there is one: the address came from recvfrom, and
+        Twisted's write() spends ~3 us per datagram validating it as an IP address string."""
+        transport: Any = self.transport
+        if transport is None:
+            return
+        sock = getattr(transport, "socket", None)
+        for datagram in datagrams:
+            if sock is None:
+                transport.write(datagram, address)
+                continue
+            try:
+                sock.sendto(datagram, address)
+            except OSError:  # a full socket buffer or an ICMP error: UDP may lose a reply
+                self.server.lost_replies += 1
+
+    def _journal(self, address: Address, outcome: Outcome, **fields: Any) -> Outcome:
+        self.server.journal.add(Entry(self.server.wall_clock(), address, outcome, **fields))
+        return outcome
+
+    def _summary(self, request: wire.Request, address: Address, outcome: Outcome,
+                 **fields: Any) -> Outcome:  # fmt: skip
+        return self._journal(address, outcome, code=request.code, id=request.id,
+                             user=request.user_name, length=len(request.raw), **fields)  # fmt: skip
+
+    # the steps
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        address: Address = (str(addr[0]), int(addr[1]))
+        try:
+            self.handle(datagram, address)
+        except Exception as exc:  # a bug must cost one packet, never the server
+            self.server.errors += 1
+            self._journal(address, Outcome.INTERNAL_ERROR, length=len(datagram),
+                          error=type(exc).__name__)  # fmt: skip
+
+    def handle(self, datagram: bytes, address: Address) -> Outcome:
+        if not self.server.allowed(address[0]):
+            return self._journal(address, Outcome.DROPPED_UNKNOWN_SOURCE, length=len(datagram))
+        try:
+            request = wire.parse(datagram)
+        except wire.BadPacket as exc:
+            return self._journal(address, Outcome.DROPPED_MALFORMED, length=len(datagram),
+                                 error=str(exc))  # fmt: skip
+        if request.code == wire.STATUS_SERVER:
+            return self._status_server(request, address)
+        if request.code != self.request_code:
+            return self._summary(request, address, Outcome.DROPPED_UNSUPPORTED_CODE)
+        now = self.server.reactor.seconds()
+        key = key_of(address[0], address[1], request.id, request.authenticator)
+        cached = self.dedup.get(key, now)
+        if cached is not None:
+            return self._retransmission(cached, request, address)
+        scenario = self.server.engine.scenario_for(request.user_name)
+        if scenario is None:
+            self.server.notices.unknown_user(request.user_name)
+            return self._summary(request, address, Outcome.DROPPED_NO_SCENARIO)
+        return self.serve(request, address, key, scenario, now)
+
+    def _status_server(self, request: wire.Request, address: Address) -> Outcome:
+        """RFC 5997: signed with the secret its Message-Authenticator verifies with."""
+        if request.ma_offset < 0:
+            return self._summary(request, address, Outcome.DROPPED_NO_MESSAGE_AUTHENTICATOR)
+        secret = next(
+            (s for s in self.server.engine.secrets
+             if wire.message_authenticator(request, s) == wire.VALID),
+            None,
+        )  # fmt: skip
+        if secret is None:
+            return self._summary(request, address, Outcome.DROPPED_BAD_MESSAGE_AUTHENTICATOR)
+        reply = wire.status_reply(request, secret, self.status_code)
+        now = self.server.wall_clock()
+        self._send([reply], address)
+        self.server.journal.add(Entry(now, address, Outcome.STATUS_SERVER, None, None, wire.VALID,
+                                      code=request.code, id=request.id, reply=reply, replies=1,
+                                      sent=now))  # fmt: skip
+        return Outcome.STATUS_SERVER
+
+    def _retransmission(self, cached: Cached, request: wire.Request, address: Address) -> Outcome:
+        if cached.seen is Seen.ANSWERED and cached.reply is not None:
+            self._send([cached.reply], address)
+            return self._summary(request, address, Outcome.RETRANSMISSION_FROM_CACHE)
+        outcome = {
+            Seen.PENDING: Outcome.RETRANSMISSION_PENDING,
+            Seen.IGNORED: Outcome.RETRANSMISSION_IGNORED,
+        }.get(cached.seen, Outcome.RETRANSMISSION_DROPPED)
+        return self._summary(request, address, outcome)
+
+    def serve(self, request: wire.Request, address: Address, key: bytes, scenario: Scenario,
+              now: float) -> Outcome:  # fmt: skip
+        raise NotImplementedError
+
+    def build(self, request: wire.Request, secret: bytes, decision: Decision) -> list[bytes]:
+        raise NotImplementedError
+
+    def answer(
+        self,
+        request: wire.Request,
+        address: Address,
+        key: bytes,
+        secret: bytes,
+        decision: Decision,
+        outcome: Outcome,
+        ma: str,
+        now: float,
+    ) -> Outcome:
+        """Send the decided reply now or after its delay, or nothing; journal it."""
+        server = self.server
+        delay = decision.delay * server.time_scale
+        entry = Entry(server.wall_clock(), address, outcome, request.raw, decision, ma,
+                      code=request.code, id=request.id, user=request.user_name)  # fmt: skip
+        if decision.drop or decision.template is None:
+            if decision.step is not None:
+                entry.outcome = Outcome.DROPPED_BY_SCRIPT
+            self.dedup.answered(key, Seen.DROPPED, None, now)
+            return server.journal.add(entry).outcome
+        datagrams = self.build(request, secret, decision)
+        first = datagrams[0]
+        if len(first) > wire.MAX_PACKET:
+            entry.outcome = Outcome.REPLY_TOO_LONG
+            entry.error = f"the reply has {len(first)} octets"
+            self.dedup.answered(key, Seen.DROPPED, None, now)
+            return server.journal.add(entry).outcome
+        entry.set_reply(first, len(datagrams))
+        seen = Seen.ANSWERED if decision.on_retransmit == "same" else Seen.IGNORED
+        if delay <= 0:
+            self._send(datagrams, address)
+            self.dedup.answered(key, seen, first, now)
+            entry.sent = entry.time
+            return server.journal.add(entry).outcome
+        pending = self.dedup.start_pending(key)
+        if pending is None:
+            return self._summary(request, address, Outcome.DROPPED_OVERLOAD)
+        server.journal.add(entry)
+        server.reactor.callLater(delay, self._send_later, pending, seen, datagrams, address,
+                                 entry)  # fmt: skip
+        return entry.outcome
+
+    def _send_later(self, pending: Cached, seen: Seen, datagrams: list[bytes], address: Address,
+                    entry: Entry) -> None:  # fmt: skip
+        """The delayed reply, once, to the address that asked (RFC 5080: retransmissions
+        that came meanwhile were discarded)."""
+        self._send(datagrams, address)
+        self.dedup.finish(pending, seen, datagrams[0], self.server.reactor.seconds())
+        self.server.journal.mark_sent(entry, self.server.wall_clock())
+
+
+class MockRadiusProtocol(_Port):
+    """The authentication port (Access-Request, Status-Server); holds what both ports share."""
+
     def __init__(
         self,
         engine: Engine,
@@ -45,38 +226,26 @@ class MockRadiusProtocol(DatagramProtocol):
         clients: list[Network] | None = None,
         time_scale: float = 1.0,
         wall_clock: Callable[[], float] = time.time,
+        notices: Notices | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
+        super().__init__(self)
         self.engine = engine
         self.journal = journal
         self.reactor = reactor
         self.clients = clients or [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")]
         self.time_scale = time_scale
         self.wall_clock = wall_clock
-        self._seen: OrderedDict[tuple[str, int, int, bytes], _Seen] = OrderedDict()
+        self.notices = notices or Notices()
         self.errors = 0
+        self.lost_replies = 0  # replies the socket refused (shown by /health)
         self._allowed_hosts: dict[str, bool] = {}
+        self._secrets: dict[str, bytes] = {}
+        self._ma_required: dict[str, Decision] = {}
+        self.accounting = AccountingProtocol(self)
+        self.dedup.max_pending = self.accounting.dedup.max_pending = max_pending
 
-    # plumbing
-
-    def _send(self, datagrams: list[bytes], address: Address) -> None:
-        transport: Any = self.transport
-        if transport is None:
-            return
-        for datagram in datagrams:
-            transport.write(datagram, address)
-
-    def _log(self, address: Address, outcome: str, **fields: Any) -> dict[str, Any]:
-        return self.journal.add(
-            {
-                "time": round(self.wall_clock(), 6),
-                "source": f"{address[0]}:{address[1]}",
-                "outcome": outcome,
-                "timeScale": self.time_scale,
-                **fields,
-            }
-        )
-
-    def _allowed(self, host: str) -> bool:
+    def allowed(self, host: str) -> bool:
         known = self._allowed_hosts.get(host)
         if known is None:
             try:
@@ -89,133 +258,70 @@ class MockRadiusProtocol(DatagramProtocol):
                 self._allowed_hosts[host] = known
         return known
 
-    def _expire(self, now: float) -> None:
-        while self._seen:
-            key, entry = next(iter(self._seen.items()))
-            if entry.expires > now or entry.replies is None:
-                break
-            del self._seen[key]
+    def secret_of(self, scenario: Scenario) -> bytes:
+        secret = self._secrets.get(scenario.name)
+        if secret is None:
+            secret = self._secrets[scenario.name] = scenario.secret.encode("utf-8")
+        return secret
 
     def reset(self) -> None:
-        self._seen.clear()
+        self.dedup.clear()
+        self.accounting.dedup.clear()
 
-    # receiving
+    def pending(self) -> int:
+        return self.dedup.pending + self.accounting.dedup.pending
 
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        address: Address = (str(addr[0]), int(addr[1]))
-        try:
-            self._receive(datagram, address)
-        except Exception as exc:  # a bug must cost one packet, never the server
-            self.errors += 1
-            self._log(address, "internal-error", error=type(exc).__name__)
-
-    def _receive(self, datagram: bytes, address: Address) -> None:
-        if not self._allowed(address[0]):
-            self._log(address, "dropped-unknown-source", length=len(datagram))
-            return
-        try:
-            request = packets.decode(datagram)
-        except packets.BadPacket as exc:
-            self._log(address, "dropped-malformed", length=len(datagram), error=str(exc))
-            return
-        base = {
-            "code": packets.CODE_NAMES.get(request.code, str(request.code)),
-            "id": request.id,
-        }
-        if request.code != packets.ACCESS_REQUEST:
-            self._log(address, "dropped-unsupported-code", **base)
-            return
-        values = packets.attribute_values(request)
-        user = values.get("User-Name", [None])[0]
-        base["user"] = user if isinstance(user, str) else None
-        now = self.reactor.seconds()
-        self._expire(now)
-        key = (address[0], address[1], request.id, request.authenticator)
-        seen = self._seen.get(key)
-        if seen is not None:
-            self._retransmission(seen, address, base)
-            return
-        base["attributes"] = packets.journal_attributes(values)
-        scenario = self.engine.scenario_for(base["user"])
-        if scenario is None:
-            self._log(address, "dropped-no-scenario", **base)
-            return
-        secret = scenario.secret.encode("utf-8")
-        ma = packets.message_authenticator_status(request, secret)
-        base |= {"scenario": scenario.name, "messageAuthenticator": ma}
-        if ma == "invalid":
+    def serve(self, request: wire.Request, address: Address, key: bytes, scenario: Scenario,
+              now: float) -> Outcome:  # fmt: skip
+        secret = self.secret_of(scenario)
+        ma = wire.message_authenticator(request, secret)
+        if ma == wire.INVALID:
             # cannot be authenticated: the client has another secret, or it was tampered with
-            self._log(address, "dropped-bad-message-authenticator", **base)
-            return
-        view = packets.request_view(request, secret, ma, values)
-        base["authType"] = view.auth_type
-        if ma == "absent" and scenario.require_message_authenticator:
-            decision = Decision(
-                scenario.name, None, code=3, attributes=(("Reply-Message", MA_REQUIRED),)
-            )
-            outcome = "rejected-no-message-authenticator"
+            return self._summary(request, address, Outcome.DROPPED_BAD_MESSAGE_AUTHENTICATOR,
+                                 scenario=scenario.name, message_authenticator=ma)  # fmt: skip
+        if ma == wire.ABSENT and scenario.require_message_authenticator:
+            decision = self._required(scenario)
+            outcome = Outcome.REJECTED_NO_MESSAGE_AUTHENTICATOR
         else:
-            decision = self.engine.decide(scenario, view)
-            outcome = "mismatch" if decision.step is None else "matched"
-        self._act(request, secret, decision, address, key, outcome, base)
+            decision = self.engine.decide(scenario, wire.view(request, secret, ma), now)
+            outcome = Outcome.MATCHED if decision.step is not None else Outcome.MISMATCH
+        return self.answer(request, address, key, secret, decision, outcome, ma, now)
 
-    def _retransmission(self, seen: _Seen, address: Address, base: dict[str, Any]) -> None:
-        if seen.dropped:
-            self._log(address, "retransmission-dropped", **base)
-        elif seen.replies is None:
-            seen.waiters.append(address)
-            self._log(address, "retransmission-pending", **base)
-        else:
-            self._send(seen.replies, address)
-            self._log(address, "retransmission-answered-from-cache", **base)
+    def _required(self, scenario: Scenario) -> Decision:
+        decision = self._ma_required.get(scenario.name)
+        if decision is None:
+            template = wire.compile_reply(wire.ACCESS_REJECT, {"Reply-Message": MA_REQUIRED})
+            decision = self._ma_required[scenario.name] = Decision(scenario.name, None,
+                                                                   template=template)  # fmt: skip
+        return decision
 
-    def _act(
-        self,
-        request: Any,
-        secret: bytes,
-        decision: Decision,
-        address: Address,
-        key: tuple[str, int, int, bytes],
-        outcome: str,
-        base: dict[str, Any],
-    ) -> None:
-        delay = decision.delay * self.time_scale
-        fields: dict[str, Any] = {**base, "step": decision.step, "delay": delay}
-        if decision.near_miss is not None:
-            fields["nearMiss"] = {
-                "step": decision.near_miss.step,
-                "failed": list(decision.near_miss.failed),
-            }
-        now = self.reactor.seconds()
-        if decision.drop:
-            self._seen[key] = _Seen(now + DUPLICATE_WINDOW_SECONDS, dropped=True)
-            self._log(address, "dropped-by-script", **fields)
-            return
-        assert decision.code is not None
-        datagrams = packets.encode_reply(
-            request, secret, decision.code, decision.attributes, decision.fault
-        )
-        fields["reply"] = {
-            "code": packets.CODE_NAMES[decision.code],
-            "attributes": packets.journal_attributes(packets.grouped(decision.attributes)),
-            "fault": decision.fault,
-        }
-        seen = _Seen(now + delay + DUPLICATE_WINDOW_SECONDS)
-        self._seen[key] = seen
-        if delay <= 0:
-            seen.replies = datagrams
-            self._send(datagrams, address)
-            self._log(address, outcome, sent=round(self.wall_clock(), 6), **fields)
-            return
-        entry = self._log(address, outcome, sent=None, **fields)
-        ignore_retransmissions = decision.on_retransmit == "ignore"
+    def build(self, request: wire.Request, secret: bytes, decision: Decision) -> list[bytes]:
+        assert decision.template is not None
+        return wire.build_reply(request, secret, decision.template, state=decision.state,
+                                extra=decision.extra, fault=decision.fault)  # fmt: skip
 
-        def send_later() -> None:
-            seen.replies = datagrams
-            self._send(datagrams, address)
-            if not ignore_retransmissions:
-                for waiter in seen.waiters:
-                    self._send(datagrams, waiter)
-            self.journal.update(entry["seq"], sent=round(self.wall_clock(), 6))
 
-        self.reactor.callLater(delay, send_later)
+class AccountingProtocol(_Port):
+    """The accounting port (Accounting-Request, Status-Server; RFC 2866, RFC 5997)."""
+
+    request_code = wire.ACCOUNTING_REQUEST
+    status_code = wire.ACCOUNTING_RESPONSE
+
+    def serve(self, request: wire.Request, address: Address, key: bytes, scenario: Scenario,
+              now: float) -> Outcome:  # fmt: skip
+        server = self.server
+        secret = server.secret_of(scenario)
+        if not wire.accounting_authenticator_ok(request, secret):
+            return self._summary(request, address, Outcome.DROPPED_BAD_REQUEST_AUTHENTICATOR,
+                                 scenario=scenario.name)  # fmt: skip
+        ma = wire.message_authenticator(request, secret)  # optional here, checked if present
+        if ma == wire.INVALID:
+            return self._summary(request, address, Outcome.DROPPED_BAD_MESSAGE_AUTHENTICATOR,
+                                 scenario=scenario.name, message_authenticator=ma)  # fmt: skip
+        decision = server.engine.decide_accounting(scenario, wire.view(request, secret, ma), now)
+        outcome = Outcome.MATCHED if decision.step is not None else Outcome.MISMATCH
+        return self.answer(request, address, key, secret, decision, outcome, ma, now)
+
+    def build(self, request: wire.Request, secret: bytes, decision: Decision) -> list[bytes]:
+        assert decision.template is not None
+        return [wire.accounting_reply(request, secret, decision.template)]

@@ -16,14 +16,16 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -63,15 +65,46 @@ class ControlClient:
     def reset(self, user: str | None = None) -> None:
         self._call("POST", "/reset", {"user": user})
 
-    def journal(self, user: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+    def journal(
+        self, user: str | None = None, since: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Entries after ``since``, oldest first: all of them (page by page), or ``limit``."""
+        entries: list[dict[str, Any]] = []
+        while True:
+            page = self.journal_page(user, since, limit)
+            entries += page["entries"]
+            if not page["more"] or (limit is not None and len(entries) >= limit):
+                return entries[:limit] if limit is not None else entries
+            since = page["next"]
+
+    def journal_page(
+        self, user: str | None = None, since: int = 0, limit: int | None = None
+    ) -> dict[str, Any]:
         query = {"since": str(since)} | ({"user": user} if user is not None else {})
-        result: list[dict[str, Any]] = self._call(
-            "GET", "/journal?" + urllib.parse.urlencode(query)
-        )["entries"]
+        if limit is not None:
+            query["limit"] = str(limit)
+        result: dict[str, Any] = self._call("GET", "/journal?" + urllib.parse.urlencode(query))
         return result
 
     def clear_journal(self) -> None:
         self._call("DELETE", "/journal")
+
+
+class _Drain:
+    """Reads a process's output in the background and keeps the last lines: a pipe nobody
+    reads fills up and would stop the mock at its next line of output."""
+
+    def __init__(self, stream: IO[str], keep: int = 1000) -> None:
+        self.lines: deque[str] = deque(maxlen=keep)
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
 
 
 @dataclass
@@ -82,10 +115,21 @@ class MockRadius:
     secret: str
     process: subprocess.Popen[str]
     control: ControlClient
+    acct_port: int | None = None
+    _output: list[_Drain] = field(default_factory=list)
 
     @property
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
+
+    @property
+    def acct_address(self) -> tuple[str, int]:
+        assert self.acct_port is not None, "started with --acct-port none"
+        return (self.host, self.acct_port)
+
+    def output(self) -> list[str]:
+        """The last lines the mock printed after its ready line (stdout, then stderr)."""
+        return [line for drain in self._output for line in drain.lines]
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -95,6 +139,8 @@ class MockRadius:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for drain in self._output:
+            drain.join(5)
         return self.process.returncode
 
 
@@ -131,10 +177,13 @@ def start_mock_radius(
         except ValueError:
             continue
         if isinstance(ready, dict) and ready.get("event") == "ready":
+            selector.close()
+            assert process.stderr is not None
             control = ControlClient(f"http://127.0.0.1:{ready['controlPort']}")
             return MockRadius(
-                ready["host"], ready["port"], ready["controlPort"], chosen.secret, process, control
-            )
+                ready["host"], ready["port"], ready["controlPort"], chosen.secret, process,
+                control, ready.get("acctPort"), [_Drain(process.stdout), _Drain(process.stderr)],
+            )  # fmt: skip
     process.kill()
     _, err = process.communicate()
     raise RuntimeError(f"mock-radius did not start: {err.strip()}")

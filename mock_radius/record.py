@@ -3,8 +3,11 @@ upstream (re-signed with the upstream secret), relays the answer (re-signed with
 secret) and keeps every exchange for ``recording.write_scenario``.
 
 The request authenticator is kept when forwarding, so CHAP-Password (computed over it) stays
-valid upstream; PAP passwords are decrypted with the client secret and encrypted again with the
-upstream one. Client retransmissions are forwarded as retransmissions and recorded once.
+valid upstream; PAP passwords are revealed with the client secret and hidden again with the
+upstream one. The forwarded request always carries a Message-Authenticator (upstreams such as
+FreeRADIUS 3.2 may insist); whether the client sent one is recorded, so the scenario asks for
+one only if every client did. Client retransmissions are forwarded as retransmissions and
+recorded once.
 """
 
 from __future__ import annotations
@@ -16,25 +19,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pyrad import packet as rp
 from twisted.internet.protocol import DatagramProtocol
 
-from mock_radius import packets
+from mock_radius import wire
 from mock_radius.recording import Exchange
-from mock_radius.scenario import dictionary
 
 Address = tuple[str, int]
+MAX_REMEMBERED = 4096  # client requests kept for retransmissions
 
 
 @dataclass
 class _Pending:
     client: Address
-    request: rp.AuthPacket
+    request: wire.Request
     upstream_raw: bytes
-    upstream_request: rp.AuthPacket
     exchange: Exchange
     started: float
     timer: Any
+    upstream_id: int
     reply: list[bytes] | None = None
 
 
@@ -71,7 +73,7 @@ class RecordingProxy(DatagramProtocol):
         self.on_done = on_done
         self.exchanges: list[Exchange] = []
         self.upstream_side = _UpstreamSide(self._from_upstream)
-        self._by_client: OrderedDict[tuple[str, int, int, bytes], _Pending] = OrderedDict()
+        self._by_client: OrderedDict[bytes, _Pending] = OrderedDict()
         self._by_upstream_id: dict[int, _Pending] = {}
         self._next_id = 0
         self.unanswered = 0
@@ -88,13 +90,14 @@ class RecordingProxy(DatagramProtocol):
 
     def _from_client(self, datagram: bytes, client: Address) -> None:
         try:
-            request = packets.decode(datagram)
-        except packets.BadPacket as exc:
+            request = wire.parse(datagram)
+        except wire.BadPacket as exc:
             _say(f"dropped a malformed packet from {client[0]}:{client[1]}: {exc}")
             return
-        if request.code != rp.AccessRequest:
+        if request.code != wire.ACCESS_REQUEST:
             return
-        key = (client[0], client[1], request.id, request.authenticator)
+        key = request.authenticator + bytes((request.id, client[1] >> 8, client[1] & 255))
+        key += client[0].encode()
         known = self._by_client.get(key)
         if known is not None:  # a retransmission: forward it as one, or answer from the cache
             if known.reply is not None:
@@ -103,7 +106,8 @@ class RecordingProxy(DatagramProtocol):
             else:
                 self._upstream_send(known.upstream_raw)
             return
-        if packets.message_authenticator_status(request, self.secret) == "invalid":
+        ma = wire.message_authenticator(request, self.secret)
+        if ma == wire.INVALID:
             _say(f"request from {client[0]}:{client[1]} fails its Message-Authenticator check:"
                  " is --secret the client's shared secret?")  # fmt: skip
             return
@@ -111,21 +115,23 @@ class RecordingProxy(DatagramProtocol):
         if upstream_id is None:
             _say("256 requests in flight upstream; dropped one")
             return
-        forward = self._forward(request, upstream_id)
-        values = packets.attribute_values(request)
-        view = packets.request_view(request, self.secret, "valid", values)
-        state = values.get("State", [None])[0]
+        raw = self._forward(request, upstream_id)
+        view = wire.view(request, self.secret, ma)
         exchange = Exchange(
             user=view.user_name,
             auth_type=view.auth_type,
-            clear_password=view.clear_password,
-            state=state if isinstance(state, bytes) else None,
+            clear_password=None if view.chap is not None else view.clear_password,
+            state=view.state,
             at=time.time(),
+            message_authenticator=ma == wire.VALID,
+            chap=view.chap,
         )
-        raw = forward.RequestPacket()
-        pending = _Pending(client, request, raw, forward, exchange, self.reactor.seconds(), None)
+        pending = _Pending(client, request, raw, exchange, self.reactor.seconds(), None,
+                           upstream_id)  # fmt: skip
         pending.timer = self.reactor.callLater(self.upstream_timeout, self._timed_out, pending)
         self._by_client[key] = pending
+        while len(self._by_client) > MAX_REMEMBERED:
+            self._by_client.popitem(last=False)
         self._by_upstream_id[upstream_id] = pending
         self._upstream_send(raw)
 
@@ -137,21 +143,18 @@ class RecordingProxy(DatagramProtocol):
                 return candidate
         return None
 
-    def _forward(self, request: rp.AuthPacket, upstream_id: int) -> rp.AuthPacket:
-        forward = rp.AuthPacket(
-            code=rp.AccessRequest, id=upstream_id, secret=self.upstream_secret,
-            authenticator=request.authenticator, dict=dictionary(),
-        )  # fmt: skip
-        for code in OrderedDict.keys(request):
-            if code == packets.MESSAGE_AUTHENTICATOR:
+    def _forward(self, request: wire.Request, upstream_id: int) -> bytes:
+        pairs: list[tuple[int, bytes]] = []
+        for kind, value in request.attrs:
+            if kind == wire.MESSAGE_AUTHENTICATOR:
                 continue
-            values = list(OrderedDict.__getitem__(request, code))
-            if code == 2:  # User-Password: decrypt with the client's secret, encrypt again
-                request.secret = self.secret
-                values = [forward.PwCrypt(request.PwDecrypt(v)) for v in values]
-            OrderedDict.__setitem__(forward, code, values)
-        forward.add_message_authenticator()
-        return forward
+            if kind == wire.USER_PASSWORD:  # reveal with the client's secret, hide again
+                clear = wire.pap_password(request, self.secret) or b""
+                value = wire.pap_hide(clear, self.upstream_secret, request.authenticator)
+            pairs.append((kind, value))
+        return wire.sign_request(
+            upstream_id, request.authenticator, wire.encode_pairs(pairs), self.upstream_secret
+        )
 
     def _send(self, datagram: bytes, address: Address) -> None:
         transport: Any = self.transport
@@ -166,38 +169,44 @@ class RecordingProxy(DatagramProtocol):
     # upstream side
 
     def _from_upstream(self, datagram: bytes) -> None:
-        if len(datagram) < 20:
+        if len(datagram) < wire.HEADER:
             return
         pending = self._by_upstream_id.get(datagram[1])
         if pending is None or pending.reply is not None:
             return
         try:
-            reply = rp.AuthPacket(packet=datagram, secret=self.upstream_secret, dict=dictionary())
-            valid = pending.upstream_request.VerifyReply(reply, datagram)
-        except Exception:
+            reply = wire.parse(datagram)
+            valid = wire.verify_reply(reply, pending.request.authenticator, self.upstream_secret)
+        except wire.BadPacket:
             valid = False
         if not valid:
             self.rejected_replies += 1
             _say("a reply from the upstream does not verify: is --upstream-secret right?")
             return
         pending.timer.cancel()
-        del self._by_upstream_id[datagram[1]]
-        relay = pending.request.CreateReply()
-        relay.secret = self.secret
-        relay.code = reply.code
-        for code in OrderedDict.keys(reply):
-            if code not in (packets.MESSAGE_AUTHENTICATOR, 33):
-                OrderedDict.__setitem__(relay, code, list(OrderedDict.__getitem__(reply, code)))
-        raw = relay.ReplyPacket()
-        pending.reply = [raw]
-        self._send(raw, pending.client)
-        pending.exchange.reply_code = packets.CODE_NAMES.get(reply.code, str(reply.code))
-        pending.exchange.reply_attributes = packets.attribute_values(reply)
+        del self._by_upstream_id[pending.upstream_id]
+        kept = [
+            (kind, value)
+            for kind, value in reply.attrs
+            if kind not in (wire.MESSAGE_AUTHENTICATOR, wire.PROXY_STATE)
+        ]
+        relayed = wire.sign(
+            reply.code,
+            pending.request.id,
+            pending.request.authenticator,
+            wire.encode_pairs(kept) + wire.proxy_states(pending.request),
+            self.secret,
+            message_authenticator=True,
+        )
+        pending.reply = [relayed]
+        self._send(relayed, pending.client)
+        pending.exchange.reply_code = wire.CODE_NAMES.get(reply.code, str(reply.code))
+        pending.exchange.reply_attributes = wire.decoded_attributes(kept)
         pending.exchange.delay = self.reactor.seconds() - pending.started
         self._recorded(pending.exchange)
 
     def _timed_out(self, pending: _Pending) -> None:
-        self._by_upstream_id.pop(pending.upstream_request.id, None)
+        self._by_upstream_id.pop(pending.upstream_id, None)
         self.unanswered += 1
         _say(
             f"the upstream {self.upstream[0]}:{self.upstream[1]} did not answer a request of "

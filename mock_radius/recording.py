@@ -1,12 +1,15 @@
 """Recorded RADIUS exchanges -> a scenario file that replays them (shared by ``record`` and
 ``import``). No Twisted here.
 
-Each exchange becomes one step, in order: it matches the user, the password (a salted hash by
-default, PAP only, since CHAP never reveals it), and the State (``issued`` when the request
-echoed the State of this user's previous reply, so State chains replay), and it answers with
-the recorded code and attributes, the recorded State bytes included. An exchange that got no
-answer becomes a ``drop``. The file is written next to its target and renamed into place only
-when complete, so a partial file is never mistaken for a finished one.
+Each exchange becomes one step, used once (``times: 1``), in order: it matches the user, the
+password (a salted hash of a PAP password by default; for CHAP, which never reveals the
+password, the exact recorded CHAP-Password and challenge), and the State (``issued`` when the
+request echoed the State of this user's previous reply, so State chains replay), and it answers
+with the recorded code and attributes, the recorded State bytes included. An exchange that got
+no answer becomes a ``drop``. When a client sent a request without a Message-Authenticator, the
+scenario says ``requireMessageAuthenticator: false``, so what was answered is answered again.
+The file is written next to its target and renamed into place only when complete, so a partial
+file is never mistaken for a finished one.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class Exchange:
     reply_code: str | None = None  # None: no answer
     reply_attributes: dict[str, list[str | int | bytes]] = field(default_factory=dict)
     delay: float = 0.0
+    message_authenticator: bool = True  # the request carried one
+    chap: tuple[bytes, bytes] | None = None  # (challenge, CHAP-Password) of a CHAP request
 
 
 class RecordingError(Exception):
@@ -64,7 +69,12 @@ def build_scenario(
         match: dict[str, Any] = {}
         if exchange.user is not None:
             match["userName"] = exchange.user
-        if exchange.clear_password is not None:
+        if exchange.chap is not None:
+            match["chap"] = {
+                "challenge": exchange.chap[0].hex(),
+                "response": exchange.chap[1].hex(),
+            }
+        elif exchange.clear_password is not None:
             if keep_passwords:
                 match["password"] = exchange.clear_password
             else:
@@ -78,6 +88,7 @@ def build_scenario(
         step: dict[str, Any] = {
             "name": f"{exchange.user or 'anonymous'}-{counters[exchange.user]}",
             "match": match,
+            "times": 1,
         }
         if exchange.reply_code is None:
             step["drop"] = True
@@ -94,12 +105,15 @@ def build_scenario(
             first = states[0] if states else None
             last_state[exchange.user] = first if isinstance(first, bytes) else None
         steps.append(step)
-    return {
+    scenario: dict[str, Any] = {
         "name": name,
         "description": f"{len(exchanges)} recorded exchanges",
         "secret": secret,
-        "steps": steps,
     }
+    if not all(e.message_authenticator for e in exchanges):
+        scenario["requireMessageAuthenticator"] = False  # as observed: some client sent none
+    scenario["steps"] = steps
+    return scenario
 
 
 def write_scenario(
@@ -126,7 +140,9 @@ def write_scenario(
         f"# {len(exchanges)} exchanges, the first at {first.replace('+00:00', 'Z')}.",
         "# Passwords: "
         + ("kept in clear text (--keep-passwords)." if keep_passwords else
-           "salted SHA-256 hashes (PAP); CHAP requests match without a password."),
+           "salted SHA-256 hashes (PAP)."),
+        "# CHAP steps match the recorded CHAP-Password and challenge exactly (CHAP never",
+        "# reveals the password); replace chap: with password: to accept any client.",
         "# Delays: "
         + ("as observed (--keep-timing)." if keep_timing else "none (replies at once)."),
         *[f"# {note}" for note in notes or []],

@@ -6,8 +6,6 @@ No Twisted here: scenarios are plain data that the engine interprets.
 from __future__ import annotations
 
 import re
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,9 +19,11 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
-from pyrad.dictionary import Dictionary
+
+from mock_radius.attributes import dictionary, encode_value
 
 REPLY_CODES = {"Access-Accept": 2, "Access-Reject": 3, "Access-Challenge": 11}
+ACCOUNTING_RESPONSE = 5
 Fault = Literal[
     "bad-response-authenticator",
     "no-message-authenticator",
@@ -37,16 +37,24 @@ Fault = Literal[
 _RESERVED = {"Message-Authenticator", "Proxy-State"}
 
 
-@cache
-def dictionary() -> Dictionary:
-    path = resources.files("mock_radius").joinpath("dictionary")
-    with resources.as_file(path) as file:
-        return Dictionary(str(file))
+def attribute_names(*, reply: bool = False) -> list[str]:
+    """The attribute names a scenario may use (a reply may not set the computed ones)."""
+    names = sorted(str(n) for n in dictionary().attributes)
+    return [n for n in names if not (reply and n in _RESERVED)]
 
 
 def _require_known(name: str) -> None:
     if name not in dictionary().attributes:
         raise ValueError(f"unknown attribute {name!r} (not in the mock's dictionary)")
+
+
+def _attribute_keys(*, reply: bool) -> Any:
+    """JSON Schema for editors: the keys of an attribute map are the dictionary's names."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["propertyNames"] = {"enum": attribute_names(reply=reply)}
+
+    return extra
 
 
 class ScenarioError(Exception):
@@ -60,7 +68,7 @@ class _Model(BaseModel):
 
 
 class Regex(_Model):
-    regex: str
+    regex: str = Field(description="a Python regular expression the whole value must match")
 
     @field_validator("regex")
     @classmethod
@@ -73,25 +81,78 @@ class Regex(_Model):
 
 
 class Presence(_Model):
-    present: bool
+    present: bool = Field(description="true: the attribute must be there; false: absent")
 
 
 ValueMatch = Annotated[str | int | Regex | Presence, Field(union_mode="left_to_right")]
 
 
+def _hex_of_length(value: str, length: int | None = None) -> str:
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise ValueError("not hexadecimal") from None
+    if length is not None and len(raw) != length:
+        raise ValueError(f"must be {length} octets ({2 * length} hex digits)")
+    return value
+
+
+class Chap(_Model):
+    """A recorded CHAP exchange: the request must carry exactly this CHAP-Password computed
+    over exactly this challenge (CHAP never reveals the password, so this is how a recording
+    tells one CHAP password from another)."""
+
+    challenge: str = Field(
+        description="hex: the CHAP-Challenge attribute, else the Request Authenticator"
+    )
+    response: str = Field(description="hex: the CHAP-Password attribute (identifier + 16 octets)")
+
+    @field_validator("challenge")
+    @classmethod
+    def _challenge(cls, value: str) -> str:
+        return _hex_of_length(value)
+
+    @field_validator("response")
+    @classmethod
+    def _response(cls, value: str) -> str:
+        return _hex_of_length(value, 17)
+
+
 class Match(_Model):
     """Conditions a request must meet; an absent condition always holds."""
 
-    user_name: str | Regex | None = None
-    password: str | None = Field(None, description="clear text, checked against PAP or CHAP")
+    user_name: str | Regex | None = Field(None, description="the User-Name, or {regex: ...}")
+    password: str | list[str] | None = Field(
+        None,
+        description="clear text (or a list of alternatives), checked against the PAP "
+        "User-Password or by verifying the CHAP-Password",
+    )
     password_hash: str | None = Field(
         None,
         pattern=r"^sha256:[0-9a-f]{32}:[0-9a-f]{64}$",
         description="sha256:<salt hex>:<sha256(salt + password) hex>, for recordings (PAP only)",
     )
-    state: Literal["absent", "issued", "any"] = "any"
-    attributes: dict[str, ValueMatch] = {}
-    message_authenticator: bool | None = None
+    chap: Chap | None = Field(None, description="an exact recorded CHAP exchange")
+    state: Literal["absent", "issued", "any"] = Field(
+        "any",
+        description="absent: no State; issued: the State this exchange was last given, byte "
+        "for byte; any: no condition",
+    )
+    attributes: dict[str, ValueMatch] = Field(
+        {},
+        description="any dictionary attribute: a value, {regex: ...} or {present: true|false}",
+        json_schema_extra=_attribute_keys(reply=False),
+    )
+    message_authenticator: bool | None = Field(
+        None, description="true: the request must carry a valid one; false: must carry none"
+    )
+
+    @field_validator("password")
+    @classmethod
+    def _alternatives(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one password")
+        return value
 
     @field_validator("attributes")
     @classmethod
@@ -100,62 +161,102 @@ class Match(_Model):
             _require_known(name)
         return attributes
 
+    def passwords(self) -> tuple[str, ...]:
+        """The accepted passwords (empty: no password condition)."""
+        if self.password is None:
+            return ()
+        return (self.password,) if isinstance(self.password, str) else tuple(self.password)
+
 
 class Hex(_Model):
-    hex: str
+    hex: str = Field(description="octets as hexadecimal digits")
 
     @field_validator("hex")
     @classmethod
     def _hex(cls, value: str) -> str:
-        try:
-            bytes.fromhex(value)
-        except ValueError:
-            raise ValueError("not hexadecimal") from None
-        return value
+        return _hex_of_length(value)
 
 
 class Generate(_Model):
-    """A State made deterministically from scenario, user, step and a counter."""
+    """A State made from scenario, user, step, a per-user counter and --seed: the same
+    requests give the same States, and every exchange gets a new one."""
 
     generate: Literal[True]
 
 
 AttributeValue = Annotated[str | int | Hex | Generate, Field(union_mode="left_to_right")]
+PlainValue = Annotated[str | int | Hex, Field(union_mode="left_to_right")]
+
+
+def _check_reply_attributes(attributes: dict[str, Any], *, generate_ok: bool) -> None:
+    for name, value in attributes.items():
+        if name in _RESERVED:
+            raise ValueError(f"{name} is computed by the mock and cannot be scripted")
+        _require_known(name)
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, Generate):
+                if not (generate_ok and name == "State"):
+                    raise ValueError("generate: true is only for State")
+            else:
+                encode_value(name, bytes.fromhex(item.hex) if isinstance(item, Hex) else item)
 
 
 class Reply(_Model):
     code: Literal["Access-Accept", "Access-Reject", "Access-Challenge"]
-    attributes: dict[str, AttributeValue | list[AttributeValue]] = {}
+    attributes: dict[str, AttributeValue | list[AttributeValue]] = Field(
+        {},
+        description="attributes in order; a list repeats the attribute",
+        json_schema_extra=_attribute_keys(reply=True),
+    )
 
     @field_validator("attributes")
     @classmethod
     def _known(cls, attributes: dict[str, Any]) -> dict[str, Any]:
-        for name, value in attributes.items():
-            if name in _RESERVED:
-                raise ValueError(f"{name} is computed by the mock and cannot be scripted")
-            _require_known(name)
-            values = value if isinstance(value, list) else [value]
-            if name != "State" and any(isinstance(v, Generate) for v in values):
-                raise ValueError("generate: true is only for State")
+        _check_reply_attributes(attributes, generate_ok=True)
         return attributes
 
 
+class OnMismatch(Reply):
+    """The reply to a request no step fits."""
+
+    hint: bool = Field(
+        True,
+        description="add a Reply-Message naming the closest step and what failed, when the "
+        "reply sets no Reply-Message of its own",
+    )
+
+
+Times = int | Literal["always"] | None
+
+
+def _positive(value: Times) -> Times:
+    if isinstance(value, int) and value < 1:
+        raise ValueError("must be at least 1 or 'always'")
+    return value
+
+
 class Step(_Model):
-    name: str | None = None
+    name: str | None = Field(None, description="shown in the journal; default step-N")
     match: Match = Match()
     reply: Reply | None = None
-    drop: bool = False
-    delay: float = Field(0.0, ge=0, le=3600)
-    times: int | Literal["always"] = 1
+    drop: bool = Field(False, description="no answer at all (timeouts)")
+    delay: float = Field(0.0, ge=0, le=3600, description="seconds before replying (scaled)")
+    times: Times = Field(
+        None,
+        description="omitted: any number of exchanges, once per exchange; N: N uses in all "
+        "(counted across the user's exchanges); always: no limit",
+    )
     fault: Fault | None = None
-    on_retransmit: Literal["same", "ignore"] = "same"
+    on_retransmit: Literal["same", "ignore"] = Field(
+        "same",
+        description="same: a retransmission after the reply gets it again; ignore: never",
+    )
 
     @field_validator("times")
     @classmethod
-    def _positive(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("must be at least 1 or 'always'")
-        return value
+    def _positive(cls, value: Times) -> Times:
+        return _positive(value)
 
     @model_validator(mode="after")
     def _one_action(self) -> Step:
@@ -166,20 +267,93 @@ class Step(_Model):
         return self
 
 
+class AccountingMatch(_Model):
+    user_name: str | Regex | None = Field(None, description="the User-Name, or {regex: ...}")
+    attributes: dict[str, ValueMatch] = Field(
+        {},
+        description="e.g. Acct-Status-Type: Start",
+        json_schema_extra=_attribute_keys(reply=False),
+    )
+
+    @field_validator("attributes")
+    @classmethod
+    def _known(cls, attributes: dict[str, Any]) -> dict[str, Any]:
+        for name in attributes:
+            _require_known(name)
+        return attributes
+
+
+class AccountingReply(_Model):
+    code: Literal["Accounting-Response"] = "Accounting-Response"
+    attributes: dict[str, PlainValue | list[PlainValue]] = Field(
+        {}, json_schema_extra=_attribute_keys(reply=True)
+    )
+
+    @field_validator("attributes")
+    @classmethod
+    def _known(cls, attributes: dict[str, Any]) -> dict[str, Any]:
+        _check_reply_attributes(attributes, generate_ok=False)
+        return attributes
+
+
+class AccountingStep(_Model):
+    name: str | None = Field(None, description="shown in the journal; default accounting-N")
+    match: AccountingMatch = AccountingMatch()
+    reply: AccountingReply | None = None
+    drop: bool = Field(False, description="no Accounting-Response (the NAS will retry)")
+    delay: float = Field(0.0, ge=0, le=3600, description="seconds before replying (scaled)")
+    times: Times = Field(None, description="as for steps; every request is an exchange")
+
+    @field_validator("times")
+    @classmethod
+    def _positive(cls, value: Times) -> Times:
+        return _positive(value)
+
+    @model_validator(mode="after")
+    def _one_action(self) -> AccountingStep:
+        if self.drop == (self.reply is not None):
+            raise ValueError("give exactly one of reply and drop: true")
+        return self
+
+
 class Scenario(_Model):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    secret: str = Field(min_length=1)
-    require_message_authenticator: bool = True
-    users: list[str] = []
-    on_mismatch: Reply = Reply(code="Access-Reject")
+    secret: str = Field(min_length=1, description="the shared secret")
+    require_message_authenticator: bool = Field(
+        True, description="false: accept Access-Requests without a Message-Authenticator"
+    )
+    users: list[str] = Field([], description="requests from these User-Names use this scenario")
+    on_mismatch: OnMismatch = OnMismatch(code="Access-Reject")
     steps: list[Step] = Field(min_length=1)
+    accounting: list[AccountingStep] | None = Field(
+        None,
+        description="how Accounting-Requests are answered; omitted: an empty "
+        "Accounting-Response to every one",
+    )
     # What the scenario should produce through the reference server (HTTP calls, statuses,
     # fields). The mock ignores it; the end-to-end suite (tests/e2e_spec.py) reads it.
-    end_to_end: dict[str, Any] | None = None
+    end_to_end: dict[str, Any] | None = Field(
+        None, description="read by the project's end-to-end tests; the mock ignores it"
+    )
 
     def step_name(self, index: int) -> str:
         return self.steps[index].name or f"step-{index + 1}"
+
+    def accounting_step_name(self, index: int) -> str:
+        steps = self.accounting or []
+        return steps[index].name or f"accounting-{index + 1}"
+
+
+def json_schema() -> dict[str, Any]:
+    """The scenario format as JSON Schema (draft 2020-12), for editors and other tools."""
+    schema = Scenario.model_json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "mock-radius scenario",
+        "description": "A script the mock RADIUS server replays (docs/scenarios.md).",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
 
 
 def _positions(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
@@ -266,7 +440,7 @@ def load_scenarios(location: Path) -> list[Scenario]:
     """Every scenario of a file or a folder; all errors of all files in one ScenarioError."""
     files = scenario_files(location)
     if not files:
-        raise ScenarioError(f"{location}: no scenario files (*.yaml)")
+        raise ScenarioError(f"{location}: no scenario files (*.yaml, *.yml)")
     scenarios: list[Scenario] = []
     problems: list[str] = []
     for file in files:

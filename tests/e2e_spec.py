@@ -1,10 +1,20 @@
 """The ``endToEnd`` block of a scenario file: the HTTP exchange the scenario should produce
 through the reference server, and what the mock should have received. Read by
-tests/test_e2e_radius.py; the mock itself ignores the block."""
+tests/test_e2e_radius.py; the mock itself ignores the block.
+
+Timing: ``minSeconds`` is a plain lower bound (a reply cannot come before its scripted delay).
+``maxSeconds`` is compared with a reference measured in the same run, not taken as absolute:
+a call may take ``maxSeconds`` plus ``SLACK`` times the time the case's own login took, so a
+loaded machine stretches the bound as much as it stretches the server.
+
+``{call: login}`` logs in again (a new token, a new RADIUS exchange), so a case can show that
+a second login behaves like the first.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import httpx
@@ -12,7 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tests.conftest import ACCEPT
 
+SLACK = 10.0
 PATHS = {
+    "login": ("POST", "/admin/authentication"),
     "initialize": ("POST", "/admin/authentication/otp/initialize"),
     "otp": ("POST", "/admin/authentication/otp"),
     "authorization": ("GET", "/admin/authorization"),
@@ -24,9 +36,9 @@ class _Model(BaseModel):
 
 
 class Call(_Model):
-    call: Literal["initialize", "otp", "authorization"]
+    call: Literal["login", "initialize", "otp", "authorization"]
     body: dict[str, Any] | None = None
-    status: int
+    status: int = 200
     json_: dict[str, Any] = Field(default_factory=dict, alias="json")
     has: list[str] = []
     lacks: list[str] = []
@@ -39,6 +51,7 @@ class JournalEntry(_Model):
     outcome: str | None = None
     authType: str | None = None
     stateEchoed: bool = False
+    datagrams: int | None = None  # how many copies of the reply the mock sent
 
 
 class Case(_Model):
@@ -89,11 +102,21 @@ def _substitute(value: Any, variables: dict[str, str]) -> Any:
 
 
 def run_calls(
-    client: httpx.Client, url: str, token: str, case: Case, variables: dict[str, str]
+    client: httpx.Client,
+    url: str,
+    login: Callable[[], tuple[str, float]],
+    case: Case,
+    variables: dict[str, str],
 ) -> list[str]:
-    """Perform the calls; return every difference from what the case expects."""
+    """Log in, perform the calls; return every difference from what the case expects."""
     problems: list[str] = []
+    token, reference = login()
     for index, call in enumerate(case.calls):
+        where = f"call {index + 1} ({call.call})"
+        if call.call == "login":
+            token, reference = login()
+            variables.pop("state", None)
+            continue
         method, path = PATHS[call.call]
         body = _substitute(call.body, variables)
         started = time.monotonic()
@@ -104,7 +127,6 @@ def run_calls(
             json=body,
         )
         elapsed = time.monotonic() - started
-        where = f"call {index + 1} ({call.call})"
         if response.status_code != call.status:
             problems.append(f"{where}: status {response.status_code}, expected {call.status}: "
                             f"{response.text}")  # fmt: skip
@@ -115,8 +137,11 @@ def run_calls(
         problems += [f"{where}: {k} should be absent" for k in call.lacks if k in data]
         if call.minSeconds is not None and elapsed < call.minSeconds:
             problems.append(f"{where}: answered after {elapsed:.2f} s, before {call.minSeconds}")
-        if call.maxSeconds is not None and elapsed > call.maxSeconds:
-            problems.append(f"{where}: answered after {elapsed:.2f} s, after {call.maxSeconds}")
+        if call.maxSeconds is not None and elapsed > call.maxSeconds + SLACK * reference:
+            problems.append(
+                f"{where}: answered after {elapsed:.2f} s, more than {call.maxSeconds} s + "
+                f"{SLACK:g} x the login's {reference:.3f} s"
+            )
         if "state" in data:
             variables["state"] = data["state"]
         if "token" in data:
@@ -156,5 +181,8 @@ def check_journal(entries: list[dict[str, Any]], case: Case) -> list[str]:
         if not expected.stateEchoed and sent_state is not None:
             problems.append(f"{where}: unexpected State {sent_state}")
         reply = entry.get("reply") or {}
+        if expected.datagrams is not None and reply.get("datagrams") != expected.datagrams:
+            problems.append(f"{where}: {reply.get('datagrams')} reply datagrams, expected "
+                            f"{expected.datagrams}")  # fmt: skip
         previous_state = reply.get("attributes", {}).get("State", [None])[0]
     return problems

@@ -1,7 +1,15 @@
-"""A small, strict RADIUS test client on pyrad packets and a plain UDP socket."""
+"""A small, strict RADIUS test client on pyrad packets and a plain UDP socket.
+
+pyrad computes and checks the Message-Authenticator in the server, the mock's tests and the
+test client alike, so a pyrad bug could hide in all of them. ``rfc_reply_problems`` checks a
+reply again with code written here from the RFCs (no pyrad), and ``Exchange.reply`` insists
+that both agree.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
 import subprocess
 import time
@@ -12,22 +20,87 @@ from pyrad import packet as rp
 from mock_radius.scenario import dictionary
 
 
+def rfc_reply_problems(reply: bytes, request: bytes, secret: bytes) -> list[str]:
+    """What is wrong with ``reply`` as an answer to ``request``, by the RFCs alone.
+
+    RFC 2865 section 3: Length covers the packet; the Response Authenticator is
+    MD5(Code + Identifier + Length + Request Authenticator + Attributes + Secret).
+    RFC 3579 section 3.2: the Message-Authenticator is HMAC-MD5 keyed with the secret over the
+    packet with the Request Authenticator in the Authenticator field and the
+    Message-Authenticator's 16 octets set to zero. (For an Accounting-Response the Request
+    Authenticator is the one the Accounting-Request carried, RFC 2866 section 3.)"""
+    problems: list[str] = []
+    if len(reply) < 20:
+        return [f"{len(reply)} octets: shorter than a header"]
+    length = reply[2] * 256 + reply[3]
+    if length != len(reply):
+        problems.append(f"Length field {length}, datagram {len(reply)} octets")
+        return problems
+    if reply[1] != request[1]:
+        problems.append(f"identifier {reply[1]}, request {request[1]}")
+    request_authenticator = request[4:20]
+    digest = hashlib.md5(reply[:4] + request_authenticator + reply[20:] + secret).digest()
+    if digest != reply[4:20]:
+        problems.append("Response Authenticator does not verify")
+    position, found = 20, []
+    while position < length:
+        if position + 2 > length or reply[position + 1] < 2:
+            problems.append(f"attribute framing broken at octet {position}")
+            return problems
+        kind, size = reply[position], reply[position + 1]
+        if kind == 80:
+            found.append(position)
+        position += size
+    if position != length:
+        problems.append("attributes overrun the packet")
+    if len(found) > 1:
+        problems.append("more than one Message-Authenticator")
+    for start in found[:1]:
+        if reply[start + 1] != 18:
+            problems.append("Message-Authenticator of the wrong length")
+            continue
+        zeroed = (reply[:4] + request_authenticator + reply[20 : start + 2] + bytes(16)
+                  + reply[start + 18 :])  # fmt: skip
+        mac = hmac.new(secret, zeroed, hashlib.md5).digest()
+        if mac != reply[start + 2 : start + 18]:
+            problems.append("Message-Authenticator does not verify")
+    return problems
+
+
 @dataclass
 class Exchange:
     request: rp.AuthPacket
     datagrams: list[bytes] = field(default_factory=list)
     elapsed: float = 0.0
+    raw_request: bytes | None = None  # the octets sent
 
     def reply(self, enforce_ma: bool = True) -> rp.AuthPacket | None:
-        """The first datagram that decodes and verifies against the request, else None."""
+        """The first datagram that decodes and verifies against the request, else None.
+        pyrad's verdict and the RFC check of this module must agree."""
+        sent = self.request.RequestPacket() if self.raw_request is None else self.raw_request
         for raw in self.datagrams:
+            problems = rfc_reply_problems(raw, sent, self.request.secret)
+            if enforce_ma and not any(raw[i] == 80 for i in _attribute_offsets(raw)):
+                problems.append("no Message-Authenticator")
             try:
                 reply = rp.AuthPacket(packet=raw, secret=self.request.secret, dict=dictionary())
+                valid = self.request.VerifyReply(reply, raw, enforce_ma=enforce_ma)
             except Exception:
-                continue
-            if self.request.VerifyReply(reply, raw, enforce_ma=enforce_ma):
+                valid = False
+            assert valid == (not problems), (
+                f"pyrad says {'valid' if valid else 'invalid'}, the RFC check says {problems}"
+            )
+            if valid:
                 return reply
         return None
+
+
+def _attribute_offsets(raw: bytes) -> list[int]:
+    offsets, position = [], 20
+    while position + 2 <= len(raw) and raw[position + 1] >= 2:
+        offsets.append(position)
+        position += raw[position + 1]
+    return offsets
 
 
 def build_request(
@@ -75,10 +148,10 @@ def send(
     """Send once and collect up to ``expect`` datagrams until ``timeout``."""
     own = sock is None
     udp = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    exchange = Exchange(request)
+    exchange = Exchange(request, raw_request=request.RequestPacket())
     started = time.monotonic()
     try:
-        udp.sendto(request.RequestPacket(), address)
+        udp.sendto(exchange.raw_request, address)
         deadline = started + timeout
         while len(exchange.datagrams) < expect:
             remaining = deadline - time.monotonic()
@@ -110,7 +183,11 @@ class RadclientResult:
         return None
 
     def attribute(self, name: str) -> str | None:
-        for line in self.output.splitlines():
+        """The attribute's value in the reply (radclient -x prints the request first)."""
+        received = self.output.split("\nReceived ", 1)
+        if len(received) < 2:
+            return None
+        for line in received[1].splitlines()[1:]:
             stripped = line.strip()
             if stripped.startswith(f"{name} = "):
                 return stripped.split(" = ", 1)[1].strip('"')
@@ -124,17 +201,20 @@ def radclient(
     *,
     timeout: float = 2.0,
     retries: int = 1,
+    command: str = "auth",
 ) -> RadclientResult:
     """FreeRADIUS's own radclient: a client that shares no code with this project.
 
-    ``retries`` counts sends (radclient refuses 0)."""
+    ``command`` is auth, acct or status; ``retries`` counts sends (radclient refuses 0).
+    radclient adds a Message-Authenticator only when asked (``Message-Authenticator = 0x00``),
+    also to Status-Server."""
     assert retries >= 1
     pairs = ", ".join(f"{name} = {value}" for name, value in attributes.items())
     started = time.monotonic()
     result = subprocess.run(
         [
             "radclient", "-x", "-t", str(timeout), "-r", str(retries),
-            f"{address[0]}:{address[1]}", "auth", secret,
+            f"{address[0]}:{address[1]}", command, secret,
         ],
         input=pairs + "\n",
         capture_output=True,
@@ -142,5 +222,5 @@ def radclient(
         timeout=timeout * (retries + 1) + 10,
     )  # fmt: skip
     output = result.stdout + result.stderr
-    assert "Sent Access-Request" in output, output  # it really ran and sent something
+    assert "Sent " in output, output  # it really ran and sent something
     return RadclientResult(result.returncode, output, time.monotonic() - started)

@@ -1,8 +1,14 @@
 """End to end: the real server process against the real mock RADIUS process.
 
-Every scenario in scenarios/ carries an ``endToEnd`` block (tests/e2e_spec.py): the HTTP calls
-it should produce through the server, and what the mock should have received. One parametrized
-test runs them all, so adding a scenario file adds a test case (the CI matrix).
+Every scenario the mock loads from scenarios/ carries an ``endToEnd`` block
+(tests/e2e_spec.py): the HTTP calls it should produce through the server, and what the mock
+should have received. One parametrized test runs them all, so adding a scenario file adds a
+test case (the CI matrix).
+
+Order does not matter: each test resets the mock's state for its users and reads the journal
+from a mark taken at its start; the matrix server's providers allow many failed attempts, so
+the failures one case provokes cannot lock out the next; the lockout test has a server of its
+own. ``python3 -m pytest -p random_order --random-order tests/test_e2e_radius.py`` checks.
 """
 
 from __future__ import annotations
@@ -19,14 +25,22 @@ import httpx
 import pytest
 
 from mock_radius.pytest_plugin import MockRadius, start_mock_radius
-from mock_radius.scenario import Scenario, load_scenario
+from mock_radius.scenario import Scenario, load_scenario, scenario_files
 from tests.conftest import ACCEPT, http_call, http_login, server_process, totp_now
 from tests.e2e_spec import EndToEnd, check_journal, run_calls
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-SCENARIO_FILES = sorted(SCENARIOS.glob("*.yaml"))
+SCENARIO_FILES = scenario_files(SCENARIOS)  # exactly the files the mock serves
 RADIUS_TIMEOUT = 2
 TIME_SCALE = 0.1
+# the matrix's cases provoke failures on purpose; a lockout must not leak into the next case
+MATRIX_LOCKOUT = {"maxFailedAttempts": 1000}
+
+
+def journal_mark(mock: MockRadius) -> int:
+    """The journal's last sequence number: read entries after it, without clearing anything."""
+    seq: int = mock.control.health()["journal"]["lastSeq"]
+    return seq
 
 
 def radius_provider(name: str, port: int, secret: str, **overrides: Any) -> dict[str, Any]:
@@ -61,7 +75,8 @@ def e2e_config(scenarios: list[Scenario], port: int, folder: Path) -> dict[str, 
                 "users": [{"username": spec.user, "password": spec.password}],
             }
         )
-        providers.append(radius_provider(scenario.name, port, scenario.secret, **spec.provider))
+        provider = {"lockout": MATRIX_LOCKOUT, **spec.provider}
+        providers.append(radius_provider(scenario.name, port, scenario.secret, **provider))
     return {
         "storage": {"url": "sqlite:///./e2e.db", "encryptionKeyFile": "./e2e.key"},
         "identityProviders": idps,
@@ -95,15 +110,33 @@ def test_scenario_through_the_server(
     spec = EndToEnd.model_validate(scenario.end_to_end)
     problems: list[str] = []
     with httpx.Client(timeout=30) as client:
+
+        def login() -> tuple[str, float]:
+            started = time.monotonic()
+            token = http_login(client, server_url, scenario.name, spec.user, spec.password)
+            return token, time.monotonic() - started
+
         for case in spec.cases:
             mock.control.reset(spec.user)
-            mock.control.clear_journal()
-            token = http_login(client, server_url, scenario.name, spec.user, spec.password)
+            mark = journal_mark(mock)
             variables = {"port": str(mock.port)}
-            found = run_calls(client, server_url, token, case, variables)
-            found += check_journal(mock.control.journal(user=spec.user), case)
+            found = run_calls(client, server_url, login, case, variables)
+            found += check_journal(mock.control.journal(user=spec.user, since=mark), case)
             problems += [f"{case.name}: {p}" for p in found]
     assert not problems, "\n".join(problems)
+
+
+def test_the_matrix_covers_every_file_the_mock_loads(
+    mock: MockRadius, mock_radius_factory: Any, tmp_path: Path
+) -> None:
+    """A .yml scenario is served like a .yaml one, so it is tested like one."""
+    (tmp_path / "a.yaml").write_text("name: a\nsecret: s\nsteps: [{drop: true}]\n")
+    (tmp_path / "b.yml").write_text("name: b\nsecret: s\nsteps: [{drop: true}]\n")
+    (tmp_path / "notes.txt").write_text("not a scenario")
+    served = mock_radius_factory(tmp_path).control.scenarios()["scenarios"]
+    assert [s["name"] for s in served] == [load_scenario(f).name for f in scenario_files(tmp_path)]
+    shipped = {s["name"] for s in mock.control.scenarios()["scenarios"]}
+    assert shipped == {load_scenario(f).name for f in SCENARIO_FILES}
 
 
 # Beyond the scenario files
@@ -168,34 +201,41 @@ def test_failover_to_the_second_hostname(mock: MockRadius, tmp_path: Path) -> No
             "mfaProviders": [provider],
         }  # fmt: skip
         mock.control.reset("olga")
-        mock.control.clear_journal()
+        mark = journal_mark(mock)
         with server_process(config, tmp_path) as url, httpx.Client(timeout=10) as client:
             token = http_login(client, url, "corp", "olga", "p")
             started = time.monotonic()
             response = http_call(client, url, OTP, token, {"otp": "654321"})
             elapsed = time.monotonic() - started
     assert response.status_code == 200, response.text
-    assert RADIUS_TIMEOUT / 2 <= elapsed < RADIUS_TIMEOUT + 1  # waited out the first host's share
-    assert [e["step"] for e in mock.control.journal(user="olga")] == ["right-code"]
+    assert elapsed >= RADIUS_TIMEOUT / 2  # waited out the first host's share, then asked the next
+    assert [e["step"] for e in mock.control.journal(user="olga", since=mark)] == ["right-code"]
 
 
-def test_lockout_applies_to_radius_users(mock: MockRadius, server_url: str) -> None:
-    with httpx.Client(timeout=10) as client:
+def test_lockout_applies_to_radius_users(mock: MockRadius, tmp_path: Path) -> None:
+    provider = radius_provider("one-factor", mock.port, "testing123", mode="OneFactor")
+    config = {
+        "storage": {"url": "sqlite:///./l.db", "encryptionKeyFile": "./l.key"},
+        "identityProviders": [{"name": "one-factor", "mfaProvider": "one-factor",
+                               "users": [{"username": "olga", "password": "olga-pass"}]}],
+        "mfaProviders": [provider],
+    }  # fmt: skip
+    with server_process(config, tmp_path) as url, httpx.Client(timeout=10) as client:
         for attempt in range(5):
             mock.control.reset("olga")
-            token = http_login(client, server_url, "one-factor", "olga", "olga-pass")
-            response = http_call(client, server_url, OTP, token, {"otp": "000000"})
+            token = http_login(client, url, "one-factor", "olga", "olga-pass")
+            response = http_call(client, url, OTP, token, {"otp": "000000"})
             assert response.status_code == 401, attempt
-        mock.control.clear_journal()
-        token = http_login(client, server_url, "one-factor", "olga", "olga-pass")
-        locked = http_call(client, server_url, OTP, token, {"otp": "654321"})
+        mark = journal_mark(mock)
+        token = http_login(client, url, "one-factor", "olga", "olga-pass")
+        locked = http_call(client, url, OTP, token, {"otp": "654321"})
     assert locked.json()["reason"] == "Too many failed attempts. Try again later."
-    assert mock.control.journal(user="olga") == []  # locked: RADIUS was not even asked
+    assert mock.control.journal(user="olga", since=mark) == []  # locked: RADIUS was not asked
 
 
 def test_a_retried_push_joins_the_one_in_flight(mock: MockRadius, server_url: str) -> None:
     mock.control.reset("paula")
-    mock.control.clear_journal()
+    mark = journal_mark(mock)
 
     async def both() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=10) as client:
@@ -218,7 +258,7 @@ def test_a_retried_push_joins_the_one_in_flight(mock: MockRadius, server_url: st
     first, second = asyncio.run(both())
     assert first.status_code == second.status_code == 200
     assert first.json()["token"] == second.json()["token"]
-    requests = [e for e in mock.control.journal(user="paula")
+    requests = [e for e in mock.control.journal(user="paula", since=mark)
                 if not e["outcome"].startswith("retransmission")]  # fmt: skip
     assert len(requests) == 1  # one Access-Request, one prompt on the phone
 
@@ -226,10 +266,13 @@ def test_a_retried_push_joins_the_one_in_flight(mock: MockRadius, server_url: st
 def test_fifty_pushes_wait_together_and_totp_stays_fast(
     mock_radius_factory: Any, tmp_path: Path
 ) -> None:
+    """While 50 pushes wait on the phone, AlreadySeeded initializes are answered: all of them
+    before the first push answer. No absolute timing: the order of events is the evidence,
+    with the pushes seen waiting together at the mock."""
     scenario = tmp_path / "push-many.yaml"
     scenario.write_text(
         "name: push-many\nsecret: testing123\nsteps:\n"
-        "  - {times: always, delay: 2, match: {password: push-secret}, "
+        "  - {times: always, delay: 4, match: {password: push-secret}, "
         "reply: {code: Access-Accept}}\n"
     )
     radius = mock_radius_factory(scenario)
@@ -243,7 +286,7 @@ def test_fifty_pushes_wait_together_and_totp_stays_fast(
         ],
         "mfaProviders": [
             radius_provider("push", radius.port, "testing123", mode="Push",
-                            challengeSharedSecret="push-secret", timeout=6),
+                            challengeSharedSecret="push-secret", timeout=20),
             {"name": "builtin", "type": "DefaultTimeBased"},
         ],
     }  # fmt: skip
@@ -258,43 +301,47 @@ def test_fifty_pushes_wait_together_and_totp_stays_fast(
                 == 200
             )
             alice = http_login(client, url, "local", "alice", "alice-pass")
+            tokens = [http_login(client, url, "push", u["username"], "pw") for u in users]
 
-        async def push(client: httpx.AsyncClient, user: str) -> int:
-            token = (await client.post(
-                url + "/admin/authentication", headers=ACCEPT,
-                json={"providerName": "push", "username": user, "password": "pw",
-                      "deviceId": "4c07bc67-57ea-42dd-b702-c2d6c45419fc"},
-            )).json()["token"]  # fmt: skip
+        async def push(client: httpx.AsyncClient, token: str) -> tuple[int, float]:
             response = await client.post(
                 url + "/admin/authentication/otp",
                 headers={**ACCEPT, "Authorization": f"Bearer {token}"},
                 json={"otp": "x"},
             )
-            return response.status_code
+            return response.status_code, time.monotonic()
 
-        async def fast_initializes(client: httpx.AsyncClient) -> list[float]:
-            await asyncio.sleep(0.5)  # let the pushes be in flight first
-            timings = []
+        async def all_waiting() -> int:
+            """Wait (bounded) until the mock holds every push's reply back at once."""
+            deadline = time.monotonic() + 20
+            pending = 0
+            while time.monotonic() < deadline:
+                pending = radius.control.health()["pending"]
+                if pending == len(users):
+                    break
+                await asyncio.sleep(0.02)
+            return pending
+
+        async def initializes(client: httpx.AsyncClient) -> list[float]:
+            done = []
             for _ in range(10):
-                started = time.monotonic()
                 response = await client.post(
                     url + "/admin/authentication/otp/initialize",
                     headers={**ACCEPT, "Authorization": f"Bearer {alice}"},
                 )
                 assert response.json() == {"type": "AlreadySeeded"}
-                timings.append(time.monotonic() - started)
-            return timings
+                done.append(time.monotonic())
+            return done
 
-        async def everything() -> tuple[list[int], list[float], float]:
+        async def everything() -> tuple[list[tuple[int, float]], int, list[float]]:
             limits = httpx.Limits(max_connections=100)
-            async with httpx.AsyncClient(timeout=20, limits=limits) as client:
-                started = time.monotonic()
-                pushes = asyncio.gather(*(push(client, u["username"]) for u in users))
-                timings = await fast_initializes(client)
-                statuses = await pushes
-                return statuses, timings, time.monotonic() - started
+            async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+                pushes = asyncio.gather(*(push(client, t) for t in tokens))
+                waiting = await all_waiting()
+                done = await initializes(client)
+                return await pushes, waiting, done
 
-        statuses, timings, elapsed = asyncio.run(everything())
-    assert statuses == [200] * 50
-    assert 2.0 <= elapsed < 5.0  # about the 2 s delay, not 50 times it
-    assert max(timings) < 0.5  # AlreadySeeded stays fast while 50 pushes wait
+        answers, waiting, initialized = asyncio.run(everything())
+    assert [status for status, _ in answers] == [200] * 50
+    assert waiting == 50  # the 50 pushes waited together, not one after another
+    assert max(initialized) < min(at for _, at in answers)  # none queued behind a push

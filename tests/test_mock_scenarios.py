@@ -156,7 +156,7 @@ def test_each_fault_breaks_exactly_one_thing(mock: MockRadius) -> None:
 
 
 def test_duplicate_reply(mock: MockRadius) -> None:
-    request = build_request(SECRET, "fault-dup", "x")
+    request = build_request(SECRET, "fault-dup", "123456")
     exchange = send(mock.address, request, expect=2)
     assert len(exchange.datagrams) == 2
     assert exchange.datagrams[0] == exchange.datagrams[1]
@@ -233,5 +233,5 @@ def test_radclient_without_message_authenticator_is_rejected(mock: MockRadius) -
     ],
 )
 def test_radclient_sees_the_faults(mock: MockRadius, user: str, accepted: bool) -> None:
-    received, _ = _rad(mock, user, "x", timeout=0.5, retries=1)
+    received, _ = _rad(mock, user, "123456", timeout=0.5, retries=1)
     assert (received == "Access-Accept") is accepted

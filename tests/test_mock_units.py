@@ -1,5 +1,6 @@
-"""Unit tests of the mock's parts: scenario loading, the engine, packets, the protocol object
-driven without a network (Twisted's task.Clock as reactor, a list as transport)."""
+"""Unit tests of the mock's parts: scenario loading, and the protocol object driven without a
+network (Twisted's task.Clock as reactor, a list as transport). The script rules are in
+test_mock_engine.py, the wire format in test_mock_wire.py."""
 
 from __future__ import annotations
 
@@ -13,105 +14,23 @@ from hypothesis import strategies as st
 from pyrad import packet as rp
 from twisted.internet.task import Clock
 
-from mock_radius import packets
-from mock_radius.engine import Engine, UnknownScenario
+from mock_radius import wire
+from mock_radius.engine import Engine
 from mock_radius.journal import Journal
-from mock_radius.matching import RequestView
 from mock_radius.protocol import MockRadiusProtocol
-from mock_radius.scenario import ScenarioError, load_scenarios, parse_scenario
+from mock_radius.scenario import ScenarioError, load_scenarios, parse_scenario, scenario_files
 from tests.radius_client import build_request
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 LOADED = load_scenarios(SCENARIOS)
 
 
-def view(user: str, password: str | None = None, state: bytes | None = None) -> RequestView:
-    return RequestView(
-        user_name=user,
-        state=state,
-        message_authenticator=True,
-        password_matches=lambda clear: clear == password,
-        auth_type="PAP",
-    )
-
-
-@pytest.fixture
-def engine() -> Engine:
-    return Engine(LOADED)
-
-
 def test_all_shipped_scenarios_load() -> None:
     names = {s.name for s in load_scenarios(SCENARIOS)}
     assert {"challenge", "push", "push-password", "timeout", "reject", "one-factor"} <= names
     assert len([n for n in names if n.startswith("fault-")]) == 7
-    for path in SCENARIOS.glob("*.yaml"):
+    for path in scenario_files(SCENARIOS):
         assert path.read_text().startswith("# "), f"{path.name} needs a comment on what it shows"
-
-
-def test_engine_challenge(engine: Engine) -> None:
-    scenario = engine.scenario_for("carol")
-    assert scenario is not None and scenario.name == "challenge"
-    first = engine.decide(scenario, view("carol", "carol-pass"))
-    assert first.code == rp.AccessChallenge and first.issued_state is not None
-    assert dict(first.attributes)["Reply-Message"] == "Enter the code shown on your token"
-    second = engine.decide(scenario, view("carol", "123456", first.issued_state))
-    assert (second.step, second.code) == ("right-code", rp.AccessAccept)
-    # the script is over: the next request starts again at the first step
-    again = engine.decide(scenario, view("carol", "carol-pass"))
-    assert again.step == "challenge"
-    assert again.issued_state != first.issued_state
-
-
-def test_states_are_deterministic() -> None:
-    def states() -> list[bytes | None]:
-        engine = Engine(load_scenarios(SCENARIOS))
-        scenario = engine.scenarios["challenge"]
-        return [engine.decide(scenario, view("carol", "carol-pass")).issued_state for _ in range(2)]
-
-    first_run = states()
-    assert first_run == states()  # same requests, same States
-    assert first_run[0] != first_run[1]  # but each exchange gets a new one
-
-
-def test_sessions_are_per_user(engine: Engine) -> None:
-    scenario = engine.scenarios["one-factor"]
-    assert engine.decide(scenario, view("olga", "654321")).step == "right-code"
-    assert engine.decide(scenario, view("someone", "654321")).step == "wrong-code"
-
-
-def test_mismatch_names_the_closest_step(engine: Engine) -> None:
-    scenario = engine.scenarios["challenge"]
-    decision = engine.decide(scenario, view("carol", "wrong-pass"))
-    assert decision.step is None and decision.code == rp.AccessReject
-    assert decision.near_miss is not None
-    assert decision.near_miss.step == "challenge" and decision.near_miss.failed == ("password",)
-    assert dict(decision.attributes)["Reply-Message"] == (
-        "mock-radius: no step of challenge matches (closest step 'challenge' failed on password)"
-    )
-
-
-def test_times_and_always() -> None:
-    scenario = parse_scenario(
-        "name: t\nsecret: s\nsteps:\n"
-        "  - {name: twice, times: 2, reply: {code: Access-Reject}}\n"
-        "  - {name: then, times: always, reply: {code: Access-Accept}}\n",
-        "t.yaml",
-    )
-    engine = Engine([scenario])
-    steps = [engine.decide(scenario, view("u")).step for _ in range(4)]
-    assert steps == ["twice", "twice", "then", "then"]
-
-
-def test_routing_and_activation(engine: Engine) -> None:
-    assert engine.scenario_for("nobody") is None
-    engine.activate("reject")
-    assert engine.scenario_for("nobody").name == "reject"  # type: ignore[union-attr]
-    engine.activate("timeout", "carol")
-    assert engine.scenario_for("carol").name == "timeout"  # type: ignore[union-attr]
-    engine.activate(None, "carol")
-    assert engine.scenario_for("carol").name == "challenge"  # type: ignore[union-attr]
-    with pytest.raises(UnknownScenario):
-        engine.activate("nope")
 
 
 @pytest.mark.parametrize(
@@ -167,6 +86,7 @@ def test_generated_scenario_files_load_or_fail_clearly(data: Any) -> None:
         assert str(exc).startswith("gen.yaml:")
     else:
         assert scenario.steps
+        Engine([scenario])  # what loads can be served: replies encode, conditions compile
 
 
 @settings(max_examples=300, deadline=None)
@@ -248,7 +168,7 @@ def test_resign_makes_a_changed_reply_valid_again() -> None:
     reply.code = rp.AccessAccept
     raw = bytearray(reply.ReplyPacket())
     raw[1] = (raw[1] + 1) % 256
-    fixed = packets.resign(bytes(raw), request.authenticator, b"s", fix_ma=True)
+    fixed = wire.resign(bytes(raw), request.authenticator, b"s", fix_ma=True)
     decoded = rp.AuthPacket(packet=fixed, secret=b"s")
     assert decoded.verify_message_authenticator(
         original_authenticator=request.authenticator, original_code=rp.AccessRequest

@@ -17,7 +17,7 @@ from pyrad import packet as rp
 from mock_radius.pytest_plugin import MockRadius
 from mock_radius.scenario import load_scenario
 from tests.conftest import wait_for_json_line
-from tests.radius_client import build_request, send
+from tests.radius_client import build_request, radclient, send
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SECRET = "testing123"
@@ -38,12 +38,21 @@ def _recorder(
     return process, ("127.0.0.1", ready["port"])
 
 
-def _flow(address: tuple[str, int]) -> list[dict[str, Any]]:
-    """A challenge round trip (PAP), a delayed push (CHAP), a timeout; what the client saw."""
+def _flow(
+    address: tuple[str, int], chap: dict[str, rp.AuthPacket] | None = None
+) -> list[dict[str, Any]]:
+    """A challenge round trip (PAP), a delayed push (CHAP), a timeout; what the client saw.
+    CHAP requests are kept in ``chap`` and sent again byte for byte on replay: a recording
+    matches a CHAP step by its exact CHAP-Password and challenge."""
     seen: list[dict[str, Any]] = []
+    chap = {} if chap is None else chap
 
     def ask(user: str, password: str, **options: Any) -> rp.AuthPacket | None:
-        exchange = send(address, build_request(SECRET, user, password, **options), timeout=1.5)
+        if options.get("chap"):
+            request = chap.setdefault(user, build_request(SECRET, user, password, **options))
+        else:
+            request = build_request(SECRET, user, password, **options)
+        exchange = send(address, request, timeout=1.5)
         reply = exchange.reply()
         seen.append({
             "user": user,
@@ -71,7 +80,8 @@ def test_record_then_replay_gives_the_same_replies(
     upstream = mock_radius_factory(SCENARIOS, time_scale=0.2)  # push delay 0.4 s
     out = tmp_path / "recorded.yaml"
     recorder, address = _recorder(upstream, out, "--keep-timing")
-    live = _flow(address)
+    chap: dict[str, rp.AuthPacket] = {}
+    live = _flow(address, chap)
     recorder.send_signal(signal.SIGTERM)
     stdout, stderr = recorder.communicate(timeout=10)
     assert recorder.returncode == 0, stderr
@@ -91,13 +101,83 @@ def test_record_then_replay_gives_the_same_replies(
     assert check.returncode == 0
 
     replay = mock_radius_factory(out)
-    replayed = _flow(replay.address)
+    replayed = _flow(replay.address, chap)
     for before, after in zip(live, replayed, strict=True):
         assert (after["user"], after["code"], after["attributes"]) == (
             before["user"], before["code"], before["attributes"],
         )  # fmt: skip
     push_live, push_replay = live[2]["elapsed"], replayed[2]["elapsed"]
-    assert push_live >= 0.4 and abs(push_replay - push_live) < 0.2
+    assert push_live >= 0.4 and push_replay >= 0.4  # the observed delay is replayed
+    # the CHAP step holds the recorded exchange, not "any password"
+    replay.control.reset()
+    other = send(replay.address, build_request(SECRET, "paula", "guess", chap=True)).reply()
+    assert other is not None and other.code == rp.AccessReject
+    assert replay.control.journal()[-1]["nearMiss"]["failed"] == ["chap"]
+    assert "challenge:" in text and "response:" in text
+
+
+# (user, password, send the State of the previous reply): 24 exchanges over the shipped
+# scenarios, repeated logins and wrong answers included
+RADCLIENT_FLOW = [
+    ("carol", "carol-pass", False), ("carol", "123456", True),
+    ("carol", "carol-pass", False), ("carol", "000000", True),
+    ("carol", "carol-pass", False), ("carol", "123456", True),
+    ("olga", "654321", False), ("olga", "111111", False), ("olga", "654321", False),
+    ("rex", "x", False),
+    ("chris", "chris-pass", False), ("chris", "111111", True), ("chris", "222222", True),
+    ("percy", "percy-pass", False), ("percy", "wrong", False),
+    ("pete", "push-secret", False), ("paula", "push-secret", False), ("tina", "x", False),
+    ("olga", "654321", False), ("olga", "000000", False),
+    ("carol", "carol-pass", False), ("carol", "123456", True),
+    ("rex", "y", False), ("olga", "654321", False),
+]  # fmt: skip
+
+
+def _radclient_flow(address: tuple[str, int]) -> list[tuple[str | None, str | None, str | None]]:
+    """The flow with radclient, which sends no Message-Authenticator unless told to; what it
+    received: (code, Reply-Message, State)."""
+    seen: list[tuple[str | None, str | None, str | None]] = []
+    state: str | None = None
+    for user, password, with_state in RADCLIENT_FLOW:
+        attributes = {"User-Name": user, "User-Password": password}
+        if with_state:
+            assert state is not None
+            attributes["State"] = state
+        result = radclient(address, SECRET, attributes, timeout=1.0)
+        assert "Message-Authenticator" not in result.output.split("Received")[0]
+        state = result.attribute("State")
+        seen.append((result.received(), result.attribute("Reply-Message"), state))
+    return seen
+
+
+def test_record_clients_without_message_authenticator_then_replay(
+    mock_radius_factory: Factory, tmp_path: Path
+) -> None:
+    upstream = mock_radius_factory(SCENARIOS, time_scale=0.1)
+    out = tmp_path / "radclient.yaml"
+    recorder, address = _recorder(upstream, out)
+    live = _radclient_flow(address)
+    recorder.send_signal(signal.SIGINT)
+    _, stderr = recorder.communicate(timeout=10)
+    assert recorder.returncode == 0, stderr
+    assert [code for code, _, _ in live].count(None) == 1  # tina: no answer
+    assert live[1] == ("Access-Accept", "Welcome", None)
+    assert live[3] == ("Access-Reject", "Wrong code", None)
+    assert live[8] == ("Access-Accept", "Welcome", None)  # olga's second right login
+    scenario = load_scenario(out)
+    assert scenario.require_message_authenticator is False  # as observed
+    assert len(scenario.steps) == 24
+
+    replay = mock_radius_factory(out)
+    assert _radclient_flow(replay.address) == live  # codes, Reply-Messages, State chains
+    assert {e["outcome"] for e in replay.control.journal()} == {"matched", "dropped-by-script"}
+    # a State the replay already used is not accepted again, though a later step wants one
+    used = live[0][2]
+    assert used is not None
+    again = radclient(replay.address, SECRET,
+                      {"User-Name": "carol", "User-Password": "123456", "State": used})  # fmt: skip
+    assert again.received() == "Access-Reject"
+    assert replay.control.journal()[-1]["outcome"] == "mismatch"
 
 
 def test_recorded_passwords_must_match_on_replay(

@@ -1,0 +1,377 @@
+"""The wire format and the protocol's strictness, without a network: Twisted's task.Clock as
+reactor and a list as transport. Replies are checked with pyrad and with the RFC check of
+tests/radius_client.py."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import io
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyrad import packet as rp
+from twisted.internet.task import Clock
+
+from mock_radius import wire
+from mock_radius.attributes import dictionary
+from mock_radius.dedup import DuplicateCache, Seen
+from mock_radius.engine import Engine
+from mock_radius.journal import Journal
+from mock_radius.outcome import Outcome
+from mock_radius.protocol import MockRadiusProtocol, Notices
+from mock_radius.scenario import parse_scenario
+from tests.radius_client import build_request, rfc_reply_problems
+
+SECRET = b"s"
+SCENARIO = parse_scenario(
+    """
+name: wire
+secret: s
+steps:
+  - name: slow
+    match: {userName: slow}
+    delay: 2
+    times: always
+    reply: {code: Access-Accept}
+  - name: big
+    match: {userName: big}
+    times: always
+    reply:
+      code: Access-Accept
+      attributes: {Reply-Message: [LONG_X, LONG_Y]}
+  - name: silence
+    match: {userName: silent}
+    drop: true
+    times: always
+  - name: ignoring
+    match: {userName: ignoring}
+    onRetransmit: ignore
+    times: always
+    reply: {code: Access-Reject}
+  - name: anyone
+    times: always
+    reply: {code: Access-Accept, attributes: {Reply-Message: hello}}
+accounting:
+  - {name: stop, match: {attributes: {Acct-Status-Type: Stop}}, drop: true}
+  - {name: other, reply: {attributes: {Reply-Message: noted}}}
+""".replace("LONG_X", "x" * 250).replace("LONG_Y", "y" * 250),
+    "wire.yaml",
+)
+CLIENT = ("127.0.0.1", 5000)
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def write(self, data: bytes, address: Any) -> None:
+        self.sent.append((data, address))
+
+
+def _protocol(**engine_options: Any) -> tuple[MockRadiusProtocol, Clock, _Transport, _Transport]:
+    clock = Clock()
+    protocol = MockRadiusProtocol(
+        Engine([SCENARIO], **engine_options), Journal(), clock, notices=Notices(io.StringIO())
+    )
+    transport, accounting = _Transport(), _Transport()
+    protocol.transport = transport  # type: ignore[assignment]
+    protocol.accounting.transport = accounting  # type: ignore[assignment]
+    return protocol, clock, transport, accounting
+
+
+def _outcomes(protocol: MockRadiusProtocol) -> list[str]:
+    return [e["outcome"] for e in protocol.journal.entries()]
+
+
+# parsing
+
+ATTRIBUTES = st.lists(
+    st.one_of(
+        st.tuples(st.just("User-Name"), st.text(min_size=1, max_size=40)),
+        st.tuples(st.just("NAS-Port"), st.integers(0, 2**32 - 1)),
+        st.tuples(st.just("State"), st.binary(min_size=1, max_size=60)),
+        st.tuples(st.just("Proxy-State"), st.binary(min_size=1, max_size=60)),
+        st.tuples(st.just("Reply-Message"), st.text(min_size=1, max_size=60)),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ATTRIBUTES, st.binary(min_size=1, max_size=20), st.booleans())
+def test_parse_reads_what_pyrad_writes(
+    attributes: list[tuple[str, Any]], secret: bytes, with_ma: bool
+) -> None:
+    packet = rp.AuthPacket(code=rp.AccessRequest, secret=secret, dict=dictionary())
+    packet.authenticator = packet.CreateAuthenticator()
+    for name, value in attributes:
+        if len(value.encode() if isinstance(value, str) else b"") > 253:
+            continue
+        packet.AddAttribute(name, value)
+    if with_ma:
+        packet.add_message_authenticator()
+    raw = packet.RequestPacket()
+    parsed = wire.parse(raw)
+    assert (parsed.code, parsed.id, parsed.authenticator) == (1, packet.id, packet.authenticator)
+    decoded = rp.AuthPacket(packet=raw, secret=secret, dict=dictionary())
+    for code in decoded.keys():  # noqa: SIM118 - pyrad: iteration gives codes
+        if isinstance(code, int):
+            assert parsed.values(code) == decoded[code]
+    expected = wire.VALID if with_ma else wire.ABSENT
+    assert wire.message_authenticator(parsed, secret) == expected
+    if with_ma:
+        assert wire.message_authenticator(parsed, secret + b"x") == wire.INVALID
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=600))
+def test_parse_refuses_junk_with_bad_packet_only(data: bytes) -> None:
+    with contextlib.suppress(wire.BadPacket):
+        wire.parse(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(max_size=60).filter(lambda t: "\0" not in t and len(t.encode()) <= 128),
+    st.binary(min_size=1, max_size=16),
+)
+def test_pap_password_reveals_what_pyrad_hid(password: str, secret: bytes) -> None:
+    packet = rp.AuthPacket(code=rp.AccessRequest, secret=secret, dict=dictionary())
+    packet["User-Password"] = packet.PwCrypt(password)
+    parsed = wire.parse(packet.RequestPacket())
+    assert wire.pap_password(parsed, secret) == password.encode()[:128]
+    assert wire.pap_hide(password.encode(), secret, packet.authenticator) == packet.PwCrypt(
+        password
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=100), st.binary(max_size=300))
+def test_hmac_md5_with_cached_pads_is_hmac_md5(secret: bytes, message: bytes) -> None:
+    assert wire.hmac_md5(secret, message) == hmac.digest(secret, message, "md5")
+
+
+def test_two_message_authenticators_are_malformed() -> None:
+    request = build_request("s", "anyone", "x")
+    raw = bytearray(request.RequestPacket())
+    raw += raw[20:38]  # the Message-Authenticator once more
+    raw[2:4] = len(raw).to_bytes(2, "big")
+    with pytest.raises(wire.BadPacket, match="more than one Message-Authenticator"):
+        wire.parse(bytes(raw))
+    protocol, _clock, transport, _ = _protocol()
+    assert protocol.handle(bytes(raw), CLIENT) is Outcome.DROPPED_MALFORMED
+    assert transport.sent == []
+
+
+def test_packets_over_4096_octets_are_malformed() -> None:
+    request = build_request("s", "anyone", "x")
+    raw = request.RequestPacket()
+    padded = raw + bytes(4100)  # octets past Length are padding: fine
+    assert wire.parse(padded).raw == raw
+    huge = bytearray(raw + bytes([18, 200]) + bytes(198)) * 1
+    for _ in range(20):
+        huge += bytes([18, 200]) + bytes(198)
+    huge[2:4] = len(huge).to_bytes(2, "big")
+    with pytest.raises(wire.BadPacket, match="more than 4096"):
+        wire.parse(bytes(huge))
+
+
+# replies
+
+
+def _verify(reply: bytes, request: rp.AuthPacket, raw_request: bytes) -> rp.AuthPacket:
+    assert rfc_reply_problems(reply, raw_request, request.secret) == []
+    decoded = rp.AuthPacket(packet=reply, secret=request.secret, dict=dictionary())
+    assert request.VerifyReply(decoded, reply, enforce_ma=True)
+    return decoded
+
+
+def test_a_reply_is_signed_and_carries_proxy_states_in_order() -> None:
+    protocol, _clock, transport, _ = _protocol()
+    request = build_request("s", "anyone", "x", proxy_states=[b"one", b"two"])
+    raw = request.RequestPacket()
+    assert protocol.handle(raw, CLIENT) is Outcome.MATCHED
+    reply = _verify(transport.sent[0][0], request, raw)
+    assert reply["Reply-Message"] == ["hello"] and reply["Proxy-State"] == [b"one", b"two"]
+    assert transport.sent[0][0][20:22] == bytes((80, 18))  # Message-Authenticator first
+
+
+def test_a_reply_over_4096_octets_is_not_sent() -> None:
+    protocol, _clock, transport, _ = _protocol()
+    request = build_request("s", "big", "x", proxy_states=[bytes(250)] * 15)
+    raw = request.RequestPacket()
+    assert len(raw) <= wire.MAX_PACKET
+    assert protocol.handle(raw, CLIENT) is Outcome.REPLY_TOO_LONG
+    assert transport.sent == []
+    entry = protocol.journal.entries()[-1]
+    assert entry["error"].startswith("the reply has ") and entry["step"] == "big"
+    assert protocol.handle(raw, CLIENT) is Outcome.RETRANSMISSION_DROPPED
+    assert transport.sent == []
+
+
+def test_retransmissions_during_a_delay_get_one_reply() -> None:
+    protocol, clock, transport, _ = _protocol()
+    request = build_request("s", "slow", "x")
+    raw = request.RequestPacket()
+    assert protocol.handle(raw, CLIENT) is Outcome.MATCHED
+    for _ in range(3):
+        clock.advance(0.5)
+        assert protocol.handle(raw, CLIENT) is Outcome.RETRANSMISSION_PENDING
+    assert transport.sent == []
+    clock.advance(0.5)
+    assert len(transport.sent) == 1
+    _verify(transport.sent[0][0], request, raw)
+    assert protocol.handle(raw, CLIENT) is Outcome.RETRANSMISSION_FROM_CACHE
+    assert [d for d, _ in transport.sent] == [transport.sent[0][0]] * 2
+    first = protocol.journal.entries()[0]
+    assert first["sent"] is not None and first["delay"] == 2
+
+
+def test_on_retransmit_ignore() -> None:
+    protocol, _clock, transport, _ = _protocol()
+    raw = build_request("s", "ignoring", "x").RequestPacket()
+    protocol.handle(raw, CLIENT)
+    assert protocol.handle(raw, CLIENT) is Outcome.RETRANSMISSION_IGNORED
+    assert len(transport.sent) == 1
+
+
+def test_a_dropped_request_does_not_hold_up_the_duplicate_cache() -> None:
+    protocol, clock, _transport, _ = _protocol()
+    protocol.handle(build_request("s", "silent", "x").RequestPacket(), CLIENT)
+    for n in range(50):
+        protocol.handle(build_request("s", f"user{n}", "x").RequestPacket(), CLIENT)
+    assert len(protocol.dedup) == 51
+    clock.advance(31)
+    protocol.handle(build_request("s", "anyone", "x").RequestPacket(), CLIENT)
+    assert len(protocol.dedup) == 1  # everything older than the window is gone
+
+
+def test_the_duplicate_cache_is_bounded() -> None:
+    cache = DuplicateCache(window=30, max_entries=100, max_pending=5)
+    for n in range(1000):
+        cache.answered(n.to_bytes(4, "big"), Seen.ANSWERED, b"reply", now=0)
+    assert len(cache) == 100
+    assert cache.get((999).to_bytes(4, "big"), 0) is not None  # the newest stay
+    pending = [cache.start_pending(b"p%d" % n) for n in range(6)]
+    assert pending[-1] is None and cache.pending == 5  # no room: dropped-overload
+    cache.finish(pending[0], Seen.ANSWERED, b"r", now=1)  # type: ignore[arg-type]
+    assert cache.pending == 4
+
+
+def test_delayed_replies_are_bounded() -> None:
+    protocol, clock, transport, _ = _protocol()
+    protocol.dedup.max_pending = 3
+    outcomes = [protocol.handle(build_request("s", "slow", "x").RequestPacket(), CLIENT)
+                for _ in range(5)]  # fmt: skip
+    assert outcomes == [Outcome.MATCHED] * 3 + [Outcome.DROPPED_OVERLOAD] * 2
+    clock.advance(2)
+    assert len(transport.sent) == 3 and protocol.pending() == 0
+
+
+# Status-Server and accounting
+
+
+def test_status_server_is_answered_with_a_signed_accept_on_the_auth_port() -> None:
+    protocol, _clock, transport, accounting = _protocol()
+    status = rp.AuthPacket(code=rp.StatusServer, secret=SECRET, dict=dictionary())
+    status.authenticator = status.CreateAuthenticator()
+    status.add_message_authenticator()
+    raw = status.RequestPacket()
+    assert protocol.handle(raw, CLIENT) is Outcome.STATUS_SERVER
+    reply = transport.sent[0][0]
+    assert reply[0] == rp.AccessAccept
+    assert rfc_reply_problems(reply, raw, SECRET) == []
+    assert protocol.accounting.handle(raw, CLIENT) is Outcome.STATUS_SERVER
+    assert accounting.sent[0][0][0] == rp.AccountingResponse
+    assert rfc_reply_problems(accounting.sent[0][0], raw, SECRET) == []
+    unsigned = rp.AuthPacket(code=rp.StatusServer, secret=SECRET, dict=dictionary())
+    unsigned.authenticator = unsigned.CreateAuthenticator()
+    assert protocol.handle(unsigned.RequestPacket(), CLIENT) is (
+        Outcome.DROPPED_NO_MESSAGE_AUTHENTICATOR
+    )
+    stranger = rp.AuthPacket(code=rp.StatusServer, secret=b"other", dict=dictionary())
+    stranger.add_message_authenticator()
+    assert protocol.handle(stranger.RequestPacket(), CLIENT) is (
+        Outcome.DROPPED_BAD_MESSAGE_AUTHENTICATOR
+    )
+    assert len(transport.sent) == 1
+
+
+def _accounting(status: str, secret: bytes = SECRET) -> tuple[rp.AcctPacket, bytes]:
+    packet = rp.AcctPacket(secret=secret, dict=dictionary())
+    packet["User-Name"] = "anyone"
+    packet["Acct-Status-Type"] = status
+    packet["Acct-Session-Id"] = "s-1"
+    return packet, packet.RequestPacket()
+
+
+def test_accounting_requests_are_verified_answered_and_scripted() -> None:
+    protocol, _clock, _transport, accounting = _protocol()
+    start, raw = _accounting("Start")
+    assert protocol.accounting.handle(raw, CLIENT) is Outcome.MATCHED
+    reply = accounting.sent[0][0]
+    expected = hashlib.md5(reply[:4] + raw[4:20] + reply[20:] + SECRET).digest()
+    assert reply[4:20] == expected  # RFC 2866 Response Authenticator
+    decoded = rp.AcctPacket(packet=reply, secret=SECRET, dict=dictionary())
+    assert start.VerifyReply(decoded, reply) and decoded["Reply-Message"] == ["noted"]
+    _, stop = _accounting("Stop")
+    assert protocol.accounting.handle(stop, CLIENT) is Outcome.DROPPED_BY_SCRIPT
+    _, forged = _accounting("Start", secret=b"wrong")
+    assert protocol.accounting.handle(forged, CLIENT) is Outcome.DROPPED_BAD_REQUEST_AUTHENTICATOR
+    access = build_request("s", "anyone", "x").RequestPacket()
+    assert protocol.accounting.handle(access, CLIENT) is Outcome.DROPPED_UNSUPPORTED_CODE
+    assert protocol.handle(raw, CLIENT) is Outcome.DROPPED_UNSUPPORTED_CODE
+    assert len(accounting.sent) == 1
+    entry = protocol.journal.entries()[0]
+    assert entry["attributes"]["Acct-Status-Type"] == ["Start"]
+
+
+# the journal
+
+
+def test_junk_keeps_a_summary_only_and_the_journal_stays_within_its_bytes() -> None:
+    protocol, _clock, _transport, _ = _protocol()
+    protocol.journal.max_bytes = 200_000
+    junk = bytes([1, 7, 0x20, 0]) + bytes(8188)  # claims 8192 octets: more than RADIUS allows
+    for _ in range(2000):
+        assert protocol.handle(junk, CLIENT) is Outcome.DROPPED_MALFORMED
+    stats = protocol.journal.stats()
+    assert stats["bytes"] <= 200_000 and stats["evicted"] > 0
+    entry = protocol.journal.entries(limit=1)[0]
+    assert entry["length"] == 8192 and "attributes" not in entry
+    assert set(entry) == {"seq", "time", "source", "outcome", "timeScale", "user", "length",
+                          "error"}  # fmt: skip
+
+
+def test_journal_entries_keep_secrets_masked_and_page() -> None:
+    protocol, _clock, _transport, _ = _protocol()
+    for n in range(30):
+        protocol.handle(build_request("s", f"user{n}", "secret-pass").RequestPacket(), CLIENT)
+    entries = protocol.journal.entries()
+    assert len(entries) == 30
+    assert entries[0]["attributes"]["User-Password"] == ["***"]
+    assert "secret-pass" not in json.dumps(entries)
+    page = protocol.journal.entries(since=entries[9]["seq"], limit=5)
+    assert [e["user"] for e in page] == [f"user{n}" for n in range(10, 15)]
+    assert [e["user"] for e in protocol.journal.entries(user="user29")] == ["user29"]
+
+
+def test_an_unknown_user_is_reported_once() -> None:
+    stream = io.StringIO()
+    protocol = MockRadiusProtocol(
+        Engine([SCENARIO.model_copy(update={"users": ["only-me"]})], active=None),
+        Journal(),
+        Clock(),
+        notices=Notices(stream),
+    )
+    protocol.engine.active = None  # nobody else is covered
+    for _ in range(3):
+        raw = build_request("s", "stranger", "x").RequestPacket()
+        assert protocol.handle(raw, CLIENT) is Outcome.DROPPED_NO_SCENARIO
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines == [{"event": "unknown-user", "user": "stranger", "message": lines[0]["message"]}]
