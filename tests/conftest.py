@@ -156,6 +156,32 @@ def serve_in_thread(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
     return f"http://127.0.0.1:{port}", server, thread
 
 
+class _Lines:
+    """Where the log lines of in-process servers go during the tests (a server process writes
+    to its own stderr): kept, not printed between pytest's captures."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.chunks.append(data)
+        del self.chunks[:-1000]
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_in_process_logs() -> Iterator[_Lines]:
+    from server import logs
+
+    lines = _Lines()
+    previous, logs.SINK._stream = logs.SINK._stream, lines  # type: ignore[assignment]
+    yield lines
+    logs.SINK._stream = previous
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -371,7 +397,7 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
     name = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+        conn.execute(f"CREATE DATABASE {name}")
     yield postgres_server.rsplit("/", 1)[0] + "/" + name
     with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")  # type: ignore[arg-type]
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")

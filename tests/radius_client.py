@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from pyrad import packet as rp
 
-from mock_radius.scenario import dictionary
+from mock_radius.attributes import dictionary
 
 
 def rfc_reply_problems(reply: bytes, request: bytes, secret: bytes) -> list[str]:
@@ -148,10 +148,11 @@ def send(
     """Send once and collect up to ``expect`` datagrams until ``timeout``."""
     own = sock is None
     udp = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    exchange = Exchange(request, raw_request=request.RequestPacket())
+    raw = request.RequestPacket()
+    exchange = Exchange(request, raw_request=raw)
     started = time.monotonic()
     try:
-        udp.sendto(exchange.raw_request, address)
+        udp.sendto(raw, address)
         deadline = started + timeout
         while len(exchange.datagrams) < expect:
             remaining = deadline - time.monotonic()

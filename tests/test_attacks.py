@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -67,9 +67,10 @@ def _events(processes: list[tuple[str, ServerProcess]], *names: str) -> int:
     return sum(len(p.log.events(name)) for _, p in processes for name in names)
 
 
-async def _burst(
-    requests: list[tuple[str, str, dict[str, Any], str | None]],
-) -> list[httpx.Response]:
+Request = tuple[str, str, dict[str, Any], str | None]  # url, path, JSON body, bearer token
+
+
+async def _burst(requests: Sequence[Request]) -> list[httpx.Response]:
     """Send every (url, path, body, token) at once."""
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:

@@ -41,7 +41,7 @@ def test_compose_wires_server_mock_and_postgres() -> None:
         f"{env['POSTGRES_DB']}"
     )
     radius = [p for p in settings.mfa_providers if p.type == "Radius"]
-    assert radius and all(p.hostnames == ["mock-radius"] for p in radius)  # type: ignore[union-attr]
+    assert radius and all(p.hostnames == ["mock-radius"] for p in radius)
 
 
 def test_command_lines_are_accepted_by_the_clis() -> None:

@@ -31,7 +31,7 @@ def test_every_outcome_is_documented_with_its_meaning() -> None:
 
 def test_every_serve_option_is_documented_with_its_default() -> None:
     serve = next(
-        action.choices["serve"]
+        action.choices["serve"]  # type: ignore[index]
         for action in cli._parser()._actions
         if getattr(action, "choices", None) and "serve" in action.choices  # type: ignore[operator]
     )

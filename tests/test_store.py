@@ -290,7 +290,7 @@ async def _execute(url: str, *statements: str) -> None:
 
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             for statement in statements:
-                await conn.execute(statement)  # type: ignore[arg-type]
+                await conn.execute(statement)
 
 
 async def _columns(url: str) -> dict[str, list[str]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -84,6 +84,7 @@ def test_faults_match_in_order_count_down_and_go() -> None:
     assert book.take("GET", "/admin/x") is first
     assert book.take("POST", "/admin/authentication") is second
     assert book.take("POST", "/admin/authentication") is None and book.views() == []
+    assert first is not None and second is not None
     assert (first.summary(), second.method) == ({"id": 1, "status": 503}, "POST")
 
 
@@ -206,10 +207,10 @@ def test_the_start_checks(tmp_path: Path) -> None:
 def test_off_the_app_has_no_test_control_on_it_is_in_front(tmp_path: Path) -> None:
     config = base_config(tmp_path)
     off = create_app(settings_from(config, tmp_path))
-    assert all(m.cls is not TestControlMiddleware for m in off.user_middleware)
+    assert all(cast(object, m.cls) is not TestControlMiddleware for m in off.user_middleware)
     config["server"]["testControl"] = True
     on = create_app(settings_from(config, tmp_path))
-    assert on.user_middleware[0].cls is TestControlMiddleware
+    assert cast(object, on.user_middleware[0].cls) is TestControlMiddleware
 
 
 def test_in_process_the_clock_wraps_the_given_one_and_connection_faults_are_refused(

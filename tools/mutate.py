@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import cast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,10 +151,10 @@ def mutated_source(module: str, index: int) -> str:
         if kind.startswith("compare:"):
             at = int(kind.split(":")[1])
             assert isinstance(node, ast.Compare)
-            node.ops[at] = SWAPS[type(node.ops[at])]()  # type: ignore[assignment]
+            node.ops[at] = cast(ast.cmpop, SWAPS[type(node.ops[at])]())
         elif kind in ("boolop", "binop"):
             assert isinstance(node, ast.BoolOp | ast.BinOp)
-            node.op = SWAPS[type(node.op)]()  # type: ignore[assignment]
+            node.op = SWAPS[type(node.op)]()  # type: ignore[assignment]  # same kind of operator
         elif kind == "not":
             assert isinstance(node, ast.UnaryOp)
             _replace(tree, node, node.operand)
@@ -161,7 +162,7 @@ def mutated_source(module: str, index: int) -> str:
             assert isinstance(node, ast.Constant)
             node.value = not node.value
         elif kind == "number":
-            assert isinstance(node, ast.Constant)
+            assert isinstance(node, ast.Constant) and isinstance(node.value, int | float)
             node.value = node.value + 1
         elif kind == "negate":
             assert isinstance(node, ast.If | ast.While)
