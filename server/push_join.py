@@ -63,9 +63,12 @@ class PushJoiner:
             await asyncio.sleep(POLL_SECONDS)  # another process is waiting for the phone
 
     async def _run(self, token_hash: str, work: Work) -> dict[str, Any]:
+        """Run the verification; its answer, error or not, is what joiners get too (an
+        unexpected failure as the 500 it becomes, so no joiner pushes again)."""
         try:
             body = await work()
-        except errors.ApiError as error:
+        except Exception as exc:
+            error = exc if isinstance(exc, errors.ApiError) else errors.unexpected_error()
             shape = {"status": error.status, "id": error.id, "message": error.message,
                      "extra": error.extra}  # fmt: skip
             await self._store.finish_push(token_hash, self._seal({"error": shape}))

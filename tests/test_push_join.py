@@ -1,0 +1,119 @@
+"""One push per token: two joiners on one store stand for two server processes (the
+multi-process test runs real processes on PostgreSQL; this one drives the edge cases)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server import errors
+from server.push_join import PushJoiner
+from server.store import open_store
+from server.store.base import Store
+
+KEY = b"k" * 32
+
+
+async def _store(tmp_path: Path) -> Store:
+    store = open_store(f"sqlite:///{tmp_path / 'p.db'}")
+    await store.open()
+    return store
+
+
+def test_a_caller_on_another_process_gets_the_owners_answer(tmp_path: Path) -> None:
+    async def body() -> None:
+        store = await _store(tmp_path)
+        here, there = PushJoiner(store, KEY, lambda: 0.0), PushJoiner(store, KEY, lambda: 0.0)
+        release = asyncio.Event()
+        runs: list[str] = []
+
+        async def push(name: str) -> dict[str, Any]:
+            runs.append(name)
+            await release.wait()
+            return {"token": "new"}
+
+        first = asyncio.create_task(here.run_once("t", 5, lambda: push("here")))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(there.run_once("t", 5, lambda: push("there")))
+        local = asyncio.create_task(here.run_once("t", 5, lambda: push("here again")))
+        await asyncio.sleep(0.1)
+        release.set()
+        assert await first == ({"token": "new"}, False)
+        assert await second == ({"token": "new"}, True)
+        assert await local == ({"token": "new"}, True)
+        assert runs == ["here"]  # one push
+        await store.close()
+
+    asyncio.run(body())
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (errors.authentication_failed("Denied on the phone."), (401, "authentication failed")),
+        (RuntimeError("bug"), (500, "unexpected error")),
+    ],
+)
+def test_the_owners_failure_is_the_joiners_answer_too(
+    tmp_path: Path, failure: Exception, expected: tuple[int, str]
+) -> None:
+    async def body() -> None:
+        store = await _store(tmp_path)
+        here, there = PushJoiner(store, KEY, lambda: 0.0), PushJoiner(store, KEY, lambda: 0.0)
+        release = asyncio.Event()
+
+        async def push() -> dict[str, Any]:
+            await release.wait()
+            raise failure
+
+        async def never() -> dict[str, Any]:
+            raise AssertionError("a joiner must not push again")
+
+        first = asyncio.create_task(here.run_once("t", 5, push))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(there.run_once("t", 5, never))
+        await asyncio.sleep(0.05)
+        release.set()
+        with pytest.raises(type(failure)):
+            await first
+        with pytest.raises(errors.ApiError) as joined:
+            await second
+        assert (joined.value.status, joined.value.id) == expected
+        await store.close()
+
+    asyncio.run(body())
+
+
+def test_a_claim_whose_owner_died_is_taken_over(tmp_path: Path) -> None:
+    async def body() -> None:
+        store = await _store(tmp_path)
+        now = [0.0]
+        assert (await store.claim_push("t", 0.0, 1.0)).owner  # an owner that then died
+        joiner = PushJoiner(store, KEY, lambda: now[0])
+        waiting = asyncio.create_task(joiner.run_once("t", 5, _answer))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()  # the claim still stands
+        now[0] = 2.0  # past its deadline
+        assert await asyncio.wait_for(waiting, 5) == ({"token": "mine"}, False)
+        await store.close()
+
+    asyncio.run(body())
+
+
+async def _answer() -> dict[str, Any]:
+    return {"token": "mine"}
+
+
+def test_the_answer_in_the_store_is_sealed(tmp_path: Path) -> None:
+    async def body() -> None:
+        store = await _store(tmp_path)
+        joiner = PushJoiner(store, KEY, lambda: 0.0)
+        await joiner.run_once("t", 5, _answer)
+        claim = await store.claim_push("t", 0.0, 1.0)
+        assert claim.result is not None and b"mine" not in claim.result
+        await store.close()
+
+    asyncio.run(body())
