@@ -410,3 +410,30 @@ async def _open_and_close(url: str) -> None:
     store = open_store(url)
     await store.open()
     await store.close()
+
+
+def test_sqlite_checkpoints_in_the_background(tmp_path: Path, monkeypatch: Any) -> None:
+    """Automatic checkpoints (an fsync inside some commit, on the event loop) are off; the
+    store's own task copies the write-ahead log into the database file from a worker thread."""
+    import time
+
+    from server.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY_SECONDS", 0.02)
+    database = tmp_path / "wal.db"
+
+    async def body() -> None:
+        store = open_store(f"sqlite:///{database}")
+        await store.open()
+        db = store.db  # type: ignore[attr-defined]
+        assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        empty = database.stat().st_size
+        for i in range(300):
+            await store.start_session(token(f"t{i}", session=f"s{i}"))
+        deadline = time.monotonic() + 10
+        while database.stat().st_size <= empty:  # the pages reach the file, or it is a bug
+            assert time.monotonic() < deadline, "no checkpoint ran"
+            await asyncio.sleep(0.02)
+        await store.close()
+
+    asyncio.run(body())

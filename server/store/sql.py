@@ -11,6 +11,7 @@ IMMEDIATE`` on SQLite).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -33,7 +34,7 @@ from server.store.base import (
 )
 from server.store.schema import META, SEEDS, SESSIONS, TABLES, TOKENS, Dialect, plan
 
-PURGE_BATCH = 500
+PURGE_SHARE = 0.2  # of the time, at most, that a purge holds the database (SQLite: the loop)
 PUSH_RESULT_GRACE = 60.0  # a push's answer stays readable this long after its deadline
 Row = Sequence[Any]
 
@@ -85,6 +86,7 @@ def _token_params(token: TokenRecord) -> tuple[Any, ...]:
 class SqlStore:
     dialect: Dialect
     for_update = ""  # the row lock a read-modify-write takes, where the dialect has one
+    purge_batch = 500  # rows a purge deletes in one statement
 
     # what a backend provides
 
@@ -186,18 +188,23 @@ class SqlStore:
              (now, lockouts_idle_before)),
         ]  # fmt: skip
         total = 0
+        batch = self.purge_batch
         for table, key, condition, params in purges:
             while True:
+                started = time.monotonic()
                 async with self._connection() as conn:
                     gone = await conn.run(
                         f"DELETE FROM {table} WHERE {key} IN "  # noqa: S608 - constant names
-                        f"(SELECT {key} FROM {table} WHERE {condition} LIMIT {PURGE_BATCH})",
+                        f"(SELECT {key} FROM {table} WHERE {condition} LIMIT {batch})",
                         params,
                     )
                 total += gone
-                if gone < PURGE_BATCH:
+                if gone < batch:
                     break
-                await asyncio.sleep(0)  # let requests in between batches
+                # a pause in proportion, so requests get most of the time while a big
+                # backlog (a million expired tokens) is deleted
+                spent = time.monotonic() - started
+                await asyncio.sleep(spent * (1 - PURGE_SHARE) / PURGE_SHARE)
         return total
 
     # seeds

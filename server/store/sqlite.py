@@ -5,10 +5,18 @@ than a hop to a worker thread, and none of them awaits in the middle, so within 
 transaction is never interleaved with another request. Transactions begin with ``BEGIN
 IMMEDIATE``, which takes the file's write lock, so several processes sharing the file (the
 ``workers`` setting) stay consistent too.
+
+The one slow thing SQLite does is a checkpoint (copying the write-ahead log into the database,
+with an fsync): left automatic, it runs inside whichever commit crosses the threshold and held
+the event loop for hundreds of milliseconds on this project's machines. So automatic
+checkpoints are off, and a background task runs them in a thread, on a connection of its own,
+once a second when something was written.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -43,13 +51,19 @@ class _Connection:
         return self._db.execute(sql, params).rowcount
 
 
+CHECKPOINT_EVERY_SECONDS = 1.0
+WAL_SIZE_LIMIT = 16 * 1024 * 1024  # the log file is cut back to this after a checkpoint
+
+
 class SqliteStore(SqlStore):
     dialect: Dialect = "sqlite"
+    purge_batch = 100  # on the event loop: small statements
 
     def __init__(self, path: str) -> None:
         self._path = path
         self._db: sqlite3.Connection | None = None
         self._conn: _Connection | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -67,12 +81,40 @@ class SqliteStore(SqlStore):
         self._db = db
         self._conn = _Connection(db)
         await self._migrate()
+        if self._path != ":memory:":
+            db.execute("PRAGMA wal_autocheckpoint = 0")
+            db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+            self._checkpointer = asyncio.create_task(self._checkpoint_forever())
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            self._checkpointer = None
         if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
             self._db = None
             self._conn = None
+
+    async def _checkpoint_forever(self) -> None:
+        wal = Path(self._path + "-wal")
+        done_at = 0.0
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_SECONDS)
+            try:
+                written_at = wal.stat().st_mtime
+                if written_at == done_at:
+                    continue
+                await asyncio.to_thread(self._checkpoint)
+                done_at = written_at
+            except (OSError, sqlite3.Error):  # no log yet, or busy: the next round tries again
+                continue
+
+    def _checkpoint(self) -> None:
+        """In a worker thread, on a connection of its own (a connection is not shared)."""
+        with contextlib.closing(sqlite3.connect(self._path, timeout=5)) as db:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _connection(self) -> _Connection:
         if self._conn is None:
