@@ -33,8 +33,8 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import cast
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,16 +135,16 @@ def _points(tree: ast.AST) -> Iterator[tuple[ast.AST, str, str]]:
             yield node, "return", "return None instead"
 
 
-def mutants_of(module: str) -> list[Mutant]:
-    tree = ast.parse((ROOT / module).read_text())
+def mutants_of(module: str, root: Path = ROOT) -> list[Mutant]:
+    tree = ast.parse((root / module).read_text())
     return [
         Mutant(module, index, getattr(node, "lineno", 0), description)
         for index, (node, _kind, description) in enumerate(_points(tree))
     ]
 
 
-def mutated_source(module: str, index: int) -> str:
-    tree = ast.parse((ROOT / module).read_text())
+def mutated_source(module: str, index: int, original: str) -> str:
+    tree = ast.parse(original)
     for position, (node, kind, _description) in enumerate(_points(tree)):
         if position != index:
             continue
@@ -213,8 +213,8 @@ def run_mutant(
 
 def _run_in(mutant: Mutant, workspace: Path, timeout: float) -> tuple[Mutant, str, float]:
     target = workspace / mutant.module
-    original = target.read_text()
-    target.write_text(mutated_source(mutant.module, mutant.index))
+    original = target.read_text()  # the copy's: edits in the working tree meanwhile change nothing
+    target.write_text(mutated_source(mutant.module, mutant.index, original))
     started = time.monotonic()
     env = {**os.environ, "PYTHONPATH": str(workspace), "PYTHONDONTWRITEBYTECODE": "1"}
     try:
