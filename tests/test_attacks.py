@@ -41,6 +41,7 @@ def _config(storage: str, **server: Any) -> dict[str, Any]:
             {"name": "local", "mfaProvider": "builtin", "users": [
                 {"username": "alice", "password": "alice-pass"},
                 {"username": "carol", "passwordHash": CAROL_HASH},
+                *({"username": f"u{i}", "password": f"u{i}-pass"} for i in range(8)),
             ]},
             {"name": "service", "users": [{"username": "bob", "password": "bob-pass"}]},
         ],
@@ -206,3 +207,34 @@ def test_failed_logins_cost_the_same_for_known_and_unknown_names(tmp_path: Path)
     medians = {user: statistics.median(t) for user, t in timings.items()}
     slowest, fastest = max(medians.values()), min(medians.values())
     assert (slowest - fastest) / slowest < 0.3, medians
+
+
+def test_a_token_is_spent_once_across_two_processes(postgres_url: str, tmp_path: Path) -> None:
+    """The same MFA token sent to /authorization 20 times at once, half on each process: one
+    full token comes out (replace_token is the one atomic step that spends it)."""
+    with servers(postgres_url, tmp_path, 2) as procs:
+        a, b = (u for u, _ in procs)
+
+        def mfa_token(user: str) -> str:
+            token = http_login(httpx, a, "local", user, f"{user}-pass")
+            secret = http_call(httpx, a, INIT, token).json()["secret"]
+            done = http_call(httpx, b, OTP, token, {"otp": totp_now(secret, time.time())})
+            assert done.status_code == 200, done.text
+            return str(done.json()["token"])
+
+        tokens = [mfa_token(f"u{i}") for i in range(8)]
+
+        async def rounds() -> list[list[int]]:
+            found = []
+            async with httpx.AsyncClient(timeout=20) as client:
+                for token in tokens:
+                    bearer = {**ACCEPT, "Authorization": f"Bearer {token}"}
+                    answers = await asyncio.gather(
+                        *(client.get(url + "/admin/authorization", headers=bearer)
+                          for url in [a, b] * 10)
+                    )  # fmt: skip
+                    found.append(sorted(r.status_code for r in answers))
+            return found
+
+        results = asyncio.run(rounds())
+    assert results == [[200] + [401] * 19] * 8, results
