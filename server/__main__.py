@@ -244,7 +244,6 @@ def _parser() -> argparse.ArgumentParser:
         prog="mfa-server",
         description="Run the reference server (the default command), check a configuration, "
         "hash a password or print a TOTP code.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command")
 
@@ -254,9 +253,16 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, help="listen port, 0 for a free one")
         p.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
         p.add_argument(
-            "--data-dir", default="data", help="data folder of the demo and of a --tls certificate"
+            "--data-dir",
+            default="data",
+            help="data folder of the demo and of a --tls certificate (default: ./data)",
         )
-        p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+        p.add_argument(
+            "--log-level",
+            default="info",
+            choices=["debug", "info", "warning"],
+            help="default: info (an access line and audit events per request)",
+        )
         p.add_argument("--tls", action="store_true",
                        help="serve HTTPS; without a configured certificate, make a self-signed "
                        "one for localhost in the data folder")  # fmt: skip
@@ -283,7 +289,9 @@ def _parser() -> argparse.ArgumentParser:
         "rotate-key", help="re-encrypt every seed with a new key (stop the servers first)"
     )
     rotate.add_argument("--config", help="YAML configuration (default: $MFA_SERVER_CONFIG or demo)")
-    rotate.add_argument("--data-dir", default="data", help="data folder of the demo config")
+    rotate.add_argument(
+        "--data-dir", default="data", help="data folder of the demo config (default: ./data)"
+    )
     rotate.add_argument(
         "--new-key-file", required=True, help="the new key (made, mode 0600, if missing)"
     )

@@ -7,6 +7,7 @@ docs/configuration.md is generated from the descriptions and examples here.
 
 from __future__ import annotations
 
+import math
 import re
 from importlib import resources
 from ipaddress import IPv4Address
@@ -42,6 +43,9 @@ def _problem(below: tuple[str | int, ...], message: str) -> PydanticCustomError:
     return PydanticCustomError("config_reference", message, {BELOW: below})
 
 
+MAX_DURATION = 10 * 365 * 86400.0  # far enough; dates past year 9999 cannot be written
+
+
 def parse_duration(value: object) -> float:
     """Seconds from a number or a string such as ``90``, ``15m``, ``24h``."""
     if isinstance(value, bool):
@@ -55,8 +59,12 @@ def parse_duration(value: object) -> float:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
     else:
         raise ValueError("expected a duration such as 30s, 15m or 24h")
+    if not math.isfinite(seconds):  # .nan passes every comparison; .inf never ends
+        raise ValueError("a duration must be a finite number of seconds")
     if seconds <= 0:
         raise ValueError("a duration must be positive")
+    if seconds > MAX_DURATION:
+        raise ValueError("a duration must be at most 10 years")
     return seconds
 
 
@@ -477,13 +485,12 @@ class RadiusProvider(_Model):
         description="How the password travels: User-Password (PAP) or CHAP-Password (CHAP).",
         examples=["PAP"],
     )
-    timeout: float = Field(
+    timeout: Duration = Field(
         6.0,
-        gt=0,
         le=300,
         description=(
-            "Seconds to wait for an answer over all hostnames (a number); clients are told it "
-            "as `timeout`. No answer in time: 504."
+            "How long to wait for an answer over all hostnames, at most 5 minutes; clients are "
+            "told it as `timeout` (in seconds). No answer in time: 504."
         ),
         examples=[10],
     )
@@ -549,6 +556,10 @@ class RadiusProvider(_Model):
         needs_secret = self.mode in ("Challenge", "Push") and not self.use_user_password
         if needs_secret and self.challenge_shared_secret is None:
             message = f"mode {self.mode} without useUserPassword needs challengeSharedSecret"
+            raise _problem(("challengeSharedSecret",), message)
+        secret = self.challenge_shared_secret
+        if self.authentication_protocol == "PAP" and secret and len(secret.encode()) > 128:
+            message = "longer than 128 bytes, the most a RADIUS User-Password (PAP) carries"
             raise _problem(("challengeSharedSecret",), message)
         return self
 

@@ -127,6 +127,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         super().on_headers_complete()
 
+    def on_response_complete(self) -> None:
+        # Answered before its body was read (a 406, a 413, a 408 for a slow body...): the rest
+        # of that body would otherwise arrive as slowly as the client likes on a kept-alive
+        # connection, outside every deadline. Close instead.
+        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
+            self.server_state.total_requests += 1
+            self.transport.close()
+            return
+        super().on_response_complete()
+
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, "bad request", "The request is not valid HTTP/1.1.")
 

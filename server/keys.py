@@ -30,12 +30,13 @@ def check_value(key: bytes) -> bytes:
 
 
 def shown_url(url: str) -> str:
-    """A storage URL fit for a message: without its password."""
+    """A storage URL fit for a message: scheme, host, port and database; no user, password
+    or parameters (a password may also sit in the query)."""
+    if url.startswith("sqlite:"):
+        return url  # a file path: nothing secret in it
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    host_and_port = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host_and_port, parts.path, "", ""))
 
 
 def _key_source(storage: StorageSettings) -> str:
@@ -70,8 +71,9 @@ async def open_checked_key(store: Store, storage: StorageSettings) -> bytes:
     except FileNotFoundError:
         raise KeyMismatch(
             f"{storage.encryption_key_file}: the seed encryption key file is missing, but the "
-            f"database {shown_url(storage.url)} holds seeds encrypted with a key. Restore the "
-            "file: a new key would make every seed unreadable."
+            f"database {shown_url(storage.url)} was used with a key (it holds its check value"
+            f"{' and seeds encrypted with it' if any_seed is not None else ''}). Restore the "
+            "file: a new key would not fit the database."
         ) from None
     mine = check_value(key)
     if stored is None:

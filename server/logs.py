@@ -25,7 +25,8 @@ FLUSH_DELAY = 0.05
 FLUSH_BYTES = 64 * 1024
 PIPE_BUF = 4096
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
-_ENCODER = json.JSONEncoder(default=str)  # made once: json.dumps(default=...) makes one a call
+# made once (json.dumps with default=... makes one a call); compact, as the fixed heads are
+_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 
 
 class LineSink:

@@ -5,7 +5,8 @@ not cause a second prompt, and both calls must get the same answer. Within a pro
 awaits the first call's future. Across processes the store holds a claim per token: the first
 caller owns the push and writes its answer there, sealed (it holds the new token), and a caller
 on another process polls for that answer. An owner that dies leaves a claim whose deadline
-passes; the next caller then takes the push over.
+passes; the next caller then takes the push over. An answer is shared for ``ANSWER_SHARED_FOR``
+seconds after it came: a later ``/otp`` (a retry after a denial, say) starts a new push.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from server.store.base import Store
 
 POLL_SECONDS = 0.05
 DEADLINE_MARGIN = 5.0  # beyond the verification budget, before a claim counts as abandoned
+ANSWER_SHARED_FOR = 2.0  # joiners poll every 50 ms: they read an answer long before this
 _NONCE = 12
 
 Work = Callable[[], Awaitable[dict[str, Any]]]
@@ -53,16 +55,20 @@ class PushJoiner:
     async def _claim_and_run(
         self, token_hash: str, budget: float, work: Work
     ) -> tuple[dict[str, Any], bool]:
-        deadline = self._clock() + budget + DEADLINE_MARGIN
+        me = secrets.token_hex(8)
         while True:
-            claim = await self._store.claim_push(token_hash, self._clock(), deadline)
+            now = self._clock()  # a deadline from now: one taken over gets a whole budget
+            deadline = now + budget + DEADLINE_MARGIN
+            claim = await self._store.claim_push(
+                token_hash, me, now, deadline, now - ANSWER_SHARED_FOR
+            )
             if claim.owner:
-                return await self._run(token_hash, work), False
+                return await self._run(token_hash, me, work), False
             if claim.result is not None:
                 return self._open(claim.result), True
             await asyncio.sleep(POLL_SECONDS)  # another process is waiting for the phone
 
-    async def _run(self, token_hash: str, work: Work) -> dict[str, Any]:
+    async def _run(self, token_hash: str, me: str, work: Work) -> dict[str, Any]:
         """Run the verification; its answer, error or not, is what joiners get too (an
         unexpected failure as the 500 it becomes, so no joiner pushes again)."""
         try:
@@ -71,9 +77,11 @@ class PushJoiner:
             error = exc if isinstance(exc, errors.ApiError) else errors.unexpected_error()
             shape = {"status": error.status, "id": error.id, "message": error.message,
                      "extra": error.extra}  # fmt: skip
-            await self._store.finish_push(token_hash, self._seal({"error": shape}))
+            await self._store.finish_push(
+                token_hash, me, self._seal({"error": shape}), self._clock()
+            )
             raise
-        await self._store.finish_push(token_hash, self._seal({"body": body}))
+        await self._store.finish_push(token_hash, me, self._seal({"body": body}), self._clock())
         return body
 
     def _seal(self, answer: dict[str, Any]) -> bytes:

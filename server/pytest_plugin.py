@@ -8,7 +8,7 @@ def test_retries(mfa_server_factory):
 
 @pytest.mark.mfa_server(config="tests/server.yaml")
 def test_login(mfa_server):
-    server.clock.set(1_800_000_000)
+    mfa_server.clock.set(1_800_000_000)
     secret = mfa_server.seed("CN=alice,OU=local")
     ...
 

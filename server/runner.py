@@ -221,9 +221,10 @@ class _Supervisor:
         try:
             for index in range(len(self.sockets)):
                 self._fork(index)
-            if not self._wait_until_ready():
-                self._stop_all()
-                return 1
+            started = self._wait_until_ready()
+            if started != "ready":
+                failed = self._stop_all()
+                return failed if started == "stopped" else 1  # asked to stop: a clean exit
             ready = sorted((w for w in self.workers.values()), key=lambda w: w.index)
             line = _ready_line(self.options, self.sockets[0], [w.ready or {} for w in ready])
             print(line, flush=True)
@@ -232,25 +233,26 @@ class _Supervisor:
             for sock in self.sockets:
                 sock.close()
 
-    def _wait_until_ready(self) -> bool:
+    def _wait_until_ready(self) -> str:
+        """ "ready", "stopped" (SIGTERM or SIGINT came first) or "failed"."""
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         buffers: dict[int, bytes] = {}
         while any(w.ready is None for w in self.workers.values()):
             pending = {w.pipe: w for w in self.workers.values() if w.ready is None}
             left = deadline - time.monotonic()
             if left <= 0:
-                return False
+                return "failed"
             readable, _, _ = select.select(list(pending), [], [], min(left, 0.5))
             for fd in readable:
                 chunk = os.read(fd, 4096)
                 if not chunk:  # the worker ended before it was ready
-                    return False
+                    return "failed"
                 buffers[fd] = buffers.get(fd, b"") + chunk
                 if b"\n" in buffers[fd]:
                     pending[fd].ready = json.loads(buffers[fd].split(b"\n", 1)[0])
             if signal.sigtimedwait([signal.SIGTERM, signal.SIGINT], 0) is not None:
-                return False
-        return True
+                return "stopped"
+        return "ready"
 
     def _supervise(self) -> int:
         while True:

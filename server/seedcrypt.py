@@ -52,12 +52,18 @@ def decode_key(text: str) -> bytes:
 
 def write_key_file(path: Path, key: bytes) -> bytes:
     """Create the key file with mode 0600, never overwriting one; if another process made it
-    first, its key is the one to use."""
+    first, its key is the one to use. The file appears whole or not at all (written aside,
+    then linked into place), so a process starting at the same moment never reads it empty."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return decode_key(path.read_text(encoding="ascii"))
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(base64.urlsafe_b64encode(key).decode("ascii") + "\n")
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(base64.urlsafe_b64encode(key).decode("ascii") + "\n")
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            return decode_key(path.read_text(encoding="ascii"))
+    finally:
+        aside.unlink(missing_ok=True)
     return key

@@ -230,10 +230,27 @@ class LoginService:
         method = self._method_for(user)
         if method is None:
             raise errors.authentication_failed(NO_MFA)
-        outcome = await method.initialize(user, request.userPassword, session.seed)
+        reservation = None
+        if method.initialize_guesses:  # the client's password goes to RADIUS: a guess
+            reservation = await self._guard.reserve(user.dn, method.lockout)
+            if not reservation.admitted:
+                _event("mfa_refused_locked", username=user.username, provider=user.provider)
+                raise errors.authentication_failed(LOCKED_OUT)
+        try:
+            outcome = await method.initialize(user, request.userPassword, session.seed)
+        except Exception:
+            if reservation is not None:
+                await self._guard.no_verdict(user.dn, reservation)
+            raise
+        if reservation is not None and not isinstance(outcome, Rejected):
+            # not a wrong guess; a right password is no success of the MFA either
+            await self._guard.no_verdict(user.dn, reservation)
         if not isinstance(outcome, Initialized):
             _event("mfa_initialize_failed", username=user.username, provider=user.provider,
                    outcome=type(outcome).__name__)  # fmt: skip
+            if reservation is not None and reservation.tripped and isinstance(outcome, Rejected):
+                _event("lockout", key=user.dn, until=_iso(reservation.locked_until))
+                raise errors.authentication_failed(LOCKED_OUT)
             raise _refusal(outcome)
         body = outcome.body
         if body["type"] == "Challenge":  # kept for a client that does not send it back

@@ -166,3 +166,13 @@ def test_password_hash_users_log_in(tmp_path: Path) -> None:
     assert directory.check_password("service", "hashed", "pw-1") is not None
     assert directory.check_password("service", "hashed", "pw-2") is None
     assert directory.check_password("service", "ghost", "pw-1") is None
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1, 0, "0s", 400 * 365 * 86400])
+def test_durations_are_finite_positive_and_bounded(value: object) -> None:
+    """A NaN cooldown would never lock (every comparison with it is false), an infinite token
+    lifetime never expires and cannot be written as a date."""
+    from server.config import parse_duration
+
+    with pytest.raises(ValueError):
+        parse_duration(value)

@@ -233,6 +233,31 @@ def test_lockout_applies_to_radius_users(mock: MockRadius, tmp_path: Path) -> No
     assert mock.control.journal(user="olga", since=mark) == []  # locked: RADIUS was not asked
 
 
+def test_passwords_guessed_at_initialize_are_locked_out(mock: MockRadius, tmp_path: Path) -> None:
+    """In Challenge mode with useUserPassword, initialize sends the client's password to
+    RADIUS: each wrong one is a guess, under the same lockout as the codes."""
+    provider = radius_provider("challenge", mock.port, "testing123", mode="Challenge",
+                               useUserPassword=True, authenticationProtocol="PAP")  # fmt: skip
+    config = {
+        "storage": {"url": "sqlite:///./g.db", "encryptionKeyFile": "./g.key"},
+        "identityProviders": [{"name": "corp", "mfaProvider": "challenge",
+                               "users": [{"username": "carol", "password": "carol-pass"}]}],
+        "mfaProviders": [provider],
+    }  # fmt: skip
+    with server_process(config, tmp_path) as url, httpx.Client(timeout=10) as client:
+        token = http_login(client, url, "corp", "carol", "carol-pass")
+        reasons = [
+            http_call(client, url, INIT, token, {"userPassword": f"guess-{i}"}).json()["reason"]
+            for i in range(5)
+        ]
+        mark = journal_mark(mock)
+        right = http_call(client, url, INIT, token, {"userPassword": "carol-pass"})
+    assert reasons[4] == "Too many failed attempts. Try again later."
+    assert all("Too many failed attempts" not in reason for reason in reasons[:4])
+    assert right.json()["reason"] == "Too many failed attempts. Try again later."
+    assert mock.control.journal(user="carol", since=mark) == []  # locked: RADIUS was not asked
+
+
 def test_a_retried_push_joins_the_one_in_flight(mock: MockRadius, server_url: str) -> None:
     mock.control.reset("paula")
     mark = journal_mark(mock)

@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
+from server.keys import shown_url
 from tests.conftest import base_config, http_call, http_login, mfa_server, totp_now
 
 INIT = "/admin/authentication/otp/initialize"
@@ -110,3 +112,16 @@ def test_rotate_key_reencrypts_every_seed(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert again.returncode == 2 and "the new key is the key in use" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://mfa:hunter2@db:5432/mfa", "postgresql://db:5432/mfa"),
+        ("postgresql://mfa@db/mfa?password=hunter2&sslmode=require", "postgresql://db/mfa"),
+        ("postgres://u:hunter2@[::1]:5432/m", "postgres://[::1]:5432/m"),
+        ("sqlite:////var/lib/mfa/mfa.db", "sqlite:////var/lib/mfa/mfa.db"),
+    ],
+)
+def test_a_storage_url_in_a_message_has_no_secret(url: str, shown: str) -> None:
+    assert shown_url(url) == shown

@@ -91,7 +91,7 @@ def test_a_claim_whose_owner_died_is_taken_over(tmp_path: Path) -> None:
     async def body() -> None:
         store = await _store(tmp_path)
         now = [0.0]
-        assert (await store.claim_push("t", 0.0, 1.0)).owner  # an owner that then died
+        assert (await store.claim_push("t", "dead", 0.0, 1.0, -2.0)).owner  # it then died
         joiner = PushJoiner(store, KEY, lambda: now[0])
         waiting = asyncio.create_task(joiner.run_once("t", 5, _answer))
         await asyncio.sleep(0.1)
@@ -107,12 +107,36 @@ async def _answer() -> dict[str, Any]:
     return {"token": "mine"}
 
 
+def test_a_retry_after_an_answer_pushes_again(tmp_path: Path) -> None:
+    """A denial is not final: an /otp after the answer was shared starts a new push."""
+
+    async def body() -> None:
+        store = await _store(tmp_path)
+        now = [0.0]
+        joiner = PushJoiner(store, KEY, lambda: now[0])
+        runs: list[int] = []
+
+        async def deny() -> dict[str, Any]:
+            runs.append(1)
+            raise errors.authentication_failed("Denied on the phone.")
+
+        with pytest.raises(errors.ApiError):
+            await joiner.run_once("t", 5, deny)
+        now[0] = 10.0  # past the time an answer is shared
+        with pytest.raises(errors.ApiError):
+            await PushJoiner(store, KEY, lambda: now[0]).run_once("t", 5, deny)
+        assert runs == [1, 1]
+        await store.close()
+
+    asyncio.run(body())
+
+
 def test_the_answer_in_the_store_is_sealed(tmp_path: Path) -> None:
     async def body() -> None:
         store = await _store(tmp_path)
         joiner = PushJoiner(store, KEY, lambda: 0.0)
         await joiner.run_once("t", 5, _answer)
-        claim = await store.claim_push("t", 0.0, 1.0)
+        claim = await store.claim_push("t", "other", 0.0, 1.0, -2.0)
         assert claim.result is not None and b"mine" not in claim.result
         await store.close()
 

@@ -209,3 +209,23 @@ def test_verify_response_never_raises(raw: bytes) -> None:
     request.RequestPacket()
     reply, problem = rc.verify_response(request, raw, True)
     assert reply is None and problem
+
+
+def test_passwords_too_long_for_pap_are_refused_before_the_wire() -> None:
+    """RFC 2865 5.2: a User-Password carries at most 128 octets; pyrad would raise (a 500)."""
+    fake = FakeRadius()
+    long = "x" * 129
+    challenge = RadiusMfa(provider(mode="Challenge", useUserPassword=True,
+                                   authenticationProtocol="PAP"),
+                          sealer=SEALER, clock=lambda: 0, authenticate=fake)  # fmt: skip
+    assert run(challenge.initialize(CAROL, long, None)) == NeedsInput(
+        "userPassword", "is longer than 128 bytes, the most a RADIUS User-Password carries"
+    )
+    one = RadiusMfa(provider(mode="OneFactor", authenticationProtocol="PAP"), sealer=SEALER,
+                    clock=lambda: 0, authenticate=fake)  # fmt: skip
+    refused = run(one.verify(CAROL, "é" * 65, None, None))  # 130 bytes in UTF-8
+    assert isinstance(refused, NeedsInput) and refused.field == "otp"
+    assert fake.calls == []
+    chap = RadiusMfa(provider(mode="OneFactor"), sealer=SEALER, clock=lambda: 0,
+                     authenticate=FakeRadius(rc.RadiusResponse(rc.ACCEPT, "h1", 0.0)))  # fmt: skip
+    assert isinstance(run(chap.verify(CAROL, long, None, None)), Accepted)  # CHAP has no limit

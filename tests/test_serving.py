@@ -168,3 +168,20 @@ def _closed_without_answer(sock: socket.socket) -> bool:
         return sock.recv(10) == b""
     except ConnectionResetError:
         return True
+
+
+def test_an_answer_before_the_body_closes_the_connection(tmp_path: Path) -> None:
+    """A request answered before its body was read (a 406 here) must not leave the rest of
+    that body free to trickle in on a kept-alive connection, outside every deadline."""
+    args = _config_file(tmp_path, requestTimeout="1s")
+    with mfa_server(args, tmp_path) as (url, _process, ready):
+        with socket.create_connection(("127.0.0.1", ready["port"])) as sock:
+            sock.sendall(b"POST /admin/authentication HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Length: 100000000\r\n\r\n{")  # fmt: skip
+            sock.settimeout(10)  # the server closes at once; 10 s only keeps a bug from hanging
+            answer = b""
+            while chunk := sock.recv(65536):  # until the server closes it: not kept alive
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 406")
+            assert b'"id":"not acceptable"' in answer
+        assert _names_ok(url)

@@ -123,17 +123,28 @@ def test_token_and_seed_in_one_query(stores: Any) -> None:
 def test_push_claims(stores: Any) -> None:
     async def test(make: Factory) -> None:
         first, second = await make(), await make()
+
+        async def claim(store: Store, key: str, owner: str, now: float) -> Any:
+            return await store.claim_push(key, owner, now, now + 10.0, now - 2.0)
+
         claims = await asyncio.gather(
-            *(s.claim_push("t", now=0.0, deadline=10.0) for s in [first, second] * 4)
+            *(claim(s, "t", f"o{i}", 0.0) for i, s in enumerate([first, second] * 4))
         )
         assert [c.owner for c in claims].count(True) == 1
-        assert (await second.claim_push("t", 5.0, 15.0)).result is None  # still waiting
-        await first.finish_push("t", b"answer")
-        assert (await second.claim_push("t", 6.0, 16.0)).result == b"answer"
+        owner = f"o{[c.owner for c in claims].index(True)}"
+        assert (await claim(second, "t", "x", 5.0)).result is None  # still waiting
+        await first.finish_push("t", "someone else", b"not theirs", 6.0)  # not the owner: no
+        assert (await claim(second, "t", "x", 6.0)).result is None
+        await first.finish_push("t", owner, b"answer", 6.0)
+        assert (await claim(second, "t", "x", 7.0)).result == b"answer"  # a retry close by
+        # a retry well after the answer starts a new push (a denial is not final)
+        assert (await claim(second, "t", "y", 8.5)).owner
         # an owner that never answered is taken over once its deadline has passed
-        assert (await first.claim_push("u", 0.0, 10.0)).owner
-        assert not (await second.claim_push("u", 9.0, 19.0)).owner
-        assert (await second.claim_push("u", 11.0, 21.0)).owner
+        assert (await claim(first, "u", "a", 0.0)).owner
+        assert not (await claim(second, "u", "b", 9.0)).owner
+        assert (await claim(second, "u", "b", 11.0)).owner
+        await first.finish_push("u", "a", b"late", 12.0)  # the dead owner's late answer: dropped
+        assert (await claim(first, "u", "c", 12.5)).result is None
         assert await first.purge(200.0, 0.0) == 2
 
     run(stores, test)
@@ -186,14 +197,18 @@ def test_replay_protection_steps_only_move_forward(stores: Any) -> None:
     async def test(make: Factory) -> None:
         first, second = await make(), await make()
         await first.insert_seed_if_absent(seed())
-        dn = seed().dn
-        assert await first.use_seed_step(dn, 10)
-        assert not await second.use_seed_step(dn, 10)  # the same code on another process
-        assert not await first.use_seed_step(dn, 9)
+        dn, blob = seed().dn, seed().secret_blob
+        assert await first.use_seed_step(dn, 10, blob)
+        assert not await second.use_seed_step(dn, 10, blob)  # the same code on another process
+        assert not await first.use_seed_step(dn, 9, blob)
         stored = await second.get_seed(dn)
         assert stored is not None and stored.verified and stored.last_step == 10
-        results = await asyncio.gather(*(s.use_seed_step(dn, 11) for s in [first, second] * 4))
+        results = await asyncio.gather(
+            *(s.use_seed_step(dn, 11, blob) for s in [first, second] * 4)
+        )
         assert results.count(True) == 1
+        # the seed was deleted and enrolled again since the code was checked: not this one
+        assert not await first.use_seed_step(dn, 12, b"another seed's blob")
         assert await first.delete_seed(dn)
         assert not await second.delete_seed(dn)
         assert await second.get_seed(dn) is None
@@ -227,11 +242,11 @@ def test_put_seed_replaces_a_seed_and_its_replay_state(stores: Any) -> None:
         dn = seed().dn
         await first.put_seed(seed(b"known"))  # no seed yet: inserted
         assert await second.get_seed(dn) == seed(b"known")
-        assert await first.use_seed_step(dn, 10)
+        assert await first.use_seed_step(dn, 10, b"known")
         placed = replace(seed(b"other"), verified=True, created_at=7.0)
         await second.put_seed(placed)  # replaced, verified flag and last step included
         assert await first.get_seed(dn) == placed
-        assert await first.use_seed_step(dn, 3)  # the replay state went with the old seed
+        assert await first.use_seed_step(dn, 3, b"other")  # the replay state went with the old seed
         assert (await first.insert_seed_if_absent(seed(b"late"))).secret_blob == b"other"
 
     run(stores, test)
@@ -244,12 +259,12 @@ def test_wipe_empties_every_table_but_the_key_check(stores: Any) -> None:
         await store.start_session(token("t"))
         await store.insert_seed_if_absent(seed())
         await store.update_lockout("k", lambda r: replace(r, failures=1))
-        await store.claim_push("t", 0.0, 10.0)
+        await store.claim_push("t", "o", 0.0, 10.0, -2.0)
         assert await store.wipe() == 5  # session, token, seed, lockout, push
         assert await store.get_token("t") is None
         assert await store.list_seeds() == []
         assert await store.get_lockout("k") == LockoutRecord("k")
-        assert (await store.claim_push("t", 0.0, 10.0)).owner
+        assert (await store.claim_push("t", "o", 0.0, 10.0, -2.0)).owner
         assert await store.get_meta(KEY_CHECK) == b"check"
         assert await store.schema_version() == SCHEMA_VERSION
         assert await store.wipe() == 1  # the push claimed just now

@@ -67,7 +67,7 @@ class BadState:
 
 
 InitializeOutcome = Initialized | NeedsInput | Rejected | Unavailable
-Verdict = Accepted | Rejected | ChallengeAgain | Unavailable | BadState
+Verdict = Accepted | Rejected | ChallengeAgain | Unavailable | BadState | NeedsInput
 
 
 class MfaMethod(Protocol):
@@ -77,6 +77,9 @@ class MfaMethod(Protocol):
     joins_retries: bool
     # How long one verification may take (a push waits for the phone); joiners wait as long.
     verify_budget: float
+    # True when initialize passes a secret from the client on to be checked (a RADIUS
+    # Challenge with the user's password): then initialize is a guess, under the lockout.
+    initialize_guesses: bool
 
     async def initialize(
         self, user: UserInfo, user_password: str | None, seed: SeedRecord | None

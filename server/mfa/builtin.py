@@ -40,6 +40,7 @@ class BuiltinTotp:
 
     joins_retries = False
     verify_budget = 0.0
+    initialize_guesses = False
 
     async def initialize(
         self, user: UserInfo, user_password: str | None, seed: SeedRecord | None
@@ -89,6 +90,6 @@ class BuiltinTotp:
         step = totp.matching_step(secret, otp, self._clock(), self._params)
         if step is None:
             return Rejected(INVALID_OTP, {"cause": "wrong code"})
-        if not await self._store.use_seed_step(user.dn, step):
+        if not await self._store.use_seed_step(user.dn, step, seed.secret_blob):
             return Rejected(INVALID_OTP, {"cause": "replayed code"})
         return Accepted({"enrolled": not seed.verified})

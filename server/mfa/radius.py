@@ -24,6 +24,9 @@ from server.store.base import SeedRecord
 from server.users import UserInfo
 
 DEFAULT_STATE_LIFETIME = 300.0
+MAX_STATE_LIFETIME = 3600.0  # whatever Session-Timeout the RADIUS server asks for
+PAP_MAX_BYTES = 128  # RFC 2865 5.2: a User-Password is at most 128 octets
+PAP_TOO_LONG = f"is longer than {PAP_MAX_BYTES} bytes, the most a RADIUS User-Password carries"
 REJECTED = "Rejected by the RADIUS server."
 
 Authenticate = Callable[..., Awaitable[rc.RadiusResponse]]
@@ -54,6 +57,7 @@ class RadiusMfa:
         )
         self.lockout = LockoutPolicy.from_settings(config.lockout)
         self.joins_retries = config.mode == "Push"
+        self.initialize_guesses = config.mode == "Challenge" and config.use_user_password
         self.verify_budget = float(config.timeout)
 
     @property
@@ -75,6 +79,11 @@ class RadiusMfa:
         except rc.NoAnswer as failure:
             return Unavailable(str(failure), invalid=bool(failure.invalid))
 
+    def _too_long(self, password: str) -> bool:
+        return self._config.authentication_protocol == "PAP" and (
+            len(password.encode("utf-8")) > PAP_MAX_BYTES
+        )
+
     @staticmethod
     def _detail(response: rc.RadiusResponse) -> dict[str, Any]:
         return {"radiusHost": response.host, "radiusMs": round(response.elapsed * 1000, 1)}
@@ -84,7 +93,8 @@ class RadiusMfa:
         if response.reply_message is not None:
             body["responseMessage"] = response.reply_message
         if response.state is not None:
-            lifetime = float(response.session_timeout or DEFAULT_STATE_LIFETIME)
+            lifetime = min(float(response.session_timeout or DEFAULT_STATE_LIFETIME),
+                           MAX_STATE_LIFETIME)  # fmt: skip
             body["state"] = self._sealer.seal(
                 UpstreamState(response.state, response.host, user.dn, self._clock() + lifetime)
             )
@@ -109,6 +119,8 @@ class RadiusMfa:
             if user_password is None:
                 return NeedsInput("userPassword", "is required by this MFA provider")
             password = user_password
+            if self._too_long(password):
+                return NeedsInput("userPassword", PAP_TOO_LONG)
         else:
             assert self._config.challenge_shared_secret is not None
             password = self._config.challenge_shared_secret
@@ -131,11 +143,16 @@ class RadiusMfa:
                 upstream = self._sealer.unseal(state, user=user.dn, now=self._clock())
             except StateError as problem:
                 return BadState(str(problem), malformed=problem.malformed)
+            if upstream.host not in self._target.hostnames:  # configured away since
+                return BadState("The state names a RADIUS server no longer configured. "
+                                "Initialize again.")  # fmt: skip
         if mode == "Push" and not self._config.use_user_password:
             assert self._config.challenge_shared_secret is not None
             password = self._config.challenge_shared_secret
         else:
             password = otp
+            if self._too_long(password):
+                return NeedsInput("otp", PAP_TOO_LONG)
         response = await self._ask(
             user,
             password,

@@ -158,9 +158,10 @@ class Store(Protocol):
         """Return the seed that is stored after the call: ``seed``, or the one that was first."""
         ...
 
-    async def use_seed_step(self, dn: str, step: int) -> bool:
+    async def use_seed_step(self, dn: str, step: int, secret_blob: bytes) -> bool:
         """Mark the seed verified and consume ``step``; False if that step (or a later one) was
-        already used, which is the replay protection."""
+        already used, which is the replay protection, or if the seed is no longer the one that
+        was checked (``secret_blob``: deleted and enrolled again meanwhile)."""
         ...
 
     async def delete_seed(self, dn: str) -> bool: ...
@@ -195,12 +196,17 @@ class Store(Protocol):
 
     # pushes in flight
 
-    async def claim_push(self, token_hash: str, now: float, deadline: float) -> PushClaim:
+    async def claim_push(
+        self, token_hash: str, owner: str, now: float, deadline: float, answered_before: float
+    ) -> PushClaim:
         """Become the owner of the push of ``token_hash``, unless another caller owns one
-        whose deadline has not passed (or has finished): then its state."""
+        whose deadline has not passed, or one that was answered at or after
+        ``answered_before`` (a retry that close joins it): then its state."""
         ...
 
-    async def finish_push(self, token_hash: str, result: bytes) -> None: ...
+    async def finish_push(self, token_hash: str, owner: str, result: bytes, now: float) -> None:
+        """The answer, written only while ``owner`` still owns the push."""
+        ...
 
     # everything at once
 

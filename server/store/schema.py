@@ -122,8 +122,10 @@ PUSHES = Table(
     "pushes",
     (
         Column("token_hash", "text"),
+        Column("owner", "text"),  # who runs it: only the owner's answer is written
         Column("deadline", "real"),  # the owner answers by then, or another caller takes over
         Column("result", "bytes", nullable=True),  # sealed: it holds the new token
+        Column("finished_at", "real", nullable=True),  # joiners read the answer shortly after
     ),
     key="token_hash",
     indexes=(("pushes_deadline", "deadline"),),

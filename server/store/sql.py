@@ -233,12 +233,12 @@ class SqlStore:
         assert row is not None
         return seed_from_row(row)
 
-    async def use_seed_step(self, dn: str, step: int) -> bool:
+    async def use_seed_step(self, dn: str, step: int, secret_blob: bytes) -> bool:
         async with self._connection() as conn:
             changed = await conn.run(
                 "UPDATE seeds SET verified = ?, last_step = ? "
-                "WHERE dn = ? AND (last_step IS NULL OR last_step < ?)",
-                (True, step, dn, step),
+                "WHERE dn = ? AND secret_blob = ? AND (last_step IS NULL OR last_step < ?)",
+                (True, step, dn, secret_blob, step),
             )
         return changed == 1
 
@@ -330,13 +330,18 @@ class SqlStore:
 
     # pushes in flight
 
-    async def claim_push(self, token_hash: str, now: float, deadline: float) -> PushClaim:
+    async def claim_push(
+        self, token_hash: str, owner: str, now: float, deadline: float, answered_before: float
+    ) -> PushClaim:
         async with self._transaction() as conn:
             claimed = await conn.run(
-                "INSERT INTO pushes (token_hash, deadline, result) VALUES (?, ?, NULL) "
-                "ON CONFLICT (token_hash) DO UPDATE SET deadline = excluded.deadline "
-                "WHERE pushes.result IS NULL AND pushes.deadline < ?",
-                (token_hash, deadline, now),
+                "INSERT INTO pushes (token_hash, owner, deadline, result, finished_at) "
+                "VALUES (?, ?, ?, NULL, NULL) "
+                "ON CONFLICT (token_hash) DO UPDATE SET owner = excluded.owner, "
+                "deadline = excluded.deadline, result = NULL, finished_at = NULL "
+                "WHERE (pushes.result IS NULL AND pushes.deadline < ?) "
+                "OR (pushes.result IS NOT NULL AND pushes.finished_at < ?)",
+                (token_hash, owner, deadline, now, answered_before),
             )
             if claimed == 1:
                 return PushClaim(owner=True)
@@ -344,10 +349,11 @@ class SqlStore:
         result = None if row is None or row[0] is None else bytes(row[0])
         return PushClaim(owner=False, result=result)
 
-    async def finish_push(self, token_hash: str, result: bytes) -> None:
+    async def finish_push(self, token_hash: str, owner: str, result: bytes, now: float) -> None:
         async with self._connection() as conn:
             await conn.run(
-                "UPDATE pushes SET result = ? WHERE token_hash = ?", (result, token_hash)
+                "UPDATE pushes SET result = ?, finished_at = ? WHERE token_hash = ? AND owner = ?",
+                (result, now, token_hash, owner),
             )
 
     # everything at once
