@@ -7,14 +7,13 @@ hang.
 
 from __future__ import annotations
 
-import json
 import logging
-import selectors
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from server.ready_line import read_ready_line
 
 log = logging.getLogger("mfa.server")
 
@@ -41,33 +40,6 @@ class DemoRadius:
                 self.process.wait()
 
 
-def _read_ready_line(process: subprocess.Popen[str], timeout: float) -> dict[str, object]:
-    assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    try:
-        while (left := deadline - time.monotonic()) > 0:
-            if not selector.select(left):
-                break
-            line = process.stdout.readline()
-            if not line:  # the process ended
-                break
-            try:
-                ready = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(ready, dict) and ready.get("event") == "ready":
-                return ready
-    finally:
-        selector.close()
-    ended = process.poll()
-    process.kill()
-    process.wait()
-    how = f"it exited with status {ended}" if ended is not None else "it was stopped"
-    raise MockStartError(f"no ready line within {timeout:g} s ({how}; its messages are above)")
-
-
 def start_demo_radius(scenarios: Path, timeout: float = READY_TIMEOUT_SECONDS) -> DemoRadius:
     """``mock-radius serve`` on free ports; raises MockStartError when it does not come up."""
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -75,7 +47,14 @@ def start_demo_radius(scenarios: Path, timeout: float = READY_TIMEOUT_SECONDS) -
          "--port", "0", "--control-port", "0"],
         stdout=subprocess.PIPE, text=True,  # its stderr is ours: its messages reach the operator
     )  # fmt: skip
-    ready = _read_ready_line(process, timeout)
+    assert process.stdout is not None
+    ready = read_ready_line(process.stdout, "ready", timeout)
+    if ready is None:
+        ended = process.poll()
+        process.kill()
+        process.wait()
+        how = f"it exited with status {ended}" if ended is not None else "it was stopped"
+        raise MockStartError(f"no ready line within {timeout:g} s ({how}; its messages are above)")
     port, control = ready.get("port"), ready.get("controlPort")
     if not isinstance(port, int) or not isinstance(control, int):
         process.kill()

@@ -23,12 +23,10 @@ import base64
 import json
 import os
 import secrets
-import selectors
 import signal
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,6 +37,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from server.ready_line import read_ready_line
 
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -218,7 +218,8 @@ def start_mfa_server(
             [*command, *extra_args], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=log,
             text=True,
         )  # fmt: skip
-    ready = _ready_line(process)
+    assert process.stdout is not None
+    ready = read_ready_line(process.stdout, "listening", READY_TIMEOUT_SECONDS)
     if ready is None:
         process.kill()
         process.wait()
@@ -229,26 +230,6 @@ def start_mfa_server(
     control = ControlClient(ready["url"], context)
     return MfaServer(ready["url"], ready["host"], ready["port"], folder, process, control,
                      certificate, ready)  # fmt: skip
-
-
-def _ready_line(process: subprocess.Popen[str]) -> dict[str, Any] | None:
-    assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if not selector.select(timeout=deadline - time.monotonic()):
-            break
-        line = process.stdout.readline()
-        if not line:
-            break
-        try:
-            ready = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(ready, dict) and ready.get("event") == "listening":
-            return ready
-    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
