@@ -215,3 +215,18 @@ def test_a_reservation_given_back_leaves_no_trace() -> None:
         record = LockoutRecord("k", failures=before)
         reserved, reservation = reserve(record, 0, policy)
         assert give_back(reserved, reservation).failures == before
+
+
+def test_lockout_keys_are_bounded_whatever_the_name() -> None:
+    """The user name is the client's: a row's key must not grow with it (at most 200 chars)."""
+    from server.guard import MAX_KEY_CHARS, lockout_key
+
+    short = lockout_key("login", "local", "alice")
+    assert short == "login:local:alice"
+    edge = "x" * (MAX_KEY_CHARS - len("login:local:"))
+    assert lockout_key("login", "local", edge) == f"login:local:{edge}"  # exactly 200: as is
+    long_one = lockout_key("login", "local", edge + "y")
+    long_two = lockout_key("login", "local", "z" * 4096)
+    assert long_one.startswith("login:sha256:") and len(long_one) <= MAX_KEY_CHARS
+    assert len(long_two) <= MAX_KEY_CHARS and long_two != long_one
+    assert lockout_key("login", "local", "z" * 4096) == long_two  # the same name, the same key
