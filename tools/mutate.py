@@ -26,6 +26,7 @@ import ast
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -216,19 +217,30 @@ def _run_in(mutant: Mutant, workspace: Path, timeout: float) -> tuple[Mutant, st
     original = target.read_text()  # the copy's: edits in the working tree meanwhile change nothing
     target.write_text(mutated_source(mutant.module, mutant.index, original))
     started = time.monotonic()
-    env = {**os.environ, "PYTHONPATH": str(workspace), "PYTHONDONTWRITEBYTECODE": "1"}
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-             "-p", "no:randomly", *TARGETS[mutant.module]],
-            cwd=workspace, env=env, capture_output=True, timeout=timeout,
-        )  # fmt: skip
+        result = _pytest(workspace, TARGETS[mutant.module], timeout)
         verdict = "survived" if result.returncode == 0 else "killed"
     except subprocess.TimeoutExpired:
         verdict = "timeout"
     finally:
         target.write_text(original)
     return mutant, verdict, time.monotonic() - started
+
+
+def _pytest(workspace: Path, tests: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(workspace), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def baseline_failure(workspace: Path, modules: list[str]) -> str | None:
+    """Every mutant counts as killed when the tests fail anyway (no PostgreSQL, a missing
+    package), so the unmutated tests must pass first; returns their report if they do not."""
+    tests = list(dict.fromkeys(test for module in modules for test in TARGETS[module]))
+    result = _pytest(workspace, tests, timeout=3600)
+    return None if result.returncode == 0 else (result.stdout + result.stderr)[-3000:]
 
 
 def _postgres() -> Callable[[], None]:
@@ -258,6 +270,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--report", help="also write the survivors as Markdown to this file")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the run of the unmutated tests that comes first")  # fmt: skip
     args = parser.parse_args()
     modules = args.modules or list(TARGETS)
     unknown = [m for m in modules if m not in TARGETS]
@@ -274,23 +288,39 @@ def main() -> int:
         free.put(_workspace(base))
     results: list[tuple[Mutant, str, float]] = []
     started = time.monotonic()
+    # SIGTERM unwinds like Ctrl-C, so the PostgreSQL and the copies go and the partial
+    # results are still reported
+    signal.signal(signal.SIGTERM, lambda *_: _raise_interrupt())
     postgres = _postgres() if "MFA_TEST_POSTGRES_URL" not in os.environ else None
+    pool = ThreadPoolExecutor(args.jobs)
     try:
-        with ThreadPoolExecutor(args.jobs) as pool:
-            futures = [pool.submit(run_mutant, m, free, args.timeout) for m in mutants]
-            for future in futures:
-                mutant, verdict, seconds = future.result()
-                results.append((mutant, verdict, seconds))
-                print(f"{verdict:8} {seconds:6.1f}s {mutant.module}:{mutant.line} "
-                      f"#{mutant.index} {mutant.description}", flush=True)  # fmt: skip
+        if not args.no_baseline:
+            failure = baseline_failure(free.queue[0], modules)
+            if failure is not None:
+                print(f"the unmutated tests fail, so no mutant can be judged:\n{failure}")
+                return 1
+        futures = [pool.submit(run_mutant, m, free, args.timeout) for m in mutants]
+        for future in futures:
+            mutant, verdict, seconds = future.result()
+            results.append((mutant, verdict, seconds))
+            print(f"{verdict:8} {seconds:6.1f}s {mutant.module}:{mutant.line} "
+                  f"#{mutant.index} {mutant.description}", flush=True)  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"interrupted after {len(results)} of {len(mutants)} mutants", flush=True)
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(base, ignore_errors=True)
         if postgres is not None:
             postgres()
-    print(summary(results, time.monotonic() - started))
+    report = summary(results, time.monotonic() - started)
+    print(report)
     if args.report:
-        Path(args.report).write_text(summary(results, time.monotonic() - started))
-    return 0
+        Path(args.report).write_text(report)
+    return 0 if len(results) == len(mutants) else 130
+
+
+def _raise_interrupt() -> None:
+    raise KeyboardInterrupt
 
 
 def summary(results: list[tuple[Mutant, str, float]], seconds: float) -> str:
