@@ -3,6 +3,7 @@ message naming the key file; `mfa-server rotate-key` re-encrypts every seed."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import subprocess
 import sys
@@ -13,7 +14,10 @@ import httpx
 import pytest
 import yaml
 
-from server.keys import shown_url
+from server.config import StorageSettings
+from server.keys import KeyMismatch, open_checked_key, shown_url
+from server.seedcrypt import SeedCipher
+from server.store import SeedRecord, open_store
 from tests.conftest import base_config, http_call, http_login, mfa_server, totp_now
 
 INIT = "/admin/authentication/otp/initialize"
@@ -125,3 +129,59 @@ def test_rotate_key_reencrypts_every_seed(tmp_path: Path) -> None:
 )
 def test_a_storage_url_in_a_message_has_no_secret(url: str, shown: str) -> None:
     assert shown_url(url) == shown
+
+
+# In process, on a real SQLite file: which message each case of a missing or wrong key gives.
+
+
+def _open_checked(url: str, storage: StorageSettings, seed: SeedRecord | None = None) -> bytes:
+    async def body() -> bytes:
+        store = open_store(url)
+        await store.open()
+        try:
+            if seed is not None:
+                await store.put_seed(seed)
+            return await open_checked_key(store, storage)
+        finally:
+            await store.close()
+
+    return asyncio.run(body())
+
+
+def _inline(key: bytes, url: str) -> StorageSettings:
+    return StorageSettings(url=url, encryption_key=base64.urlsafe_b64encode(key).decode())
+
+
+def test_an_inline_key_is_checked_like_a_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mfa.db'}"
+    assert _open_checked(url, _inline(b"a" * 32, url)) == b"a" * 32  # first use: recorded
+    assert _open_checked(url, _inline(b"a" * 32, url)) == b"a" * 32
+    with pytest.raises(KeyMismatch) as mismatch:
+        _open_checked(url, _inline(b"b" * 32, url))
+    assert str(mismatch.value).startswith(
+        f"storage.encryptionKey: this is not the seed encryption key of the database {url};"
+    )
+
+
+def test_a_missing_key_file_names_what_the_database_holds(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mfa.db'}"
+    key_file = tmp_path / "seed.key"
+    storage = StorageSettings(url=url, encryption_key_file=str(key_file))
+    _open_checked(url, storage)  # creates the key file and records its check value
+    key_file.unlink()
+    with pytest.raises(KeyMismatch) as checked_only:
+        _open_checked(url, storage)
+    assert str(checked_only.value) == (
+        f"{key_file}: the seed encryption key file is missing, but the database {url} was used "
+        "with a key (it holds its check value). Restore the file: a new key would not fit the "
+        "database."
+    )
+    assert not key_file.exists()
+
+    older = f"sqlite:///{tmp_path / 'older.db'}"  # seeds, but no check value yet
+    blob = SeedCipher(b"c" * 32).encrypt("CN=alice,OU=local", "JBSWY3DPEHPK3PXP")
+    seed = SeedRecord("CN=alice,OU=local", "local", "alice", blob, True, None, 1.0)
+    with pytest.raises(KeyMismatch) as seeds_only:
+        _open_checked(older, StorageSettings(url=older, encryption_key_file=str(key_file)), seed)
+    assert "(it holds its check value and seeds encrypted with it)" in str(seeds_only.value)
+    assert not key_file.exists()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -231,3 +233,33 @@ def test_lockout_keys_are_bounded_whatever_the_name() -> None:
     assert long_one.startswith("login:sha256:") and len(long_one) <= MAX_KEY_CHARS
     assert len(long_two) <= MAX_KEY_CHARS and long_two != long_one
     assert lockout_key("login", "local", "z" * 4096) == long_two  # the same name, the same key
+
+
+def test_attempts_without_a_verdict_never_lock(tmp_path: Path) -> None:
+    """Through the guard and a real store: RADIUS timeouts (no verdict) are given back, even the
+    one that had tripped the lock, so any number of them leaves the user free and uncounted."""
+    from server.guard import LockoutGuard
+    from server.store import open_store
+
+    policy = LockoutPolicy(max_failed_attempts=3, cooldown=60, max_cooldown=600)
+
+    async def body() -> None:
+        store = open_store(f"sqlite:///{tmp_path / 'lockout.db'}")
+        await store.open()
+        try:
+            guard = LockoutGuard(store, clock=lambda: 100.0)
+            for _ in range(2):  # two wrong guesses stay counted
+                assert (await guard.reserve("k", policy)).admitted
+            tripping = await guard.reserve("k", policy)
+            assert tripping.tripped  # the third would lock ...
+            await guard.no_verdict("k", tripping)  # ... but it got no verdict
+            for _ in range(10):
+                reservation = await guard.reserve("k", policy)
+                assert reservation.admitted
+                await guard.no_verdict("k", reservation)
+            record = await store.get_lockout("k")
+            assert (record.failures, record.lockouts, record.locked_until) == (2, 0, 0.0)
+        finally:
+            await store.close()
+
+    asyncio.run(body())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import re
 import sqlite3
@@ -47,7 +48,7 @@ def test_login_gives_partial_token_then_412(live: LiveServer) -> None:
         "canAccessAuditLogs": False,
         "privileges": [],
     }
-    assert len(body["token"]) >= 40
+    assert len(base64.urlsafe_b64decode(body["token"] + "=")) == 32  # 256 random bits
     assert body["expires"] == "2027-01-15T09:00:00Z"  # START_TIME + 1h token lifetime
     response = live.call("GET", "/admin/authorization", token=body["token"])
     assert response.status_code == 412
@@ -238,6 +239,18 @@ def test_seed_is_encrypted_at_rest(live: LiveServer, tmp_path: Path) -> None:
         (blob,) = db.execute("SELECT secret_blob FROM seeds").fetchone()
     assert len(blob) == 12 + 32 + 16  # nonce + secret + GCM tag
     assert (tmp_path / "seed.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_only_a_hash_of_each_token_is_stored(live: LiveServer, tmp_path: Path) -> None:
+    """A copy of the database must not hand out working tokens; session ids are 128 bits."""
+    tokens = [live.login("alice", "alice-pass")["token"] for _ in range(3)]
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("mfa.db*"))
+    assert not any(token.encode() in raw for token in tokens)
+    with sqlite3.connect(tmp_path / "mfa.db") as db:
+        stored = {row[0]: row[1] for row in db.execute("SELECT token_hash, session_id FROM tokens")}
+    assert set(stored) == {hashlib.sha256(token.encode()).hexdigest() for token in tokens}
+    assert all(re.fullmatch(r"[0-9a-f]{32}", session) for session in stored.values())
+    assert len(set(stored.values())) == 3
 
 
 def test_seed_admin_routes(live: LiveServer) -> None:

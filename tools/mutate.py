@@ -4,6 +4,7 @@ the tests that should notice it do.
     python3 tools/mutate.py                       # every target module, 2 jobs
     python3 tools/mutate.py server/lockout.py     # one module
     python3 tools/mutate.py --list server/guard.py  # the mutants, without running anything
+    python3 tools/mutate.py --only 3,7 server/guard.py  # re-check two survivors
 
 Each mutant is one small change found in the module's syntax tree (a comparison or boolean
 operator turned around, a constant changed, a condition negated, a statement that awaits
@@ -270,6 +271,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--report", help="also write the survivors as Markdown to this file")
+    parser.add_argument("--only", type=lambda text: {int(n) for n in text.split(",")},
+                        help="only these mutant numbers (as --list shows them), e.g. 16,18: "
+                             "to re-check survivors after adding a test")  # fmt: skip
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the run of the unmutated tests that comes first")  # fmt: skip
     args = parser.parse_args()
@@ -278,6 +282,8 @@ def main() -> int:
     if unknown:
         parser.error(f"no tests mapped for {unknown}; known: {', '.join(TARGETS)}")
     mutants = [m for module in modules for m in mutants_of(module)]
+    if args.only is not None:
+        mutants = [m for m in mutants if m.index in args.only]
     if args.list:
         for m in mutants:
             print(f"{m.module}:{m.line}: #{m.index} {m.description}")
