@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
 import pytest
@@ -34,6 +35,37 @@ def test_sealed_state_round_trip_and_refusals() -> None:
     other = StateSealer(derive_key(b"j" * 32))
     with pytest.raises(StateError, match="not one this server issued"):
         other.unseal(sealed, user=CAROL.dn, now=1.0)
+
+
+# Sealed by this format's first release (key b"k" * 32): a process of an older release sharing
+# the database must be understood (AES-GCM with a 12-byte nonce before the ciphertext).
+OLDER_STATE = (
+    "NzaRyR3s+wGMkP/U+LPTQ4RLFGIbjthyohw9jAP/2y7zH5gQHx9XBHDjewhXNEFdY/x+PcrB8gghl5+mizUBKA+Ueyzq"
+    "tb9nnZFNVky6O4yGXphJQ+JfXUfct5Be9rTNFPYRRO95Jg=="
+)
+
+
+def test_a_state_sealed_by_an_older_release_unseals() -> None:
+    back = SEALER.unseal(OLDER_STATE, user=CAROL.dn, now=0.0)
+    assert back == UpstreamState(b"\x00\x01state", "10.0.0.1", CAROL.dn, 4102444800.0)
+
+
+def test_a_mangled_state_is_told_from_a_forged_one() -> None:
+    """Malformed (a client's typo: 422) versus not issued here (401): both are refused."""
+    sealed = SEALER.seal(UpstreamState(b"s", "10.0.0.1", CAROL.dn, 100.0))
+    with pytest.raises(StateError) as junk:  # not skipped over: the state must be exact
+        SEALER.unseal(sealed[:8] + "!" + sealed[8:], user=CAROL.dn, now=0.0)
+    assert (str(junk.value), junk.value.malformed) == ("must be base64", True)
+    with pytest.raises(StateError) as nonce_only:
+        SEALER.unseal(base64.b64encode(b"n" * 12).decode(), user=CAROL.dn, now=0.0)
+    assert (str(nonce_only.value), nonce_only.value.malformed) == (
+        "must be a state from initialize", True,
+    )  # fmt: skip
+    with pytest.raises(StateError) as forged:
+        SEALER.unseal(base64.b64encode(b"n" * 13).decode(), user=CAROL.dn, now=0.0)
+    assert (str(forged.value), forged.value.malformed) == (
+        "The state is not one this server issued.", False,
+    )  # fmt: skip
 
 
 @given(st.text(max_size=200))
