@@ -38,6 +38,8 @@ def test_five_wrong_codes_lock_the_user(live: LiveServer) -> None:
     wrong = live.otp(live.login("alice", "alice-pass")["token"], "999999")
     assert right.status_code == wrong.status_code == 401
     assert right.json() == wrong.json() == LOCKED
+    # initialize is no guess (for TOTP): a locked user still sees the unfinished enrolment
+    assert live.initialize(token).json()["secret"] == secret
     # the cooldown ends (60 s for the first lockout)
     live.clock.advance(59)
     assert live.otp(token, totp_now(secret, live.clock.now)).json() == LOCKED

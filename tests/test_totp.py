@@ -35,6 +35,16 @@ def test_rfc6238_sha1_vectors(when: int, code: str) -> None:
     assert totp.matching_step(RFC_SECRET, code, when, params) == when // 30
     wrong = str((int(code) + 1) % 10**8).zfill(8)
     assert totp.matching_step(RFC_SECRET, wrong, when, params) is None
+    # code_at (what `mfa-server totp` and the test-control code route print) agrees, in any
+    # letter case, and its 6 digits are the last 6 of the 8
+    assert totp.code_at(RFC_SECRET, when, params) == code
+    assert totp.code_at(RFC_SECRET.lower(), when, totp.TotpParameters(6, 30, 0)) == code[2:]
+
+
+@pytest.mark.parametrize("secret", ["GEZDGNBVGY3TQOJQ1", "GEZDGNBVGY3TQOJQ=", "ABC"])
+def test_code_at_refuses_what_is_not_base32(secret: str) -> None:
+    with pytest.raises(ValueError, match="the secret is not base32"):
+        totp.code_at(secret, 59)
 
 
 def test_drift_window_reports_the_matching_step() -> None:

@@ -18,7 +18,7 @@ class TotpParameters:
     drift_steps: int = 1
 
 
-def new_secret(bits: int = 160) -> str:
+def new_secret(bits: int) -> str:
     """A random base32 secret without padding (authenticator apps expect none)."""
     if bits % 8 or not 128 <= bits <= 512:
         raise ValueError("secret size must be a multiple of 8 between 128 and 512 bits")
@@ -47,7 +47,7 @@ def otpauth_url(
 def code_at(secret: str, when: float, params: TotpParameters = TotpParameters()) -> str:
     """The code of ``secret`` at ``when``; ValueError for a secret that is not base32."""
     try:
-        base64.b32decode(secret.upper() + "=" * (-len(secret) % 8), casefold=False)
+        base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
     except (ValueError, TypeError):
         raise ValueError("the secret is not base32") from None
     totp = pyotp.TOTP(secret.upper(), digits=params.digits, interval=params.period)
