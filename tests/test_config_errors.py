@@ -80,8 +80,7 @@ def test_every_problem_names_its_line_and_key_path() -> None:
         "conf.yaml:16: mfaProviders[1].type: unknown type 'Raduis', expected one of "
         "DefaultTimeBased, Radius (did you mean 'Radius'?)",
         "conf.yaml:17: mfaProviders[2].sharedSecret: required key is missing",
-        "conf.yaml:20: mfaProviders[2].timeout: Input should be a valid number, unable to parse "
-        "string as a number",
+        "conf.yaml:20: mfaProviders[2].timeout: expected a duration such as 30s, 15m or 24h",
         "conf.yaml:21: mfaProviders[2].mode: Input should be 'OneFactor', 'Challenge' or 'Push' "
         "(did you mean 'Push'?)",
         "conf.yaml:22: mfaProviders[2].authenticationProtocol: Input should be 'PAP' or 'CHAP' "
