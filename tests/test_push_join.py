@@ -141,3 +141,58 @@ def test_the_answer_in_the_store_is_sealed(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(body())
+
+
+def test_an_answer_is_shared_for_two_seconds_then_a_retry_pushes_again(tmp_path: Path) -> None:
+    """The window is what tells a joiner (same push) from a retry (new push): 2 s."""
+
+    async def body() -> None:
+        store = await _store(tmp_path)
+        now = [100.0]
+        runs: list[str] = []
+
+        async def push(name: str) -> dict[str, Any]:
+            runs.append(name)
+            return {"token": name}
+
+        def joiner() -> PushJoiner:  # a fresh one each time: as if on another process
+            return PushJoiner(store, KEY, lambda: now[0])
+
+        assert await joiner().run_once("t", 5, lambda: push("first")) == ({"token": "first"}, False)
+        now[0] = 101.9
+        assert await joiner().run_once("t", 5, lambda: push("late")) == ({"token": "first"}, True)
+        now[0] = 102.1
+        assert await joiner().run_once("t", 5, lambda: push("retry")) == ({"token": "retry"}, False)
+        assert runs == ["first", "retry"]
+        await store.close()
+
+    asyncio.run(body())
+
+
+def test_a_claim_stands_for_its_budget_and_five_seconds_more(tmp_path: Path) -> None:
+    """A slow phone is not a dead owner: the claim is taken over only past budget + 5 s."""
+
+    async def body() -> None:
+        store = await _store(tmp_path)
+        now = [100.0]
+        release = asyncio.Event()
+
+        async def slow() -> dict[str, Any]:
+            await release.wait()
+            return {"token": "slow"}
+
+        owner = asyncio.create_task(PushJoiner(store, KEY, lambda: now[0]).run_once("t", 5, slow))
+        await asyncio.sleep(0.05)
+        now[0] = 109.9  # 100 + budget 5 + margin 5 = 110
+        waiting = asyncio.create_task(
+            PushJoiner(store, KEY, lambda: now[0]).run_once("t", 5, _answer)
+        )
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        now[0] = 110.1
+        assert await asyncio.wait_for(waiting, 5) == ({"token": "mine"}, False)
+        release.set()
+        assert await owner == ({"token": "slow"}, False)
+        await store.close()
+
+    asyncio.run(body())
