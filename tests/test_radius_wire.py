@@ -57,14 +57,14 @@ def request_ma_is_valid(packet: bytes, secret: bytes) -> bool:
 
 
 def reply(request: bytes, secret: bytes, code: int = ACCESS_ACCEPT, *, with_ma: bool = True,
-          break_ma: bool = False) -> bytes:  # fmt: skip
+          break_ma: bool = False, extra: bytes = b"") -> bytes:  # fmt: skip
     """A reply built by hand; ``break_ma`` spoils only the Message-Authenticator (the Response
     Authenticator is computed over the spoiled value, so it alone is wrong)."""
     identifier, request_auth = request[1], request[4:20]
     attributes = b""
     if with_ma:
         attributes += bytes([MESSAGE_AUTHENTICATOR, 18]) + bytes(16)
-    attributes += bytes([18, 9]) + b"Welcome"  # Reply-Message
+    attributes += bytes([18, 9]) + b"Welcome" + extra  # Reply-Message
     length = 20 + len(attributes)
     packet = bytearray(struct.pack("!BBH", code, identifier, length) + request_auth + attributes)
     if with_ma:
@@ -130,6 +130,16 @@ def test_every_request_carries_a_valid_message_authenticator_and_the_nas_attribu
     asyncio.run(_with_peer(lambda r: reply(r, SECRET), test))
 
 
+def test_the_session_timeout_of_a_reply_is_read() -> None:
+    session_timeout = bytes([27, 6]) + (90).to_bytes(4, "big")
+
+    async def test(port: int, peer: Peer) -> None:
+        response = await rc.authenticate(_target(port), "carol", "pw")
+        assert (response.reply_message, response.session_timeout) == ("Welcome", 90)
+
+    asyncio.run(_with_peer(lambda r: reply(r, SECRET, extra=session_timeout), test))
+
+
 def test_without_nas_ip_address_none_is_sent() -> None:
     async def test(port: int, peer: Peer) -> None:
         await rc.authenticate(_target(port), "carol", "pw")
@@ -160,8 +170,14 @@ def test_a_silent_server_gets_exactly_three_identical_requests_spread_over_the_b
         (lambda r: reply(r, SECRET, break_ma=True), "do not verify"),
         (lambda r: reply(r, b"not the secret"), "do not verify"),
         (lambda r: reply(r, SECRET, with_ma=False), "without Message-Authenticator"),
+        (lambda r: reply(r, SECRET, code=5), "unexpected code 5"),
     ],
-    ids=["only the Message-Authenticator spoiled", "another secret", "no Message-Authenticator"],
+    ids=[
+        "only the Message-Authenticator spoiled",
+        "another secret",
+        "no Message-Authenticator",
+        "an Accounting-Response",
+    ],
 )
 def test_forged_replies_are_dropped_with_the_reason(answer: Callable[[bytes], bytes],
                                                     why: str) -> None:  # fmt: skip
