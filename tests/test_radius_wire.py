@@ -136,6 +136,7 @@ def test_the_session_timeout_of_a_reply_is_read() -> None:
     async def test(port: int, peer: Peer) -> None:
         response = await rc.authenticate(_target(port), "carol", "pw")
         assert (response.reply_message, response.session_timeout) == ("Welcome", 90)
+        assert 0 <= response.elapsed < 1.5  # within the budget, measured from the first send
 
     asyncio.run(_with_peer(lambda r: reply(r, SECRET, extra=session_timeout), test))
 
