@@ -261,3 +261,21 @@ def test_passwords_too_long_for_pap_are_refused_before_the_wire() -> None:
     chap = RadiusMfa(provider(mode="OneFactor"), sealer=SEALER, clock=lambda: 0,
                      authenticate=FakeRadius(rc.RadiusResponse(rc.ACCEPT, "h1", 0.0)))  # fmt: skip
     assert isinstance(run(chap.verify(CAROL, long, None, None)), Accepted)  # CHAP has no limit
+
+
+@pytest.mark.parametrize(
+    ("session_timeout", "lifetime"),
+    [(None, 300.0), (60, 60.0), (7200, 3600.0)],
+    ids=["default 300 s", "the server's Session-Timeout", "capped at an hour"],
+)
+def test_a_challenge_state_lives_as_long_as_the_server_allows(
+    session_timeout: int | None, lifetime: float
+) -> None:
+    fake = FakeRadius(rc.RadiusResponse(rc.CHALLENGE, "h1", 0.0, "Code?", b"up", session_timeout))
+    mfa = RadiusMfa(
+        provider(mode="Challenge"), sealer=SEALER, clock=lambda: 1000.0, authenticate=fake
+    )
+    state = run(mfa.initialize(CAROL, None, None)).body["state"]
+    assert SEALER.unseal(state, user=CAROL.dn, now=1000.0 + lifetime - 0.1).state == b"up"
+    with pytest.raises(StateError, match="expired"):
+        SEALER.unseal(state, user=CAROL.dn, now=1000.0 + lifetime + 0.1)
