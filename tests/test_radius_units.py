@@ -279,3 +279,19 @@ def test_a_challenge_state_lives_as_long_as_the_server_allows(
     assert SEALER.unseal(state, user=CAROL.dn, now=1000.0 + lifetime - 0.1).state == b"up"
     with pytest.raises(StateError, match="expired"):
         SEALER.unseal(state, user=CAROL.dn, now=1000.0 + lifetime + 0.1)
+
+
+@pytest.mark.parametrize(
+    ("mode", "use_password", "guesses"),
+    [("Challenge", True, True), ("Challenge", False, False), ("Push", True, False),
+     ("OneFactor", False, False)],
+)  # fmt: skip
+def test_only_a_challenge_sent_the_password_counts_initialize_as_a_guess(
+    mode: str, use_password: bool, guesses: bool
+) -> None:
+    """Only then does initialize send a secret to the RADIUS server (so it counts towards the
+    lockout); Push and OneFactor initialize contact nobody."""
+    mfa = RadiusMfa(
+        provider(mode=mode, useUserPassword=use_password), sealer=SEALER, clock=lambda: 0
+    )
+    assert mfa.initialize_guesses is guesses
