@@ -113,13 +113,13 @@ def test_one_factor_and_push_initialize_contact_nobody() -> None:
 
 def test_challenge_initialize_then_otp_goes_to_the_issuing_host() -> None:
     fake = FakeRadius(
-        rc.RadiusResponse(rc.CHALLENGE, "h2", 0.01, "Code?", b"upstream", None),
+        rc.RadiusResponse(rc.CHALLENGE, "h2", 0.01234, "Code?", b"upstream", None),
         rc.RadiusResponse(rc.ACCEPT, "h2", 0.01),
     )
     mfa = RadiusMfa(provider(mode="Challenge"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
     result = run(mfa.initialize(CAROL, None, None))
     assert result.body["type"] == "Challenge" and result.body["responseMessage"] == "Code?"
-    assert result.detail == {"radiusHost": "h2", "radiusMs": 10.0}
+    assert result.detail == {"radiusHost": "h2", "radiusMs": 12.3}
     verdict = run(mfa.verify(CAROL, "123456", result.body["state"], None))
     assert isinstance(verdict, Accepted)
     assert fake.calls[0] == {"user": "carol", "password": "chs", "state": None, "hosts": None}
@@ -261,6 +261,10 @@ def test_passwords_too_long_for_pap_are_refused_before_the_wire() -> None:
     chap = RadiusMfa(provider(mode="OneFactor"), sealer=SEALER, clock=lambda: 0,
                      authenticate=FakeRadius(rc.RadiusResponse(rc.ACCEPT, "h1", 0.0)))  # fmt: skip
     assert isinstance(run(chap.verify(CAROL, long, None, None)), Accepted)  # CHAP has no limit
+    accepts = FakeRadius(rc.RadiusResponse(rc.ACCEPT, "h1", 0.0))
+    at_the_limit = RadiusMfa(provider(mode="OneFactor", authenticationProtocol="PAP"),
+                             sealer=SEALER, clock=lambda: 0, authenticate=accepts)  # fmt: skip
+    assert isinstance(run(at_the_limit.verify(CAROL, "x" * 128, None, None)), Accepted)
 
 
 @pytest.mark.parametrize(
@@ -295,3 +299,12 @@ def test_only_a_challenge_sent_the_password_counts_initialize_as_a_guess(
         provider(mode=mode, useUserPassword=use_password), sealer=SEALER, clock=lambda: 0
     )
     assert mfa.initialize_guesses is guesses
+
+
+def test_a_state_naming_a_server_configured_away_is_refused() -> None:
+    mfa = RadiusMfa(provider(mode="Challenge"), sealer=SEALER, clock=lambda: 0,
+                    authenticate=FakeRadius())  # fmt: skip
+    state = SEALER.seal(UpstreamState(b"up", "retired-host", CAROL.dn, 300.0))
+    assert run(mfa.verify(CAROL, "123456", state, None)) == BadState(
+        "The state names a RADIUS server no longer configured. Initialize again."
+    )

@@ -452,3 +452,16 @@ def test_sqlite_checkpoints_in_the_background(tmp_path: Path, monkeypatch: Any) 
         await store.close()
 
     asyncio.run(body())
+
+
+def test_a_sqlite_file_in_a_folder_not_yet_made_is_created(tmp_path: Path) -> None:
+    """A fresh data directory: the store makes the folders its file lives in."""
+    database = tmp_path / "data" / "nested" / "mfa.db"
+
+    async def body() -> None:
+        store = open_store(f"sqlite:///{database}")
+        await store.open()
+        await store.close()
+
+    asyncio.run(body())
+    assert database.is_file()
