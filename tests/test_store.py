@@ -465,3 +465,22 @@ def test_a_sqlite_file_in_a_folder_not_yet_made_is_created(tmp_path: Path) -> No
 
     asyncio.run(body())
     assert database.is_file()
+
+
+def test_closing_a_sqlite_store_checkpoints_and_stops_its_checkpointer(tmp_path: Path) -> None:
+    """A closed store leaves a database file that holds everything (an empty write-ahead log)
+    and no task of its own behind."""
+    database = tmp_path / "mfa.db"
+
+    async def body() -> None:
+        store = open_store(f"sqlite:///{database}")
+        await store.open()
+        await store.update_lockout("k", lambda r: replace(r, failures=r.failures + 1))
+        wal = Path(f"{database}-wal")
+        assert wal.stat().st_size > 0
+        await store.close()
+        assert not wal.exists() or wal.stat().st_size == 0
+        await asyncio.sleep(0)  # let a cancelled task finish
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    asyncio.run(body())
