@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -482,5 +483,42 @@ def test_closing_a_sqlite_store_checkpoints_and_stops_its_checkpointer(tmp_path:
         assert not wal.exists() or wal.stat().st_size == 0
         await asyncio.sleep(0)  # let a cancelled task finish
         assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    asyncio.run(body())
+
+
+def test_the_constraints_of_a_new_database_are_pinned(tmp_path: Path) -> None:
+    """Written out by hand, not derived from the schema module: a change here needs an
+    upgrade step for the databases that exist already."""
+    import sqlite3
+
+    database = tmp_path / "mfa.db"
+    asyncio.run(_open_and_close(f"sqlite:///{database}"))
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        columns = [
+            (table, *row) for table in tables for row in db.execute(f"PRAGMA table_info({table})")
+        ]
+    nullable = {(table, name) for table, _, name, _, notnull, _, _ in columns if not notnull}
+    defaults = {(table, name): default for table, _, name, _, _, default, _ in columns if default}
+    assert nullable == {("tokens", "challenge_state"), ("seeds", "last_step"),
+                        ("pushes", "result"), ("pushes", "finished_at")}  # fmt: skip
+    assert defaults == {("sessions", "revoked"): "0", ("tokens", "revoked"): "0",
+                        ("seeds", "verified"): "0", ("lockouts", "updated_at"): "0.0"}  # fmt: skip
+
+
+def test_a_closed_postgresql_store_has_closed_its_pool(postgres_url: str) -> None:
+    """A server that stops hands its connections back to PostgreSQL at once."""
+    from server.store.postgres import PostgresStore
+
+    async def body() -> None:
+        store = open_store(postgres_url)
+        assert isinstance(store, PostgresStore)
+        await store.open()
+        pool = store.pool
+        await store.close()
+        assert pool.closed
+        with pytest.raises(RuntimeError, match="not open"):
+            _ = store.pool
 
     asyncio.run(body())

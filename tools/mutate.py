@@ -64,9 +64,11 @@ TARGETS: dict[str, list[str]] = {
     "server/store/sqlite.py": ["tests/test_store.py"],
     "server/store/postgres.py": ["tests/test_store.py"],
     "server/store/schema.py": ["tests/test_store.py"],
-    "mock_radius/matching.py": ["tests/test_mock_units.py", "tests/test_mock_scenarios.py"],
-    "mock_radius/protocol.py": ["tests/test_mock_units.py", "tests/test_mock_server.py",
-                                "tests/test_mock_scenarios.py"],
+    "mock_radius/matching.py": ["tests/test_mock_engine.py", "tests/test_mock_units.py",
+                                "tests/test_mock_scenarios.py", "tests/test_mock_server.py"],
+    "mock_radius/protocol.py": ["tests/test_mock_wire.py", "tests/test_mock_units.py",
+                                "tests/test_mock_clients.py", "tests/test_mock_scenarios.py",
+                                "tests/test_mock_server.py", "tests/test_mock_floods.py"],
 }  # fmt: skip
 
 SWAPS: dict[type[ast.AST], type[ast.AST]] = {
