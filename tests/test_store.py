@@ -72,6 +72,7 @@ def test_tokens(stores: Any) -> None:
         assert await store.get_token("a") == token("a")
         assert await store.get_token("missing") is None
         assert await store.replace_token("a", token("b", stage=Stage.MFA))
+        assert await store.get_token("b") == token("b", stage=Stage.MFA)
         assert not await store.replace_token("a", token("c", stage=Stage.MFA))  # spent
         assert (await store.get_token("a")).revoked  # type: ignore[union-attr]
         assert await store.get_token("c") is None
@@ -158,12 +159,17 @@ def test_key_check_value_and_rotation(stores: Any) -> None:
         assert await store.set_meta_if_absent(KEY_CHECK, b"one") == b"one"
         assert await store.set_meta_if_absent(KEY_CHECK, b"two") == b"one"
         await store.insert_seed_if_absent(seed(b"old"))
-        await store.start_session(replace(token("t"), challenge_state="sealed-with-old"))
+        await store.start_session(token("t"))
+        await store.set_challenge_state("t", "sealed-with-old")
+        assert (await store.claim_push("p", "owner", 0.0, 10.0, -2.0)).owner
+        assert (await store.get_token("t")).challenge_state == "sealed-with-old"  # type: ignore[union-attr]
         count = await store.rotate_seeds(lambda s: s.secret_blob + b"+new", b"two")
         assert count == 1
         assert (await store.get_seed(seed().dn)).secret_blob == b"old+new"  # type: ignore[union-attr]
         assert await store.get_meta(KEY_CHECK) == b"two"
         assert (await store.get_token("t")).challenge_state is None  # type: ignore[union-attr]
+        # answers sealed with the old key are gone: the push is anybody's to claim again
+        assert (await store.claim_push("p", "other", 0.0, 10.0, -2.0)).owner
 
     run(stores, test)
 
@@ -522,3 +528,45 @@ def test_a_closed_postgresql_store_has_closed_its_pool(postgres_url: str) -> Non
             _ = store.pool
 
     asyncio.run(body())
+
+
+def test_an_added_token_lives_and_keeps_its_session_alive(stores: Any) -> None:
+    """A session lasts as long as its latest token: the purge must not take a live token's
+    session (nor the token) because the session's first token has expired."""
+
+    async def test(make: Factory) -> None:
+        store = await make()
+        await store.start_session(replace(token("first"), expires_at=10.0))
+        later = replace(token("added", stage=Stage.FULL), expires_at=100.0)
+        await store.add_token(later)
+        assert await store.get_token("added") == later
+        replaced = replace(token("replaced", stage=Stage.FULL), expires_at=200.0)
+        assert await store.replace_token("added", replaced)
+        assert await store.purge(150.0, 0.0) == 2  # "first" and "added", not the session
+        assert await store.get_token("replaced") == replaced
+        assert await store.purge(250.0, 0.0) == 2  # now the last token and its session
+
+    run(stores, test)
+
+
+def test_any_seed_and_the_record_update_lockout_wrote(stores: Any) -> None:
+    async def test(make: Factory) -> None:
+        store = await make()
+        assert await store.any_seed() is None
+        await store.insert_seed_if_absent(seed())
+        assert await store.any_seed() == seed()
+        written = await store.update_lockout("k", lambda r: replace(r, failures=3))
+        assert written == LockoutRecord("k", failures=3)
+        assert await store.get_lockout("k") == written
+
+    run(stores, test)
+
+
+def test_a_push_answer_is_purged_a_minute_after_its_deadline(stores: Any) -> None:
+    async def test(make: Factory) -> None:
+        store = await make()
+        assert (await store.claim_push("t", "owner", 0.0, 10.0, -2.0)).owner
+        assert await store.purge(69.9, 0.0) == 0
+        assert await store.purge(70.1, 0.0) == 1
+
+    run(stores, test)
