@@ -324,3 +324,24 @@ def test_accounting_scripts() -> None:
         "accounting: [{match: {attributes: {Acct-Status-Type: 1}}, reply: {}}]\n"
     )
     assert Engine([by_number]).decide_accounting(by_number, acct("Start")).step == "accounting-1"
+
+
+def test_a_recorded_password_hash_matches_only_its_password() -> None:
+    """Recordings keep ``passwordHash`` (salted SHA-256), never the password; CHAP requests
+    reveal no password, so they never match one. The hash is computed here from its
+    definition in docs/scenarios.md, not with the mock's own function."""
+    import hashlib
+
+    salt = bytes.fromhex("a1b2c3d4" * 4)
+    stored = f"sha256:{salt.hex()}:{hashlib.sha256(salt + 'höst-pass'.encode()).hexdigest()}"
+    s = scenario(
+        f"steps:\n  - {{name: recorded, match: {{passwordHash: '{stored}'}}, "
+        "reply: {code: Access-Accept}}\n"
+    )
+    engine = Engine([s])
+    assert codes(engine, s, "höst-pass", "höst-pasS", "") == [
+        ("recorded", ACCEPT), (None, REJECT), (None, REJECT)
+    ]  # fmt: skip
+    chap = RequestView(user_name="u", message_authenticator=True, auth_type="CHAP",
+                       chap=(b"c" * 16, b"\x01" + b"r" * 16))  # fmt: skip
+    assert engine.decide(s, chap).code == REJECT
