@@ -233,11 +233,20 @@ def _run_in(mutant: Mutant, workspace: Path, timeout: float) -> tuple[Mutant, st
 
 
 def _pytest(workspace: Path, tests: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """In a session of its own, so a timeout stops the servers its tests started as well."""
     env = {**os.environ, "PYTHONPATH": str(workspace), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-        cwd=workspace, env=env, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    with subprocess.Popen(
+        command, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    ) as child:  # fmt: skip
+        try:
+            output, _ = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            raise
+    return subprocess.CompletedProcess(command, child.returncode, output, "")
 
 
 def baseline_failure(workspace: Path, modules: list[str]) -> str | None:
