@@ -181,11 +181,3 @@ def _issued(request: RequestView, issued_state: bytes | None) -> str | None:
         return "state (expected the one issued)"
     return None
 
-
-def failed_conditions(match: Match, request: RequestView, issued_state: bytes | None) -> list[str]:
-    """The names of the conditions of ``match`` that ``request`` fails (none: it fits)."""
-    return Matcher(match).failed(request, issued_state)
-
-
-def failed_accounting_conditions(match: AccountingMatch, request: RequestView) -> list[str]:
-    return Matcher(match).failed(request)

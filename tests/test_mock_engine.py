@@ -345,3 +345,12 @@ def test_a_recorded_password_hash_matches_only_its_password() -> None:
     chap = RequestView(user_name="u", message_authenticator=True, auth_type="CHAP",
                        chap=(b"c" * 16, b"\x01" + b"r" * 16))  # fmt: skip
     assert engine.decide(s, chap).code == REJECT
+
+
+def test_a_request_without_a_password_never_matches_a_password_step() -> None:
+    s = scenario(
+        "steps:\n  - {name: right, match: {password: right}, reply: {code: Access-Accept}}\n"
+    )
+    bare = RequestView(user_name="u", message_authenticator=True)  # no User- or CHAP-Password
+    decision = Engine([s]).decide(s, bare)
+    assert (decision.step, decision.code) == (None, REJECT)

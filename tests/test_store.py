@@ -570,3 +570,15 @@ def test_a_push_answer_is_purged_a_minute_after_its_deadline(stores: Any) -> Non
         assert await store.purge(70.1, 0.0) == 1
 
     run(stores, test)
+
+
+def test_a_purge_deletes_a_backlog_in_batches_to_the_last_row(stores: Any) -> None:
+    async def test(make: Factory) -> None:
+        store = await make()
+        store.purge_batch = 2  # type: ignore[attr-defined]
+        for n in range(4):
+            await store.start_session(replace(token(f"t{n}", session=f"s{n}"), expires_at=1.0))
+        assert await store.purge(2.0, 0.0) == 8  # 4 tokens, 4 sessions: two full batches each
+        assert [await store.get_token(f"t{n}") for n in range(4)] == [None] * 4
+
+    run(stores, test)
