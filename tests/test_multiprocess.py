@@ -11,9 +11,18 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from mock_radius.pytest_plugin import MockRadius, start_mock_radius
-from tests.conftest import ACCEPT, http_call, http_login, server_process, totp_now
+from tests.conftest import (
+    ACCEPT,
+    ServerLog,
+    http_call,
+    http_login,
+    mfa_server,
+    server_process,
+    totp_now,
+)
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -131,11 +140,30 @@ def two_with_radius(
          "authenticationProtocol": "PAP"},
         {"name": "rp", **common, "mode": "Push", "challengeSharedSecret": "push-secret"},
     ]  # fmt: skip
+    for name in ("a.yaml", "b.yaml"):
+        (tmp_path / name).write_text(yaml.safe_dump(config))
     with (
-        server_process(config, tmp_path, "a.yaml") as a,
-        server_process(config, tmp_path, "b.yaml") as b,
+        mfa_server(["--config", str(tmp_path / "a.yaml")]) as (a, process_a, _),
+        mfa_server(["--config", str(tmp_path / "b.yaml")]) as (b, process_b, _),
     ):
-        yield a, b
+        servers = Servers((a, b))
+        servers.logs = (process_a.log, process_b.log)
+        yield servers
+
+
+class Servers(tuple[str, str]):
+    """Two URLs, and what each process wrote on stderr (its audit events)."""
+
+    logs: tuple[ServerLog, ServerLog]
+
+
+def _events_soon(logs: tuple[ServerLog, ...], name: str, count: int) -> list[list[str]]:
+    """Each process's audit event names, once ``count`` events ``name`` have been written
+    (an answer can reach the client just before its process's line reaches the pipe)."""
+    deadline = time.monotonic() + 10
+    while sum(len(log.events(name)) for log in logs) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return [[e["event"] for e in log.events() if "event" in e] for log in logs]
 
 
 def _fresh(radius: MockRadius, user: str) -> None:
@@ -149,7 +177,7 @@ def _requests_seen(radius: MockRadius, user: str) -> list[dict[str, Any]]:
 
 
 def test_a_challenge_finishes_without_state_on_another_process(
-    two_with_radius: tuple[str, str], radius: MockRadius
+    two_with_radius: Servers, radius: MockRadius
 ) -> None:
     a, b = two_with_radius
     _fresh(radius, "carol")
@@ -166,7 +194,7 @@ def test_a_challenge_finishes_without_state_on_another_process(
 
 
 def test_an_explicit_wrong_state_still_wins_over_the_kept_one(
-    two_with_radius: tuple[str, str], radius: MockRadius
+    two_with_radius: Servers, radius: MockRadius
 ) -> None:
     a, b = two_with_radius
     _fresh(radius, "carol")
@@ -180,7 +208,7 @@ def test_an_explicit_wrong_state_still_wins_over_the_kept_one(
 
 
 def test_a_push_retried_on_another_process_sends_one_request(
-    two_with_radius: tuple[str, str], radius: MockRadius
+    two_with_radius: Servers, radius: MockRadius
 ) -> None:
     a, b = two_with_radius
     _fresh(radius, "paula")
@@ -198,3 +226,8 @@ def test_a_push_retried_on_another_process_sends_one_request(
     assert first.status_code == second.status_code == 200
     assert first.json()["token"] == second.json()["token"]  # the same answer for both
     assert len(_requests_seen(radius, "paula")) == 1  # one Access-Request, one prompt
+    # one process asked the RADIUS server; the other joined it, and says so in its audit log
+    events = _events_soon(two_with_radius.logs, "mfa_joined_in_flight", 1)
+    owner, joiner = sorted(events, key=lambda names: "mfa_joined_in_flight" in names)
+    assert "mfa_ok" in owner and "mfa_joined_in_flight" not in owner
+    assert "mfa_joined_in_flight" in joiner and "mfa_ok" not in joiner
