@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
+import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -265,3 +266,42 @@ def test_attempts_without_a_verdict_never_lock(tmp_path: Path) -> None:
             await store.close()
 
     asyncio.run(body())
+
+
+def test_radius_timeouts_through_the_server_never_lock(tmp_path: Path) -> None:
+    """Seven /otp calls to a RADIUS server that never answers: each is a 504, none counts as a
+    guess (with the limit at 5, a counted sixth would be refused as locked out)."""
+    import socket
+
+    from server.app import create_app
+    from tests.conftest import FakeClock, base_config, serve_in_thread, settings_from
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    config = base_config(tmp_path)
+    config["identityProviders"].append(
+        {"name": "corp", "type": "Credentials", "mfaProvider": "radius",
+         "users": [{"username": "tim", "password": "tim-pass"}]}
+    )  # fmt: skip
+    config["mfaProviders"].append(
+        {"name": "radius", "type": "Radius", "hostnames": ["127.0.0.1"],
+         "port": silent.getsockname()[1], "sharedSecret": "s", "timeout": 0.15,
+         "mode": "OneFactor", "lockout": {"maxFailedAttempts": 5}}
+    )  # fmt: skip
+    app = create_app(settings_from(config, tmp_path), clock=FakeClock())
+    url, server, thread = serve_in_thread(app)
+    try:
+        with httpx.Client(timeout=10) as client:
+            live = LiveServer(url, FakeClock(), settings_from(config, tmp_path), client, app)
+            token = live.login("tim", "tim-pass", provider="corp")["token"]
+            answers = [
+                live.call("POST", "/admin/authentication/otp", token=token, json={"otp": "1"})
+                for _ in range(7)
+            ]
+            assert [(a.status_code, a.json()["id"]) for a in answers] == [
+                (504, "radius timeout")
+            ] * 7
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        silent.close()
