@@ -261,6 +261,12 @@ def test_seed_admin_routes(live: LiveServer) -> None:
     ).json()["token"]
     listing = live.call("GET", "/admin/otp/seeds", token=root)
     assert listing.status_code == 200
+    assert {k: v for k, v in listing.json().items() if k != "data"} == {
+        "range": "0-2/2",
+        "orderBy": "userDistinguishedName",
+        "descending": False,
+        "filterBy": [],
+    }  # the vendor's paginated list; "query" only when one was given
     assert listing.json()["data"] == [
         {
             "userDistinguishedName": "CN=alice,OU=local",
@@ -277,6 +283,7 @@ def test_seed_admin_routes(live: LiveServer) -> None:
     ]
     filtered = live.call("GET", "/admin/otp/seeds?query=dave", token=root).json()
     assert [s["username"] for s in filtered["data"]] == ["dave"]
+    assert (filtered["query"], filtered["range"]) == ("dave", "0-1/1")
     deleted = live.call("DELETE", "/admin/otp/seeds/CN%3Dalice%2COU%3Dlocal", token=root)
     assert deleted.status_code == 204
     again = live.call("DELETE", "/admin/otp/seeds/CN=alice,OU=local", token=root)

@@ -231,3 +231,25 @@ def test_a_push_retried_on_another_process_sends_one_request(
     owner, joiner = sorted(events, key=lambda names: "mfa_joined_in_flight" in names)
     assert "mfa_ok" in owner and "mfa_joined_in_flight" not in owner
     assert "mfa_joined_in_flight" in joiner and "mfa_ok" not in joiner
+
+
+def test_initialize_with_the_password_counts_only_wrong_passwords(
+    two_with_radius: Servers, radius: MockRadius
+) -> None:
+    """Challenge with useUserPassword: initialize sends the password, so a wrong one is a guess
+    under the lockout; a right one, or none, is not (seven right ones in a row never lock)."""
+    a, b = two_with_radius
+    _fresh(radius, "carol")
+    with httpx.Client(timeout=10) as client:
+        token = http_login(client, a, "rc", "carol", "carol-pass")
+        for url in (a, b, a, b, a, b, a):
+            right = http_call(client, url, INIT, token, {"userPassword": "carol-pass"})
+            assert right.status_code == 200 and right.json()["type"] == "Challenge", right.text
+        missing = http_call(client, a, INIT, token, {})
+        assert missing.status_code == 422
+        assert [e["field"] for e in missing.json()["errors"]] == ["userPassword"]
+        wrong = http_call(client, b, INIT, token, {"userPassword": "not-carols"})
+        assert (wrong.status_code, wrong.json()["reason"]) == (
+            401, "mock-radius: no step of challenge matches (closest step 'challenge' failed on "
+            "password)",
+        )  # the RADIUS server's Reply-Message, not a lockout  # fmt: skip
