@@ -384,7 +384,7 @@ class LoginService:
             raise errors.not_found(f"No seed for {dn}.")
         _event("seed_deleted", dn=dn, by=admin.username)
 
-    async def purge(self) -> int:
+    async def purge(self) -> None:
         """Expired tokens, sessions, push answers and idle lockout rows."""
         now = self._clock()
-        return await self._store.purge(now, now - self._lockout_retention)
+        await self._store.purge(now, now - self._lockout_retention)

@@ -45,7 +45,7 @@ TARGETS: dict[str, list[str]] = {
     "server/service.py": ["tests/test_radius_units.py", "tests/test_api22.py",
                           "tests/test_login_flow.py", "tests/test_lockout.py",
                           "tests/test_errors.py", "tests/test_multiprocess.py",
-                          "tests/test_attacks.py"],
+                          "tests/test_attacks.py", "tests/test_e2e_radius.py"],
     "server/guard.py": ["tests/test_lockout.py", "tests/test_attacks.py"],
     "server/lockout.py": ["tests/test_lockout.py", "tests/test_attacks.py"],
     "server/tokens.py": ["tests/test_login_flow.py", "tests/test_api22.py"],
