@@ -354,3 +354,13 @@ def test_a_request_without_a_password_never_matches_a_password_step() -> None:
     bare = RequestView(user_name="u", message_authenticator=True)  # no User- or CHAP-Password
     decision = Engine([s]).decide(s, bare)
     assert (decision.step, decision.code) == (None, REJECT)
+
+
+def test_a_user_name_pattern_must_match_the_whole_name() -> None:
+    s = scenario(
+        "steps:\n  - {name: c-users, match: {userName: {regex: 'c[a-z]+'}}, "
+        "reply: {code: Access-Accept}}\n"
+    )
+    engine = Engine([s])
+    steps = [engine.decide(s, view(user, "pw")).step for user in ("carol", "bob", "carol2", "")]
+    assert steps == ["c-users", None, None, None]
