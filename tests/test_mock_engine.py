@@ -364,3 +364,18 @@ def test_a_user_name_pattern_must_match_the_whole_name() -> None:
     engine = Engine([s])
     steps = [engine.decide(s, view(user, "pw")).step for user in ("carol", "bob", "carol2", "")]
     assert steps == ["c-users", None, None, None]
+
+
+def test_an_octets_attribute_matches_its_text() -> None:
+    """Attributes the dictionary types as octets (Class here) arrive as bytes; a condition
+    written as text compares against their UTF-8 text."""
+    s = scenario(
+        "steps:\n  - {name: gold, match: {attributes: {Class: gold}}, "
+        "reply: {code: Access-Accept}}\n"
+    )
+    engine = Engine([s])
+
+    def with_class(value: bytes) -> RequestView:
+        return RequestView(user_name="u", message_authenticator=True, attributes={"Class": [value]})
+
+    assert [engine.decide(s, with_class(v)).step for v in (b"gold", b"silver")] == ["gold", None]
