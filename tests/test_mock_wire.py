@@ -375,3 +375,14 @@ def test_an_unknown_user_is_reported_once() -> None:
         assert protocol.handle(raw, CLIENT) is Outcome.DROPPED_NO_SCENARIO
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert lines == [{"event": "unknown-user", "user": "stranger", "message": lines[0]["message"]}]
+
+
+def test_unknown_users_are_told_once_each_and_at_most_a_hundred_times() -> None:
+    stream = io.StringIO()
+    notices = Notices(stream)
+    for n in range(150):
+        notices.unknown_user(f"user{n}")
+        notices.unknown_user(f"user{n}")  # once per user
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["unknown-user"] * 100 + ["unknown-users"]
+    assert [line["user"] for line in lines[:100]] == [f"user{n}" for n in range(100)]
