@@ -305,3 +305,23 @@ def test_radius_timeouts_through_the_server_never_lock(tmp_path: Path) -> None:
         server.should_exit = True
         thread.join(timeout=10)
         silent.close()
+
+
+def test_the_purge_keeps_the_failures_of_the_last_hour(live: LiveServer) -> None:
+    """A purge deletes lockout rows idle for an hour or more past their end, never a fresh
+    count."""
+    token, secret = _enrolled(live)
+    for _ in range(4):
+        assert live.otp(token, "000000").json()["reason"] == "Invalid OTP."
+    live.clock.advance(3599)
+    asyncio.run(live.app.state.service.purge())  # the server is idle: its store is free
+    assert live.otp(token, "000000").json() == LOCKED  # the fifth: a first lockout, 60 s
+    # idle for over an hour past its end, the row goes, and with it the count of lockouts:
+    # the next lockout is a first one again (60 s, where a second would last 120 s)
+    live.clock.advance(60 + 3601)
+    asyncio.run(live.app.state.service.purge())
+    token = live.login("alice", "alice-pass")["token"]
+    for _ in range(5):
+        live.otp(token, "000000")
+    live.clock.advance(60)
+    assert live.otp(token, totp_now(secret, live.clock.now)).status_code == 200
