@@ -180,4 +180,3 @@ def _issued(request: RequestView, issued_state: bytes | None) -> str | None:
     ):
         return "state (expected the one issued)"
     return None
-
