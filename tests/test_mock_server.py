@@ -120,12 +120,14 @@ def test_fifty_concurrent_users_each_see_their_script(
         thread.start()
     for thread in threads:
         thread.join(20)
-    for user in users[:25]:
-        code, message, elapsed = results[user]
-        assert (code, message) == (rp.AccessReject, "slow") and 1.0 <= elapsed < 2.5
-    for user in users[25:]:
-        code, message, elapsed = results[user]
-        assert (code, message) == (rp.AccessAccept, "quick") and elapsed < 1.0
+    assert {results[user][:2] for user in users[:25]} == {(rp.AccessReject, "slow")}
+    assert {results[user][:2] for user in users[25:]} == {(rp.AccessAccept, "quick")}
+    slow = [results[user][2] for user in users[:25]]
+    quick = [results[user][2] for user in users[25:]]
+    # the scripted delay is honoured, and no quick answer waits for a slow one (both measured
+    # in this run, not against a fixed budget)
+    assert min(slow) >= 1.0
+    assert max(quick) < min(slow)
     journal = mock.control.journal()
     assert len(journal) == 50
     assert {e["scenario"] for e in journal if e["user"] in users[:25]} == {"slow"}
@@ -169,14 +171,17 @@ def test_fifty_users_through_challenge_and_push_at_once(
 def test_one_delayed_reply_does_not_hold_up_others(mock_radius_factory: Factory) -> None:
     mock = mock_radius_factory(SCENARIOS, time_scale=1.0)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as slow:
+        started = time.monotonic()
         slow.sendto(
             build_request("testing123", "paula", "push-secret").RequestPacket(), mock.address
         )
         quick = send(mock.address, build_request("testing123", "rex", "x"))
-        assert quick.reply() is not None and quick.elapsed < 1.0
+        assert quick.reply() is not None
         slow.settimeout(5)
         data, _ = slow.recvfrom(4096)
+        slow_elapsed = time.monotonic() - started
         assert data[0] == rp.AccessAccept
+        assert quick.elapsed < slow_elapsed  # answered while the push was still pending
 
 
 def test_garbage_wrong_secret_and_bad_input_never_crash(mock_radius_factory: Factory) -> None:
