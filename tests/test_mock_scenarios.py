@@ -94,7 +94,7 @@ def test_push_accepted_after_the_delay(mock: MockRadius) -> None:
     # loaded machine is the bench's business, not a test's
     entry = mock.control.journal(user="paula")[-1]
     assert entry["delay"] == pytest.approx(0.2)
-    assert entry["sent"] - entry["time"] >= 0.2
+    assert entry["sent"] - entry["time"] >= 0.199  # timer resolution
 
 
 def test_push_denied(mock: MockRadius) -> None:
