@@ -255,7 +255,7 @@ def baseline_failure(workspace: Path, modules: list[str]) -> str | None:
     package), so the unmutated tests must pass first; returns their report if they do not."""
     tests = list(dict.fromkeys(test for module in modules for test in TARGETS[module]))
     result = _pytest(workspace, tests, timeout=3600)
-    return None if result.returncode == 0 else (result.stdout + result.stderr)[-3000:]
+    return None if result.returncode == 0 else result.stdout[-3000:]  # stderr merged into it
 
 
 def _postgres() -> Callable[[], None]:
