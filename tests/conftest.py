@@ -21,6 +21,7 @@ import yaml
 
 from server.app import create_app
 from server.config import Settings, parse_settings
+from tests.browser import browser  # noqa: F401 - the fixture, for the browser pages' tests
 
 ACCEPT = {"Accept": "application/vnd.appgate.peer-v22+json"}
 DEVICE_ID = "4c07bc67-57ea-42dd-b702-c2d6c45419fc"
