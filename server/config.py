@@ -547,8 +547,38 @@ class RadiusProvider(_Model):
     )
     lockout: LockoutSettings = Field(
         LockoutSettings(),
-        description="Lockout after Access-Rejects of the OTP (timeouts do not count).",
+        description=(
+            "Lockout after wrong answers: an Access-Reject of the OTP (or of the user's "
+            "password at initialize), and every further Challenge round that does not end in "
+            "an Access-Accept. Timeouts do not count; a success resets the count."
+        ),
         examples=[{"maxFailedAttempts": 5, "cooldown": "60s", "maxCooldown": "1h"}],
+    )
+    max_challenge_rounds: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description=(
+            "Challenge mode: the most Access-Challenges one login (one partial token) may get, "
+            "initialize's included; the one beyond ends the session (401, log in again)."
+        ),
+        examples=[3],
+    )
+    push_limit: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description=(
+            "Push mode: the most pushes per user within pushWindow, answered or not (against "
+            "push fatigue); one more is refused with 401 and the time to retry."
+        ),
+        examples=[5],
+    )
+    push_window: Duration = Field(
+        600.0,
+        le=86400,
+        description="Push mode: the window over which pushLimit counts, at most a day.",
+        examples=["10m"],
     )
 
     @model_validator(mode="after")

@@ -2,21 +2,31 @@
 
 Every method takes already-validated input and either returns the response body or raises an
 ApiError; the outcomes of MFA methods become errors in one place (``_refusal``). Every guess
-(a password, an OTP) goes through the lockout guard: reserve, evaluate, settle.
+(a password, an OTP, a RADIUS challenge's answer) goes through one guard (``_guess``, on
+server/lockout.py): admitted within the account's budget, evaluated, settled by its verdict.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
+import math
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from server import errors, logs
 from server.config import Settings
-from server.guard import LockoutGuard, lockout_key
-from server.lockout import LockoutPolicy
+from server.lockout import (
+    Attempt,
+    Locked,
+    LockoutGuard,
+    LockoutPolicy,
+    StillInFlight,
+    login_key,
+    mfa_key,
+)
 from server.mfa.base import (
     Accepted,
     BadState,
@@ -28,6 +38,7 @@ from server.mfa.base import (
     Unavailable,
 )
 from server.push_join import PushJoiner
+from server.push_limit import PushLimiter
 from server.schemas import InitializeRequest, LoginRequest, OtpRequest
 from server.store.base import SeedRecord, Stage, Store, TokenRecord
 from server.tokens import hash_token, issue_token, new_session_id
@@ -36,6 +47,9 @@ from server.users import UserDirectory, UserInfo
 INVALID_CREDENTIALS = "Invalid username or password."
 UNKNOWN_PROVIDER = "Unknown identity provider."
 LOCKED_OUT = "Too many failed attempts. Try again later."
+STILL_IN_FLIGHT = "Other attempts for this account are still being checked. Try again."
+TOO_MANY_ROUNDS = "Too many challenge rounds: this login has ended. Log in again."
+ANOTHER_ROUND = "The RADIUS server asks for another code."
 NO_MFA = "This user has no multi-factor authentication."
 MFA_OWED = (
     "This user must complete multi-factor authentication, which this call does not support: "
@@ -50,7 +64,17 @@ def _iso(timestamp: float) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
 _event = logs.audit
+Scope = Literal["login", "mfa"]
+# audit events per lockout scope: (a guess refused while locked, the guess that locked)
+_LOCK_EVENTS: dict[Scope, tuple[str, str]] = {
+    "login": ("login_refused_locked", "login_lockout"),
+    "mfa": ("mfa_refused_locked", "lockout"),
+}
 
 
 @dataclass(slots=True)
@@ -92,11 +116,14 @@ class LoginService:
         self._clock = clock
         self._pushes = pushes
         self._guard = LockoutGuard(store, clock)
+        self._push_limits = PushLimiter(store, clock)
         self._users = UserDirectory(settings)
         self._login_lockout = LockoutPolicy.from_settings(settings.server.login_lockout)
-        cooldowns = [self._login_lockout.max_cooldown]
-        cooldowns += [m.lockout.max_cooldown for m in methods.values()]
-        self._lockout_retention = max(MIN_LOCKOUT_RETENTION, *cooldowns)
+        # lockout rows and push windows are kept while they still matter
+        kept = [self._login_lockout.max_cooldown]
+        kept += [m.lockout.max_cooldown for m in methods.values()]
+        kept += [m.push_limit.window for m in methods.values() if m.push_limit is not None]
+        self._retention = max(MIN_LOCKOUT_RETENTION, *kept)
 
     # helpers
 
@@ -158,6 +185,26 @@ class LoginService:
             raise errors.token_error()  # a concurrent request already used this token
         return issued.value, issued.record
 
+    @asynccontextmanager
+    async def _guess(
+        self, scope: Scope, key: str, policy: LockoutPolicy, who: dict[str, Any]
+    ) -> AsyncIterator[Attempt]:
+        """The one sequence of every guess: admitted (or refused while the account is locked),
+        evaluated in the block, settled by the verdict the block recorded. The guess that
+        locks is told by ``attempt.tripped`` once the block is over."""
+        refused_event, lockout_event = _LOCK_EVENTS[scope]
+        try:
+            async with self._guard.attempt(key, policy) as attempt:
+                yield attempt
+        except Locked:
+            _event(refused_event, **who)
+            raise errors.authentication_failed(LOCKED_OUT) from None
+        except StillInFlight:
+            _event("attempt_still_in_flight", scope=scope, **who)
+            raise errors.authentication_failed(STILL_IN_FLIGHT) from None
+        if attempt.tripped:
+            _event(lockout_event, key=key, until=_iso(attempt.locked_until))
+
     async def _check_password(self, request: LoginRequest) -> UserInfo:
         """The user whose credentials these are, through the login lockout, or 401."""
         if self._settings.identity_provider(request.providerName) is None:
@@ -165,23 +212,23 @@ class LoginService:
             raise errors.authentication_failed(UNKNOWN_PROVIDER)
         # Password guessing is throttled per account, known or not (so the answer does not
         # tell which accounts exist); while locked, right and wrong passwords get one answer.
-        key = lockout_key("login", request.providerName, request.username)
-        reservation = await self._guard.reserve(key, self._login_lockout)
-        if not reservation.admitted:
-            _event("login_refused_locked", provider=request.providerName, username=request.username)
-            raise errors.authentication_failed(LOCKED_OUT)
-        check = (request.providerName, request.username, request.password)
-        if self._users.uses_scrypt(request.providerName):  # ~50 ms of CPU: off the event loop
-            user = await asyncio.to_thread(self._users.check_password, *check)
-        else:  # clear-text demo passwords compare in microseconds; a thread hop costs more
-            user = self._users.check_password(*check)
+        key = login_key(request.providerName, request.username)
+        who = {"provider": request.providerName, "username": request.username}
+        async with self._guess("login", key, self._login_lockout, who) as attempt:
+            check = (request.providerName, request.username, request.password)
+            if self._users.uses_scrypt(request.providerName):  # ~50 ms of CPU: off the loop
+                user = await asyncio.to_thread(self._users.check_password, *check)
+            else:  # clear-text demo passwords compare in microseconds; a thread hop costs more
+                user = self._users.check_password(*check)
+            if user is None:
+                attempt.wrong()
+            else:
+                attempt.right()
         if user is None:
-            _event("login_failed", provider=request.providerName, username=request.username)
-            if reservation.tripped:
-                _event("login_lockout", key=key, until=_iso(reservation.locked_until))
-                raise errors.authentication_failed(LOCKED_OUT)
-            raise errors.authentication_failed(INVALID_CREDENTIALS)
-        await self._guard.succeeded(key)
+            _event("login_failed", **who)
+            raise errors.authentication_failed(
+                LOCKED_OUT if attempt.tripped else INVALID_CREDENTIALS
+            )
         return user
 
     async def _new_session(self, user: UserInfo, stage: Stage) -> tuple[str, TokenRecord]:
@@ -230,34 +277,38 @@ class LoginService:
         method = self._method_for(user)
         if method is None:
             raise errors.authentication_failed(NO_MFA)
-        reservation = None
+        who = {"username": user.username, "provider": user.provider}
+        if method.max_challenge_rounds:
+            await self._check_rounds(session, method, session.record.challenge_rounds + 1)
         if method.initialize_guesses:  # the client's password goes to RADIUS: a guess
-            reservation = await self._guard.reserve(user.dn, method.lockout)
-            if not reservation.admitted:
-                _event("mfa_refused_locked", username=user.username, provider=user.provider)
+            async with self._guess("mfa", mfa_key(user.dn), method.lockout, who) as attempt:
+                outcome = await method.initialize(user, request.userPassword, session.seed)
+                if isinstance(outcome, Rejected):
+                    attempt.wrong()  # a right password is no success of the MFA: no verdict
+            if attempt.tripped:
                 raise errors.authentication_failed(LOCKED_OUT)
-        try:
+        else:
             outcome = await method.initialize(user, request.userPassword, session.seed)
-        except Exception:
-            if reservation is not None:
-                await self._guard.no_verdict(user.dn, reservation)
-            raise
-        if reservation is not None and not isinstance(outcome, Rejected):
-            # not a wrong guess; a right password is no success of the MFA either
-            await self._guard.no_verdict(user.dn, reservation)
         if not isinstance(outcome, Initialized):
-            _event("mfa_initialize_failed", username=user.username, provider=user.provider,
-                   outcome=type(outcome).__name__)  # fmt: skip
-            if reservation is not None and reservation.tripped and isinstance(outcome, Rejected):
-                _event("lockout", key=user.dn, until=_iso(reservation.locked_until))
-                raise errors.authentication_failed(LOCKED_OUT)
+            _event("mfa_initialize_failed", **who, outcome=type(outcome).__name__)
             raise _refusal(outcome)
         body = outcome.body
-        if body["type"] == "Challenge":  # kept for a client that does not send it back
-            await self._store.set_challenge_state(session.record.token_hash, body.get("state"))
-        _event("mfa_initialized", username=user.username, provider=user.provider,
-               type=body["type"], **outcome.detail)  # fmt: skip
+        if method.max_challenge_rounds:  # kept for a client that does not send it back
+            rounds = await self._store.next_challenge_round(
+                session.record.token_hash, body.get("state")
+            )
+            await self._check_rounds(session, method, rounds)
+        _event("mfa_initialized", **who, type=body["type"], **outcome.detail)
         return body
+
+    async def _check_rounds(self, session: Session, method: MfaMethod, rounds: int) -> None:
+        """A login that has had more Challenges than the provider allows ends here."""
+        if rounds <= method.max_challenge_rounds:
+            return
+        await self._store.revoke_session(session.record.session_id)
+        _event("mfa_too_many_rounds", username=session.user.username,
+               provider=session.user.provider, rounds=rounds)  # fmt: skip
+        raise errors.authentication_failed(TOO_MANY_ROUNDS)
 
     async def verify_otp(self, session: Session, request: OtpRequest) -> dict[str, Any]:
         method = self._method_for(session.user)
@@ -265,9 +316,10 @@ class LoginService:
             raise errors.authentication_failed(NO_MFA)
         if not method.joins_retries:
             return await self._verify(session, method, request)
+        # a joiner waits as long as the push may, its wait for a lockout place included
         body, joined = await self._pushes.run_once(
             session.record.token_hash,
-            method.verify_budget,
+            method.verify_budget + method.lockout.lease,
             lambda: self._verify(session, method, request),
         )
         if joined:
@@ -279,35 +331,60 @@ class LoginService:
         self, session: Session, method: MfaMethod, request: OtpRequest
     ) -> dict[str, Any]:
         record, user = session.record, session.user
-        reservation = await self._guard.reserve(user.dn, method.lockout)
-        if not reservation.admitted:
-            _event("mfa_refused_locked", username=user.username, provider=user.provider)
-            raise errors.authentication_failed(LOCKED_OUT)
-        state = request.state if request.state is not None else record.challenge_state
-        try:
-            verdict = await method.verify(user, request.otp, state, session.seed)
-        except Exception:
-            await self._guard.no_verdict(user.dn, reservation)
-            raise
         who = {"username": user.username, "provider": user.provider}
+        async with self._guess("mfa", mfa_key(user.dn), method.lockout, who) as attempt:
+            if method.push_limit is not None:
+                await self._take_push(user, method)
+            state = request.state if request.state is not None else record.challenge_state
+            verdict = await method.verify(user, request.otp, state, session.seed)
+            if isinstance(verdict, Accepted):
+                attempt.right()
+            elif isinstance(verdict, Rejected | ChallengeAgain):
+                attempt.wrong()
         if isinstance(verdict, Accepted):
-            await self._guard.succeeded(user.dn)
             value, new_record = await self._advance(record, user, Stage.MFA)
             _event("mfa_ok", **who, **verdict.detail)
             return self._login_response(user, value, new_record)
         if isinstance(verdict, Rejected):
             _event("mfa_failed", **who, **verdict.detail)
-            if reservation.tripped:
-                _event("lockout", key=user.dn, until=_iso(reservation.locked_until))
-                raise errors.authentication_failed(LOCKED_OUT)
-            raise _refusal(verdict)
-        await self._guard.no_verdict(user.dn, reservation)  # no verdict: not a guess
+            raise errors.authentication_failed(LOCKED_OUT) if attempt.tripped else _refusal(verdict)
         if isinstance(verdict, ChallengeAgain):
-            await self._store.set_challenge_state(record.token_hash, verdict.body.get("state"))
             _event("mfa_challenged_again", **who, **verdict.detail)
-            return verdict.body
+            if attempt.tripped:
+                raise errors.authentication_failed(LOCKED_OUT)
+            raise await self._another_round(session, method, verdict)
         _event("mfa_no_verdict", **who, outcome=type(verdict).__name__)
         raise _refusal(verdict)
+
+    async def _another_round(
+        self, session: Session, method: MfaMethod, verdict: ChallengeAgain
+    ) -> errors.ApiError:
+        """A further Challenge is no success: 401 with its prompt as the reason (the vendor's
+        clients show it and ask for the next code). Its State stays with the token, for a
+        client that never sends one; the body carries it too, for one that does."""
+        state = verdict.body.get("state")
+        rounds = await self._store.next_challenge_round(session.record.token_hash, state)
+        await self._check_rounds(session, method, rounds)
+        extra = {} if state is None else {"state": state}
+        raise errors.authentication_failed(
+            verdict.body.get("responseMessage", ANOTHER_ROUND), extra
+        )
+
+    async def _take_push(self, user: UserInfo, method: MfaMethod) -> None:
+        """Count a push against the user's window, or refuse it with the time to retry."""
+        assert method.push_limit is not None
+        retry_at = await self._push_limits.take(mfa_key(user.dn), method.push_limit)
+        if not retry_at:
+            return
+        wait = max(1, math.ceil(retry_at - self._clock()))
+        rule = method.push_limit
+        _event("push_limited", username=user.username, provider=user.provider,
+               retryAt=_iso(retry_at))  # fmt: skip
+        raise errors.authentication_failed(
+            f"Too many push requests: at most {rule.limit} in {_seconds(rule.window)}. "
+            f"Try again in {wait} s.",
+            {"retryAfter": wait},
+        )
 
     async def authorize(self, token: str | None) -> dict[str, Any]:
         session = await self.resolve(token)
@@ -387,4 +464,4 @@ class LoginService:
     async def purge(self) -> None:
         """Expired tokens, sessions, push answers and idle lockout rows."""
         now = self._clock()
-        await self._store.purge(now, now - self._lockout_retention)
+        await self._store.purge(now, now - self._retention)

@@ -33,8 +33,9 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SCENARIO_FILES = scenario_files(SCENARIOS)  # exactly the files the mock serves
 RADIUS_TIMEOUT = 2
 TIME_SCALE = 0.1
-# the matrix's cases provoke failures on purpose; a lockout must not leak into the next case
-MATRIX_LOCKOUT = {"maxFailedAttempts": 1000}
+# the matrix's cases provoke failures and push on purpose; neither a lockout nor a push limit
+# may leak into the next case
+MATRIX_LIMITS = {"lockout": {"maxFailedAttempts": 1000}, "pushLimit": 1000}
 
 
 def journal_mark(mock: MockRadius) -> int:
@@ -75,7 +76,7 @@ def e2e_config(scenarios: list[Scenario], port: int, folder: Path) -> dict[str, 
                 "users": [{"username": spec.user, "password": spec.password}],
             }
         )
-        provider = {"lockout": MATRIX_LOCKOUT, **spec.provider}
+        provider = {**MATRIX_LIMITS, **spec.provider}
         providers.append(radius_provider(scenario.name, port, scenario.secret, **provider))
     return {
         "storage": {"url": "sqlite:///./e2e.db", "encryptionKeyFile": "./e2e.key"},

@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 
 from server.store import open_store
-from server.store.base import KEY_CHECK, LockoutRecord, SeedRecord, Stage, Store, TokenRecord
+from server.store.base import (
+    KEY_CHECK,
+    LockoutRecord,
+    Pending,
+    SeedRecord,
+    Stage,
+    Store,
+    TokenRecord,
+)
 from server.store.schema import SCHEMA_VERSION, TABLES
 
 Factory = Callable[[], Awaitable[Store]]
@@ -83,8 +91,14 @@ def test_tokens(stores: Any) -> None:
         # a token that joins a revoked session (issued by a racing request) is dead too
         await store.replace_token("b", token("late", stage=Stage.FULL))
         assert (await store.get_token("late")).revoked  # type: ignore[union-attr]
-        await store.set_challenge_state("other", "sealed")
-        assert (await store.get_token("other")).challenge_state == "sealed"  # type: ignore[union-attr]
+        assert await store.next_challenge_round("other", "sealed") == 1
+        assert await store.next_challenge_round("other", "sealed-2") == 2
+        other = await store.get_token("other")
+        assert other is not None and (other.challenge_state, other.challenge_rounds) == (
+            "sealed-2",
+            2,
+        )
+        assert await store.next_challenge_round("nobody", "sealed") == 0
         await store.start_session(replace(token("old", session="s3"), expires_at=10.0))
         assert await store.purge(11.0, 0.0) == 2  # the token and its session
         assert await store.get_token("old") is None
@@ -160,7 +174,7 @@ def test_key_check_value_and_rotation(stores: Any) -> None:
         assert await store.set_meta_if_absent(KEY_CHECK, b"two") == b"one"
         await store.insert_seed_if_absent(seed(b"old"))
         await store.start_session(token("t"))
-        await store.set_challenge_state("t", "sealed-with-old")
+        await store.next_challenge_round("t", "sealed-with-old")
         assert (await store.claim_push("p", "owner", 0.0, 10.0, -2.0)).owner
         assert (await store.get_token("t")).challenge_state == "sealed-with-old"  # type: ignore[union-attr]
         count = await store.rotate_seeds(lambda s: s.secret_blob + b"+new", b"two")
@@ -236,7 +250,7 @@ def test_lockout_updates_add_up_across_stores(stores: Any) -> None:
         assert (await second.get_lockout(key)).failures == 20
         # rows that hold no lock and sat idle are purged; a held lock is kept
         await first.update_lockout("locked", lambda r: replace(r, locked_until=100.0))
-        assert await first.purge(50.0, lockouts_idle_before=10.0) == 1
+        assert await first.purge(50.0, idle_before=10.0) == 1
         assert await first.get_lockout(key) == LockoutRecord(key)
         assert (await first.get_lockout("locked")).locked_until == 100.0
 
@@ -267,7 +281,8 @@ def test_wipe_empties_every_table_but_the_key_check(stores: Any) -> None:
         await store.insert_seed_if_absent(seed())
         await store.update_lockout("k", lambda r: replace(r, failures=1))
         await store.claim_push("t", "o", 0.0, 10.0, -2.0)
-        assert await store.wipe() == 5  # session, token, seed, lockout, push
+        await store.update_push_window("k", lambda sent: (*sent, 1.0))
+        assert await store.wipe() == 6  # session, token, seed, lockout, push, push window
         assert await store.get_token("t") is None
         assert await store.list_seeds() == []
         assert await store.get_lockout("k") == LockoutRecord("k")
@@ -372,7 +387,8 @@ def test_a_version_1_database_is_upgraded_with_its_data(store_url: str, tmp_path
             gone = await store.get_token("gone")
             assert gone is not None and gone.revoked  # its session counts as logged out
             lockout = await store.get_lockout("CN=alice,OU=local")
-            assert (lockout.failures, lockout.lockouts) == (3, 1)
+            assert (lockout.failures, lockout.lockouts, lockout.pending) == (3, 1, ())
+            assert live.challenge_rounds == 0
         finally:
             await store.close()
         # the same columns as a database made new at today's version (from TABLES)
@@ -510,7 +526,10 @@ def test_the_constraints_of_a_new_database_are_pinned(tmp_path: Path) -> None:
     assert nullable == {("tokens", "challenge_state"), ("seeds", "last_step"),
                         ("pushes", "result"), ("pushes", "finished_at")}  # fmt: skip
     assert defaults == {("sessions", "revoked"): "0", ("tokens", "revoked"): "0",
-                        ("seeds", "verified"): "0", ("lockouts", "updated_at"): "0.0"}  # fmt: skip
+                        ("tokens", "challenge_rounds"): "0", ("seeds", "verified"): "0",
+                        ("lockouts", "updated_at"): "0.0", ("lockouts", "pending"): "''",
+                        ("push_windows", "sent"): "''",
+                        ("push_windows", "updated_at"): "0.0"}  # fmt: skip
 
 
 def test_a_closed_postgresql_store_has_closed_its_pool(postgres_url: str) -> None:
@@ -558,6 +577,40 @@ def test_any_seed_and_the_record_update_lockout_wrote(stores: Any) -> None:
         written = await store.update_lockout("k", lambda r: replace(r, failures=3))
         assert written == LockoutRecord("k", failures=3)
         assert await store.get_lockout("k") == written
+
+    run(stores, test)
+
+
+def test_attempts_in_flight_are_kept_with_the_lockout(stores: Any) -> None:
+    """What the guard writes (the leases of attempts in flight) reads back exactly, on both
+    backends and across two stores."""
+
+    async def test(make: Factory) -> None:
+        first, second = await make(), await make()
+        pending = (Pending("a1", 100.25), Pending("b2", 1e9 + 0.1))
+        written = await first.update_lockout("k", lambda r: replace(r, failures=1, pending=pending))
+        assert written.pending == pending
+        assert await second.get_lockout("k") == written
+        await second.update_lockout("k", lambda r: replace(r, pending=r.pending[1:]))
+        assert (await first.get_lockout("k")).pending == pending[1:]
+
+    run(stores, test)
+
+
+def test_push_windows_add_up_across_stores_and_are_purged_when_idle(stores: Any) -> None:
+    async def test(make: Factory) -> None:
+        first, second = await make(), await make()
+        assert await first.update_push_window("CN=p,OU=x", lambda sent: sent) == ()
+        await asyncio.gather(
+            *(s.update_push_window("CN=p,OU=x", lambda sent: (*sent, float(len(sent) + 1)))
+              for s in [first, second] * 5)
+        )  # fmt: skip
+        assert await second.update_push_window("CN=p,OU=x", lambda sent: sent) == tuple(
+            float(n) for n in range(1, 11)
+        )
+        assert await first.purge(100.0, idle_before=10.0) == 0  # the last push was at 10.0
+        assert await first.purge(100.0, idle_before=10.1) == 1
+        assert await second.update_push_window("CN=p,OU=x", lambda sent: sent) == ()
 
     run(stores, test)
 

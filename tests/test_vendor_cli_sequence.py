@@ -66,7 +66,8 @@ class VendorCli:
         return response
 
     def sign_in(self, provider: str, username: str, password: str,
-                answer: Callable[[dict[str, Any]], str]) -> str:  # fmt: skip
+                answer: Callable[[dict[str, Any]], str | list[str]]) -> str:  # fmt: skip
+        """``answer`` gives the code, or the codes, the user types at the CLI's prompts."""
         probe = self.call("POST", "/authentication", {"deviceId": DEVICE_ID, "providerName": ""},
                           version=5)  # fmt: skip
         assert probe.status_code == 406
@@ -89,8 +90,13 @@ class VendorCli:
             init = self.call("POST", "/authentication/otp/initialize",
                              {"userPassword": password}, token=token)  # fmt: skip
             assert init.status_code == 200
-            done = self.call("POST", "/authentication/otp", {"otp": answer(init.json())},
-                             token=token)  # fmt: skip
+            codes = answer(init.json())
+            # the CLI prompts for a code up to three times: a 401 prints "Invalid one-time
+            # password" and prompts again (a further RADIUS challenge round arrives so)
+            for code in ([codes] if isinstance(codes, str) else codes)[:3]:
+                done = self.call("POST", "/authentication/otp", {"otp": code}, token=token)
+                if done.status_code != 401:
+                    break
             assert done.status_code == 200, done.text
             assert done.json()["user"]["needTwoFactorAuth"] is False
             _rfc3339(done.json()["expires"])
@@ -142,6 +148,8 @@ def server(tmp_path: Path, radius: MockRadius) -> Iterator[tuple[str, Path]]:
              "users": [{"username": "carol", "password": "carol-pass"}]},
             {"name": "phone", "mfaProvider": "phone",
              "users": [{"username": "paula", "password": "paula-pass"}]},
+            {"name": "rounds", "mfaProvider": "rounds",
+             "users": [{"username": "chris", "password": "chris-pass"}]},
         ],
         "mfaProviders": [
             {"name": "builtin", "type": "DefaultTimeBased"},
@@ -149,6 +157,7 @@ def server(tmp_path: Path, radius: MockRadius) -> Iterator[tuple[str, Path]]:
              "authenticationProtocol": "PAP"},
             {"name": "phone", **radius_common, "mode": "Push",
              "challengeSharedSecret": "push-secret"},
+            {"name": "rounds", **radius_common, "mode": "Challenge", "useUserPassword": True},
         ],
     }  # fmt: skip
     path = tmp_path / "server.yaml"
@@ -191,6 +200,28 @@ def test_radius_challenge_without_sending_the_state_back(server: tuple[str, Path
         return "123456"  # the CLI prompts for the code and sends only that
 
     cli.sign_out(cli.sign_in("corp", "carol", "carol-pass", code))
+
+
+def test_two_challenge_rounds_the_way_the_cli_prompts(
+    server: tuple[str, Path], radius: MockRadius
+) -> None:
+    """chris's RADIUS server asks two codes in a row. The CLI never sends a state and only
+    knows 200 (done) and 401 (prompt again): the second round must be a 401, and the next code
+    must answer the second State, kept with the token."""
+    radius.control.reset("chris")
+    mark = radius.control.health()["journal"]["lastSeq"]
+    cli = VendorCli(*server)
+
+    def codes(init: dict[str, Any]) -> list[str]:
+        assert init["type"] == "Challenge" and init["responseMessage"] == "Enter the first code"
+        return ["111111", "222222"]
+
+    cli.sign_out(cli.sign_in("rounds", "chris", "chris-pass", codes))
+    otp = [(status, data) for step, status, data in cli.seen if step == "POST /authentication/otp"]
+    assert [status for status, _ in otp] == [401, 200]
+    assert otp[0][1]["reason"] == "Enter the second code" and "state" in otp[0][1]
+    steps = [e.get("step") for e in radius.control.journal(since=mark)]
+    assert steps == ["first-challenge", "second-challenge", "accept"]
 
 
 def test_radius_push_with_a_dummy_otp(server: tuple[str, Path], radius: MockRadius) -> None:

@@ -3,8 +3,8 @@ the tests that should notice it do.
 
     python3 tools/mutate.py                       # every target module, 2 jobs
     python3 tools/mutate.py server/lockout.py     # one module
-    python3 tools/mutate.py --list server/guard.py  # the mutants, without running anything
-    python3 tools/mutate.py --only 3,7 server/guard.py  # re-check two survivors
+    python3 tools/mutate.py --list server/lockout.py  # the mutants, without running anything
+    python3 tools/mutate.py --only 3,7 server/lockout.py  # re-check two survivors
 
 Each mutant is one small change found in the module's syntax tree (a comparison or boolean
 operator turned around, a constant changed, a condition negated, a statement that awaits
@@ -44,10 +44,12 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGETS: dict[str, list[str]] = {
     "server/service.py": ["tests/test_radius_units.py", "tests/test_api22.py",
                           "tests/test_login_flow.py", "tests/test_lockout.py",
-                          "tests/test_errors.py", "tests/test_multiprocess.py",
+                          "tests/test_errors.py", "tests/test_challenge_rounds.py",
+                          "tests/test_multiprocess.py", "tests/test_shared_accounts.py",
                           "tests/test_attacks.py", "tests/test_e2e_radius.py"],
-    "server/guard.py": ["tests/test_lockout.py", "tests/test_attacks.py"],
-    "server/lockout.py": ["tests/test_lockout.py", "tests/test_attacks.py"],
+    "server/lockout.py": ["tests/test_lockout.py", "tests/test_shared_accounts.py",
+                          "tests/test_attacks.py"],
+    "server/push_limit.py": ["tests/test_shared_accounts.py"],
     "server/tokens.py": ["tests/test_login_flow.py", "tests/test_api22.py"],
     "server/push_join.py": ["tests/test_push_join.py", "tests/test_multiprocess.py",
                             "tests/test_e2e_radius.py"],

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from server.lockout import LockoutPolicy
+from server.push_limit import PushLimit
 from server.store.base import SeedRecord
 from server.users import UserInfo
 
@@ -43,7 +44,8 @@ class Rejected:
 
 @dataclass(slots=True)
 class ChallengeAgain:
-    """The provider asks another question before it decides (a second RADIUS challenge)."""
+    """The provider asks another question before it decides (a further RADIUS challenge):
+    no success yet, so it counts towards the lockout like a wrong answer."""
 
     body: dict[str, Any]
     detail: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +82,10 @@ class MfaMethod(Protocol):
     # True when initialize passes a secret from the client on to be checked (a RADIUS
     # Challenge with the user's password): then initialize is a guess, under the lockout.
     initialize_guesses: bool
+    # How many pushes a user may get in a window (Push mode), or None: sends no pushes.
+    push_limit: PushLimit | None
+    # The most Challenges one partial token may get (Challenge mode), or 0: issues none.
+    max_challenge_rounds: int
 
     async def initialize(
         self, user: UserInfo, user_password: str | None, seed: SeedRecord | None

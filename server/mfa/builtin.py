@@ -10,6 +10,7 @@ from server.lockout import LockoutPolicy
 from server.mfa import totp
 from server.mfa.barcode import qr_jpeg
 from server.mfa.base import Accepted, Initialized, InitializeOutcome, Rejected, Verdict
+from server.push_limit import PushLimit
 from server.seedcrypt import SeedCipher
 from server.store.base import SeedRecord, Store
 from server.users import UserInfo
@@ -41,6 +42,8 @@ class BuiltinTotp:
     joins_retries = False
     verify_budget = 0.0
     initialize_guesses = False
+    push_limit: PushLimit | None = None
+    max_challenge_rounds = 0
 
     async def initialize(
         self, user: UserInfo, user_password: str | None, seed: SeedRecord | None

@@ -20,6 +20,7 @@ from server.mfa.base import (
     Verdict,
 )
 from server.mfa.sealed_state import StateError, StateSealer, UpstreamState
+from server.push_limit import PushLimit
 from server.store.base import SeedRecord
 from server.users import UserInfo
 
@@ -28,6 +29,7 @@ MAX_STATE_LIFETIME = 3600.0  # whatever Session-Timeout the RADIUS server asks f
 PAP_MAX_BYTES = 128  # RFC 2865 5.2: a User-Password is at most 128 octets
 PAP_TOO_LONG = f"is longer than {PAP_MAX_BYTES} bytes, the most a RADIUS User-Password carries"
 REJECTED = "Rejected by the RADIUS server."
+LEASE_MARGIN = 5.0  # seconds beyond the RADIUS timeout that a guess may hold its lockout place
 
 Authenticate = Callable[..., Awaitable[rc.RadiusResponse]]
 
@@ -55,10 +57,17 @@ class RadiusMfa:
             nas_identifier=config.nas_identifier,
             nas_ip_address=None if config.nas_ip_address is None else str(config.nas_ip_address),
         )
-        self.lockout = LockoutPolicy.from_settings(config.lockout)
+        # an attempt holds its place in the lockout's budget for the whole exchange, at most
+        self.lockout = LockoutPolicy.from_settings(
+            config.lockout, lease=float(config.timeout) + LEASE_MARGIN
+        )
         self.joins_retries = config.mode == "Push"
         self.initialize_guesses = config.mode == "Challenge" and config.use_user_password
         self.verify_budget = float(config.timeout)
+        self.push_limit = (
+            PushLimit(config.push_limit, config.push_window) if config.mode == "Push" else None
+        )
+        self.max_challenge_rounds = config.max_challenge_rounds if config.mode == "Challenge" else 0
 
     @property
     def timeout(self) -> float | int:

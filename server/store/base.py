@@ -32,6 +32,7 @@ class TokenRecord:
     expires_at: float
     revoked: bool = False  # the token's own flag, or its session's
     challenge_state: str | None = None
+    challenge_rounds: int = 0
 
 
 @dataclass(slots=True)
@@ -45,13 +46,23 @@ class SeedRecord:
     created_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An attempt in flight: it holds a place in the lockout's budget until settled, or until
+    ``until`` (its lease) if the process that made it died."""
+
+    id: str
+    until: float
+
+
 @dataclass(slots=True)
 class LockoutRecord:
     key: str
-    failures: int = 0
-    lockouts: int = 0
+    failures: int = 0  # wrong verdicts since the last success or the last lock's end
+    lockouts: int = 0  # locks in a row, for the growing cooldown
     locked_until: float = 0.0
     updated_at: float = 0.0
+    pending: tuple[Pending, ...] = ()
 
 
 @dataclass(slots=True)
@@ -64,12 +75,13 @@ class PushClaim:
 
 
 LockoutUpdate = Callable[[LockoutRecord], LockoutRecord]
+PushWindowUpdate = Callable[[tuple[float, ...]], tuple[float, ...]]
 Reencrypt = Callable[[SeedRecord], bytes]
 
 # The SELECT list the decoders below expect; the same for every backend.
 TOKEN_COLUMNS = ", ".join(f"t.{c.name}" for c in TOKENS.columns if c.name != "revoked")
 SEED_COLUMNS = SEEDS.column_names
-LOCKOUT_COLUMNS = "failures, lockouts, locked_until, updated_at"
+LOCKOUT_COLUMNS = "failures, lockouts, locked_until, updated_at, pending"
 KEY_CHECK = "seed_key_check"
 
 
@@ -84,10 +96,10 @@ USER_DN_SQL = "'CN=' || t.username || ',OU=' || t.provider"
 
 def token_from_row(row: Sequence[Any]) -> TokenRecord:
     """A row of ``SELECT {TOKEN_COLUMNS}, <revoked: token's or session's>``."""
-    token_hash, session_id, provider, username, stage, expires_at, state, revoked = row
+    token_hash, session_id, provider, username, stage, expires_at, state, rounds, revoked = row
     return TokenRecord(
         token_hash, session_id, provider, username, _STAGES[stage], float(expires_at),
-        bool(revoked), state,
+        bool(revoked), state, int(rounds),
     )  # fmt: skip
 
 
@@ -105,7 +117,33 @@ def seed_from_row(row: Sequence[Any]) -> SeedRecord:
 def lockout_from_row(key: str, row: Sequence[Any] | None) -> LockoutRecord:
     if row is None:
         return LockoutRecord(key)
-    return LockoutRecord(key, int(row[0]), int(row[1]), float(row[2]), float(row[3]))
+    failures, lockouts, locked_until, updated_at, pending = row
+    return LockoutRecord(
+        key, int(failures), int(lockouts), float(locked_until), float(updated_at),
+        decode_pending(pending),
+    )  # fmt: skip
+
+
+def encode_pending(pending: tuple[Pending, ...]) -> str:
+    return ",".join(f"{p.id}@{p.until!r}" for p in pending)
+
+
+def decode_pending(text: str) -> tuple[Pending, ...]:
+    if not text:
+        return ()
+    found = []
+    for item in text.split(","):
+        attempt, until = item.split("@")
+        found.append(Pending(attempt, float(until)))
+    return tuple(found)
+
+
+def encode_times(times: tuple[float, ...]) -> str:
+    return ",".join(repr(t) for t in times)
+
+
+def decode_times(text: str) -> tuple[float, ...]:
+    return tuple(float(t) for t in text.split(",")) if text else ()
 
 
 class Store(Protocol):
@@ -138,13 +176,17 @@ class Store(Protocol):
         """Another token of an existing session (the old ones stay as they are)."""
         ...
 
-    async def set_challenge_state(self, token_hash: str, sealed: str | None) -> None: ...
+    async def next_challenge_round(self, token_hash: str, sealed: str | None) -> int:
+        """Keep ``sealed`` (the State of a new Challenge) with the token and count the round;
+        returns how many Challenges this token has had, this one included (0: no such
+        token)."""
+        ...
 
     async def revoke_session(self, session_id: str) -> None: ...
 
-    async def purge(self, now: float, lockouts_idle_before: float) -> int:
-        """Delete expired tokens, sessions and push results, and lockout rows that hold no
-        lock and were last touched before ``lockouts_idle_before``; in small batches, so
+    async def purge(self, now: float, idle_before: float) -> int:
+        """Delete expired tokens, sessions and push results, and the lockout rows (holding no
+        lock) and push windows last touched before ``idle_before``; in small batches, so
         requests are not held up. Returns how many rows went."""
         ...
 
@@ -194,6 +236,13 @@ class Store(Protocol):
         """Apply ``update`` to the current record atomically and return the new record."""
         ...
 
+    # pushes sent per account
+
+    async def update_push_window(self, key: str, update: PushWindowUpdate) -> tuple[float, ...]:
+        """Apply ``update`` to the times of the pushes sent for ``key`` atomically; return the
+        new times."""
+        ...
+
     # pushes in flight
 
     async def claim_push(
@@ -211,7 +260,7 @@ class Store(Protocol):
     # everything at once
 
     async def wipe(self) -> int:
-        """Delete every session, token, seed, lockout and push in one transaction, keeping the
-        key check value (the test control's reset: as new, with the same key). Returns how
-        many rows went."""
+        """Delete every session, token, seed, lockout, push and push window in one transaction,
+        keeping the key check value (the test control's reset: as new, with the same key).
+        Returns how many rows went."""
         ...

@@ -26,7 +26,7 @@ class Column:
     name: str
     type: ColumnType
     nullable: bool = False
-    default: int | float | bool | None = None
+    default: int | float | bool | str | None = None
 
     def sql(self, dialect: Dialect) -> str:
         parts = [self.name, _TYPES[dialect][self.type]]
@@ -37,9 +37,11 @@ class Column:
         return " ".join(parts)
 
 
-def _literal(value: int | float | bool, dialect: Dialect) -> str:
+def _literal(value: int | float | bool | str, dialect: Dialect) -> str:
     if isinstance(value, bool):
         return ("TRUE" if value else "FALSE") if dialect == "postgres" else str(int(value))
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
     return repr(value)
 
 
@@ -88,6 +90,7 @@ TOKENS = Table(
         Column("expires_at", "real"),
         Column("revoked", "bool", default=False),
         Column("challenge_state", "text", nullable=True),  # the sealed State initialize issued
+        Column("challenge_rounds", "integer", default=0),  # Challenges issued to this token
     ),
     key="token_hash",
     indexes=(("tokens_session", "session_id"), ("tokens_expires", "expires_at")),
@@ -113,6 +116,8 @@ LOCKOUTS = Table(
         Column("lockouts", "integer"),
         Column("locked_until", "real"),
         Column("updated_at", "real", default=0.0),
+        # the attempts in flight, each with the end of its lease: "id@until,id@until"
+        Column("pending", "text", default=""),
     ),
     key="key",
     indexes=(("lockouts_updated", "updated_at"),),
@@ -131,7 +136,18 @@ PUSHES = Table(
     indexes=(("pushes_deadline", "deadline"),),
 )
 
-TABLES = (SESSIONS, TOKENS, SEEDS, LOCKOUTS, META, PUSHES)
+PUSH_WINDOWS = Table(
+    "push_windows",
+    (
+        Column("key", "text"),
+        Column("sent", "text", default=""),  # when each push of the window went: "t,t,t"
+        Column("updated_at", "real", default=0.0),
+    ),
+    key="key",
+    indexes=(("push_windows_updated", "updated_at"),),
+)
+
+TABLES = (SESSIONS, TOKENS, SEEDS, LOCKOUTS, META, PUSHES, PUSH_WINDOWS)
 
 
 @dataclass(frozen=True)
@@ -202,6 +218,11 @@ UPGRADES: dict[int, list[Step]] = {
         CreateIndex(LOCKOUTS, "lockouts_updated"),
         CreateTable(META),
         CreateTable(PUSHES),
+    ],
+    3: [
+        AddColumn(TOKENS, "challenge_rounds"),
+        AddColumn(LOCKOUTS, "pending"),
+        CreateTable(PUSH_WINDOWS),
     ],
 }
 SCHEMA_VERSION = max(UPGRADES)

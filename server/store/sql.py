@@ -25,9 +25,13 @@ from server.store.base import (
     LockoutRecord,
     LockoutUpdate,
     PushClaim,
+    PushWindowUpdate,
     Reencrypt,
     SeedRecord,
     TokenRecord,
+    decode_times,
+    encode_pending,
+    encode_times,
     lockout_from_row,
     seed_from_row,
     token_from_row,
@@ -79,7 +83,7 @@ class Connection(Protocol):
 def _token_params(token: TokenRecord) -> tuple[Any, ...]:
     return (
         token.token_hash, token.session_id, token.provider, token.username, token.stage.value,
-        token.expires_at, token.revoked, token.challenge_state,
+        token.expires_at, token.revoked, token.challenge_state, token.challenge_rounds,
     )  # fmt: skip
 
 
@@ -169,24 +173,30 @@ class SqlStore:
             (new.expires_at, new.expires_at, new.session_id),
         )
 
-    async def set_challenge_state(self, token_hash: str, sealed: str | None) -> None:
-        async with self._connection() as conn:
+    async def next_challenge_round(self, token_hash: str, sealed: str | None) -> int:
+        async with self._transaction() as conn:
             await conn.run(
-                "UPDATE tokens SET challenge_state = ? WHERE token_hash = ?", (sealed, token_hash)
+                "UPDATE tokens SET challenge_state = ?, challenge_rounds = challenge_rounds + 1 "
+                "WHERE token_hash = ?",
+                (sealed, token_hash),
             )
+            row = await conn.one(
+                "SELECT challenge_rounds FROM tokens WHERE token_hash = ?", (token_hash,)
+            )
+        return 0 if row is None else int(row[0])
 
     async def revoke_session(self, session_id: str) -> None:
         async with self._connection() as conn:
             await conn.run("UPDATE sessions SET revoked = ? WHERE id = ?", (True, session_id))
 
-    async def purge(self, now: float, lockouts_idle_before: float) -> int:
+    async def purge(self, now: float, idle_before: float) -> int:
         purges = [
             ("tokens", "token_hash", "expires_at < ?", (now,)),
             ("sessions", "id", "expires_at < ?", (now,)),
             ("pushes", "token_hash", "deadline < ?", (now - PUSH_RESULT_GRACE,)),
-            ("lockouts", "key", "locked_until < ? AND updated_at < ?",
-             (now, lockouts_idle_before)),
-        ]  # fmt: skip
+            ("lockouts", "key", "locked_until < ? AND updated_at < ?", (now, idle_before)),
+            ("push_windows", "key", "updated_at < ?", (idle_before,)),
+        ]
         total = 0
         batch = self.purge_batch
         for table, key, condition, params in purges:
@@ -310,8 +320,8 @@ class SqlStore:
             )
             if row is None:  # first touch: make the row, so there is something to lock
                 await conn.run(
-                    "INSERT INTO lockouts (key, failures, lockouts, locked_until, updated_at) "
-                    "VALUES (?, 0, 0, 0, 0) ON CONFLICT (key) DO NOTHING",
+                    "INSERT INTO lockouts (key, failures, lockouts, locked_until, updated_at, "
+                    "pending) VALUES (?, 0, 0, 0, 0, '') ON CONFLICT (key) DO NOTHING",
                     (key,),
                 )
                 row = await conn.one(
@@ -323,8 +333,31 @@ class SqlStore:
             if new != current:
                 await conn.run(
                     "UPDATE lockouts SET failures = ?, lockouts = ?, locked_until = ?, "
-                    "updated_at = ? WHERE key = ?",
-                    (new.failures, new.lockouts, new.locked_until, new.updated_at, key),
+                    "updated_at = ?, pending = ? WHERE key = ?",
+                    (new.failures, new.lockouts, new.locked_until, new.updated_at,
+                     encode_pending(new.pending), key),
+                )  # fmt: skip
+        return new
+
+    # pushes sent per account
+
+    async def update_push_window(self, key: str, update: PushWindowUpdate) -> tuple[float, ...]:
+        async with self._transaction() as conn:
+            await conn.run(
+                "INSERT INTO push_windows (key, sent, updated_at) VALUES (?, '', 0) "
+                "ON CONFLICT (key) DO NOTHING",
+                (key,),
+            )
+            row = await conn.one(
+                f"SELECT sent FROM push_windows WHERE key = ?{self.for_update}",  # noqa: S608
+                (key,),
+            )
+            current = decode_times(row[0] if row else "")
+            new = update(current)
+            if new != current:
+                await conn.run(
+                    "UPDATE push_windows SET sent = ?, updated_at = ? WHERE key = ?",
+                    (encode_times(new), max(new, default=0.0), key),
                 )
         return new
 
