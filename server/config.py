@@ -559,8 +559,8 @@ class RadiusProvider(_Model):
         ge=1,
         le=100,
         description=(
-            "Challenge mode: the most Access-Challenges one login (one partial token) may get, "
-            "initialize's included; the one beyond ends the session (401, log in again)."
+            "The most Access-Challenges one login (one partial token) may get, initialize's "
+            "included; the one beyond ends the session (401, log in again)."
         ),
         examples=[3],
     )

@@ -278,7 +278,7 @@ class LoginService:
         if method is None:
             raise errors.authentication_failed(NO_MFA)
         who = {"username": user.username, "provider": user.provider}
-        if method.max_challenge_rounds:
+        if method.max_challenge_rounds:  # a login at its limit asks the RADIUS server no more
             await self._check_rounds(session, method, session.record.challenge_rounds + 1)
         if method.initialize_guesses:  # the client's password goes to RADIUS: a guess
             async with self._guess("mfa", mfa_key(user.dn), method.lockout, who) as attempt:
@@ -293,7 +293,7 @@ class LoginService:
             _event("mfa_initialize_failed", **who, outcome=type(outcome).__name__)
             raise _refusal(outcome)
         body = outcome.body
-        if method.max_challenge_rounds:  # kept for a client that does not send it back
+        if outcome.challenged:  # its State is kept for a client that does not send it back
             rounds = await self._store.next_challenge_round(
                 session.record.token_hash, body.get("state")
             )

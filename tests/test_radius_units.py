@@ -17,6 +17,7 @@ from server.mfa import radius_client as rc
 from server.mfa.base import Accepted, BadState, ChallengeAgain, NeedsInput, Rejected, Unavailable
 from server.mfa.radius import RadiusMfa
 from server.mfa.sealed_state import StateError, StateSealer, UpstreamState, derive_key
+from server.push_limit import PushLimit
 from server.service import _refusal
 from server.users import UserInfo
 
@@ -100,15 +101,20 @@ def run(coro: Any) -> Any:
 def test_one_factor_and_push_initialize_contact_nobody() -> None:
     fake = FakeRadius()
     one = RadiusMfa(provider(mode="OneFactor"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
-    assert run(one.initialize(CAROL, None, None)).body == {"type": "Challenge", "timeout": 4}
+    outcome = run(one.initialize(CAROL, None, None))
+    assert outcome.body == {"type": "Challenge", "timeout": 4}
+    assert not outcome.challenged  # no Access-Challenge came: not a challenge round
     push = RadiusMfa(
         provider(mode="Push", useUserPassword=True), sealer=SEALER, clock=lambda: 0,
         authenticate=fake,
     )  # fmt: skip
-    assert run(push.initialize(CAROL, None, None)).body == {
-        "type": "Push", "timeout": 4, "sendPassword": True,
-    }  # fmt: skip
+    outcome = run(push.initialize(CAROL, None, None))
+    assert outcome.body == {"type": "Push", "timeout": 4, "sendPassword": True}
+    assert not outcome.challenged
     assert fake.calls == []
+    # every mode counts the Access-Challenges a login gets; only Push limits pushes
+    assert (one.max_challenge_rounds, push.max_challenge_rounds) == (5, 5)
+    assert (one.push_limit, push.push_limit) == (None, PushLimit(5, 600.0))
 
 
 def test_challenge_initialize_then_otp_goes_to_the_issuing_host() -> None:
@@ -118,6 +124,7 @@ def test_challenge_initialize_then_otp_goes_to_the_issuing_host() -> None:
     )
     mfa = RadiusMfa(provider(mode="Challenge"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
     result = run(mfa.initialize(CAROL, None, None))
+    assert result.challenged
     assert result.body["type"] == "Challenge" and result.body["responseMessage"] == "Code?"
     assert result.detail == {"radiusHost": "h2", "radiusMs": 12.3}
     verdict = run(mfa.verify(CAROL, "123456", result.body["state"], None))

@@ -19,6 +19,7 @@ from server.users import UserInfo
 class Initialized:
     body: dict[str, Any]
     detail: dict[str, Any] = field(default_factory=dict)  # for the audit log only
+    challenged: bool = False  # the body is a Challenge the RADIUS server really issued
 
 
 @dataclass(slots=True)
@@ -84,7 +85,7 @@ class MfaMethod(Protocol):
     initialize_guesses: bool
     # How many pushes a user may get in a window (Push mode), or None: sends no pushes.
     push_limit: PushLimit | None
-    # The most Challenges one partial token may get (Challenge mode), or 0: issues none.
+    # The most Challenges one partial token may get from the provider, or 0: issues none.
     max_challenge_rounds: int
 
     async def initialize(

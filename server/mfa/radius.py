@@ -67,7 +67,7 @@ class RadiusMfa:
         self.push_limit = (
             PushLimit(config.push_limit, config.push_window) if config.mode == "Push" else None
         )
-        self.max_challenge_rounds = config.max_challenge_rounds if config.mode == "Challenge" else 0
+        self.max_challenge_rounds = config.max_challenge_rounds
 
     @property
     def timeout(self) -> float | int:
@@ -140,7 +140,8 @@ class RadiusMfa:
             return Rejected(response.reply_message or REJECTED, self._detail(response))
         # An Access-Accept here would be a server that needs no second factor; the client still
         # sends an OTP, which goes in a fresh Access-Request.
-        return Initialized(self._challenge_body(user, response), self._detail(response))
+        body = self._challenge_body(user, response)
+        return Initialized(body, self._detail(response), challenged=True)
 
     async def verify(
         self, user: UserInfo, otp: str, state: str | None, seed: SeedRecord | None
