@@ -95,6 +95,8 @@ def serve_options(
             max_header_bytes=server.max_header_bytes,
             head_timeout=server.request_timeout,
             max_connections=server.max_connections,
+            max_connections_per_address=server.connection_share,
+            tls_handshake_timeout=server.tls_handshake_timeout,
         ),
         keep_alive=server.keep_alive_timeout,
         tls=tls,

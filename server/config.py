@@ -274,8 +274,34 @@ class ServerSettings(_Model):
         1000,
         ge=1,
         le=100_000,
-        description="Open connections per worker; one over it is closed at once.",
+        description=(
+            "Open connections per worker, counted from the TCP accept (TLS handshakes "
+            "included); one over it is closed at once. Lowered at start, with a warning, when "
+            "the open files limit (raised to its hard limit at start) cannot hold it."
+        ),
         examples=[1000],
+    )
+    max_connections_per_address: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description=(
+            "Open connections per worker from one client address (an IPv6 address counts for "
+            "its /64); one over it is closed at once, so one address leaves the rest of "
+            "maxConnections to others. Unset: a tenth of maxConnections (100 by default). At "
+            "most maxConnections; equal to it turns the share off, for a server behind a proxy "
+            "or load balancer, where every client has the proxy's address."
+        ),
+        examples=[100],
+    )
+    tls_handshake_timeout: Duration = Field(
+        10.0,
+        le=300,
+        description=(
+            "How long a client may take over its TLS handshake, from the TCP accept; then the "
+            "connection is closed. With HTTPS only."
+        ),
+        examples=["10s"],
     )
     test_control: Annotated[TestControlSettings, BeforeValidator(_test_control_shorthand)] = Field(
         TestControlSettings(),
@@ -290,6 +316,20 @@ class ServerSettings(_Model):
         if self.test_control.enabled and self.workers > 1:
             raise _problem(("testControl",), TEST_CONTROL_WORKERS)
         return self
+
+    @model_validator(mode="after")
+    def _share_within_the_whole(self) -> ServerSettings:
+        share = self.max_connections_per_address
+        if share is not None and share > self.max_connections:
+            message = f"more than maxConnections ({self.max_connections})"
+            raise _problem(("maxConnectionsPerAddress",), message)
+        return self
+
+    @property
+    def connection_share(self) -> int:
+        """maxConnectionsPerAddress, or its default: a tenth of maxConnections."""
+        share = self.max_connections_per_address
+        return share if share is not None else max(1, self.max_connections // 10)
 
 
 class StorageSettings(_Model):
