@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -23,7 +24,7 @@ import yaml
 
 from mock_radius.pytest_plugin import start_mock_radius
 from server.pytest_plugin import MfaServer, start_mfa_server
-from tests.conftest import ACCEPT, base_config, http_call, http_login, totp_now
+from tests.conftest import ACCEPT, base_config, http_call, http_login, mfa_server, totp_now
 
 T0 = 1_800_000_000  # a whole multiple of 30
 SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # RFC 6238's test secret, base32
@@ -504,3 +505,88 @@ def test_allow_remote_lets_it_listen_on_every_address(tmp_path: Path) -> None:
         assert server.clock.set(T0) == T0  # the flag enabled it; allowRemote let it start
     finally:
         server.stop()
+
+
+# A database of its own
+
+
+def _start_and_stop(args: list[str], folder: Path, env: dict[str, str] | None = None) -> str:
+    """Start `mfa-server` with ``args``, log in once so its database holds something, stop
+    it; returns its ready line's testControl."""
+    with mfa_server(args, folder, env) as (url, _process, ready):
+        http_login(httpx, url, "local", "alice", "alice-pass")
+    return str(ready["testControl"])
+
+
+def _refused(args: list[str], folder: Path, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run([sys.executable, "-m", "server", *args, "--port", "0"], cwd=folder,
+                          env=env, capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 2 and done.stdout == "", done
+    assert "Traceback" not in done.stderr
+    return done.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_test_control_uses_only_a_database_it_created_and_keeps_it_to_itself(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """A database a server without test control made (production, say) is refused by a
+    server with test control, before anything listens; the one test control made is refused
+    by a server without it, so a seed or token set through /_test/ never reaches one."""
+    if backend == "sqlite":
+        production = "sqlite:///./prod.db"
+        own = "sqlite:///./own.db"
+        shown = f"sqlite:///{tmp_path / 'prod.db'}"
+    else:
+        url: str = request.getfixturevalue("postgres_url")
+        with_password = url.replace("postgresql://postgres@", "postgresql://postgres:pw-x7q@")
+        production = with_password
+        own = _another_database(url, request).replace("postgres@", "postgres:pw-x7q@")
+        shown = url.replace("postgres@", "")
+    config = base_config(tmp_path)
+    config["storage"]["url"] = production
+    (tmp_path / "prod.yaml").write_text(yaml.safe_dump(config))
+    config["storage"]["url"] = own
+    (tmp_path / "own.yaml").write_text(yaml.safe_dump(config))
+    prod_args, own_args = (
+        ["--config", str(tmp_path / "prod.yaml")],
+        ["--config", str(tmp_path / "own.yaml")],
+    )
+    assert _start_and_stop(prod_args, tmp_path) == "False"
+    refused = _refused([*prod_args, "--test-control"], tmp_path)
+    assert f"test control needs a database of its own, and {shown} was not created" in refused
+    assert "pw-x7q" not in refused
+    assert _start_and_stop([*own_args, "--test-control"], tmp_path) == "True"
+    assert _start_and_stop([*own_args, "--test-control"], tmp_path) == "True"  # its own again
+    refused = _refused(own_args, tmp_path)
+    assert "was created by a server with test control" in refused and "pw-x7q" not in refused
+    assert _start_and_stop(prod_args, tmp_path) == "False"  # production is untouched
+
+
+def _another_database(url: str, request: pytest.FixtureRequest) -> str:
+    """A new, empty database next to ``url``'s, dropped after the test."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1] + "_own"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+
+    def drop() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+    request.addfinalizer(drop)
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def test_the_demo_data_of_a_plain_start_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    """`mfa-server` made ./data; `mfa-server --test-control` then says what to do."""
+    env = {k: v for k, v in os.environ.items() if k != "MFA_SERVER_CONFIG"}
+    demo = ["--no-mock-radius"]
+    assert _start_and_stop(demo, tmp_path, env) == "False"
+    refused = _refused([*demo, "--test-control"], tmp_path, env)
+    assert f"sqlite:///{tmp_path / 'data' / 'mfa.db'} was not created by a server with test " \
+        "control" in refused  # fmt: skip
+    assert "another --data-dir" in refused
+    test_data = [*demo, "--test-control", "--data-dir", "data-test"]
+    assert _start_and_stop(test_data, tmp_path, env) == "True"

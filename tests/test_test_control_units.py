@@ -204,6 +204,30 @@ def test_the_start_checks(tmp_path: Path) -> None:
     assert refusal(settings_from(config, tmp_path), "0.0.0.0", 1) is None
 
 
+def test_the_app_itself_refuses_a_database_of_the_other_kind(tmp_path: Path) -> None:
+    """The command line checks first; the lifespan checks again, for an app built in a
+    process of its own (a worker, or a test serving it in-process)."""
+    import asyncio
+
+    from server.testcontrol.ownership import NotItsDatabase
+
+    config = base_config(tmp_path)
+
+    async def start(app: Any) -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    asyncio.run(start(create_app(settings_from(config, tmp_path))))  # plain: made it
+    config["server"]["testControl"] = True
+    with pytest.raises(NotItsDatabase, match="test control needs a database of its own"):
+        asyncio.run(start(create_app(settings_from(config, tmp_path))))
+    config["storage"]["url"] = "sqlite:///./own.db"
+    asyncio.run(start(create_app(settings_from(config, tmp_path))))  # test control: made it
+    config["server"]["testControl"] = False
+    with pytest.raises(NotItsDatabase, match="was created by a server with test control"):
+        asyncio.run(start(create_app(settings_from(config, tmp_path))))
+
+
 def test_off_the_app_has_no_test_control_on_it_is_in_front(tmp_path: Path) -> None:
     config = base_config(tmp_path)
     off = create_app(settings_from(config, tmp_path))
