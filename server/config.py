@@ -138,6 +138,11 @@ class TlsSettings(_Model):
     )
 
 
+HostName = Annotated[
+    str, Field(max_length=253, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\.?$")
+]
+
+
 class TestControlSettings(_Model):
     """Routes under /_test/ that make this server a test double for API clients (clock, faults,
     known seeds, a journal); see the README. For tests only: anyone who can reach them can log
@@ -155,9 +160,19 @@ class TestControlSettings(_Model):
         False,
         description=(
             "Start even when listening on an address that is not loopback; without it such a "
-            "start is refused."
+            "start is refused. /_test/ then also answers requests whose Host is an IP address "
+            "(no DNS name can be rebound onto one); host names need allowedHosts."
         ),
         examples=[True],
+    )
+    allowed_hosts: list[HostName] = Field(
+        [],
+        description=(
+            "Host names, besides localhost, that requests to /_test/ may carry in their Host "
+            "(and Origin) header, any port; others get 403, so that a web page cannot reach "
+            "/_test/ by rebinding its own name to this server's address."
+        ),
+        examples=[["mfa-server", "mfa.test.example"]],
     )
 
 
