@@ -180,6 +180,7 @@ async def _check_storage(settings: Settings) -> None:
         await open_checked_key(store, settings.storage)
     finally:
         await store.close()
+    keys.warn_if_exposed(settings.storage)
 
 
 def rotate_key_command(args: argparse.Namespace) -> int:

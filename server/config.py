@@ -364,7 +364,8 @@ class StorageSettings(_Model):
         description=(
             "File holding the base64 seed key, created with mode 0600 on first start; relative "
             "to the configuration file's folder. Every process sharing a database needs the "
-            "same key."
+            "same key. A file that others than its owner may read or change (mode 0644, say) "
+            "gets a warning at start."
         ),
         examples=["/var/lib/mfa/seed.key"],
     )
