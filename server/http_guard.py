@@ -35,7 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from server.testcontrol.connection import EXTENSION, ConnectionControl
 
@@ -151,7 +155,7 @@ class _Flow(FlowControl):
         self._may_read = may_read
 
     def resume_reading(self) -> None:
-        if self._may_read():
+        if self.read_paused and self._may_read():
             super().resume_reading()
 
 
@@ -172,6 +176,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._established = False  # HTTP runs on it (after the TLS handshake, if any)
         self._secured: sslproto.SSLProtocol | None = None  # HTTPS: the TLS protocol below
         self._unparsed = b""  # read, and waiting for answers to go out before it is parsed
+        self._running: RequestResponseCycle | None = None
         self._write_paused_at = 0.0
 
     # The connection's life: a slot at the accept, then TLS, then HTTP.
@@ -243,7 +248,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._unparsed += data
             self.flow.pause_reading()
             return
-        if len(data) <= SLICE_BYTES and self._unanswered() < self.limits.max_unanswered:
+        if len(data) <= SLICE_BYTES and not self.pipeline:
             self._parse(data)  # the common case: one request, or less, per read
         else:
             self._parse_in_slices(data)
@@ -272,7 +277,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(431, "request header fields too large", message)
 
     def _unanswered(self) -> int:
-        running = self.cycle is not None and not self.cycle.response_complete
+        running = self._running is not None and not self._running.response_complete
         return len(self.pipeline) + running
 
     def _may_read(self) -> bool:
@@ -291,20 +296,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         super().on_headers_complete()
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        self._running = cycle  # the request being answered; those after it wait in pipeline
+        super()._start_asgi_task(cycle, app)
+
     def on_response_complete(self) -> None:
         # Answered before its body was read (a 406, a 413, a 408 for a slow body...): the rest
         # of that body would otherwise arrive as slowly as the client likes on a kept-alive
         # connection, outside every deadline. Close instead.
-        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
+        answered = self._running  # (self.cycle is the newest request parsed, maybe a later one)
+        if answered is not None and answered.more_body and not self.transport.is_closing():
             self.server_state.total_requests += 1
             self.transport.close()
             return
-        super().on_response_complete()
+        super().on_response_complete()  # which resumes reading, if _may_read allows
         if self._unparsed and self._unanswered() < self.limits.max_unanswered:
             waiting, self._unparsed = self._unparsed, b""
             self._parse_in_slices(waiting)
-        if not self.transport.is_closing():
-            self.flow.resume_reading()
+            if not self.transport.is_closing():
+                self.flow.resume_reading()
 
     # Writing: a client that reads no answer does not keep its connection for good.
 

@@ -6,6 +6,7 @@ outside; the server must stay within its bounds and keep serving everyone else."
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import select
 import selectors
@@ -26,7 +27,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from server.http_guard import address_key
-from tests.conftest import ACCEPT, config_args, mfa_server, rss_kib, wait_for_json_line
+from tests.conftest import ACCEPT, DEVICE_ID, config_args, mfa_server, rss_kib, wait_for_json_line
 from tests.tls_files import make_ca_and_server
 
 NAMES = "/admin/identity-providers/names"
@@ -80,6 +81,46 @@ def test_pipelining_without_reading_keeps_memory_bounded(tmp_path: Path) -> None
         assert all(_reset_within(sock, 10) for sock in attackers)
         for sock in attackers:
             sock.close()
+        assert _served(url)
+
+
+def _answers(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
+    """Read ``count`` HTTP/1.1 answers (status, body) off ``sock``; each has Content-Length."""
+    buffer, found = b"", list[tuple[int, bytes]]()
+    while len(found) < count:
+        head_end = buffer.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = buffer[:head_end].decode("latin-1").split("\r\n")
+            fields = dict(line.lower().split(": ", 1) for line in head[1:])
+            end = head_end + 4 + int(fields["content-length"])
+            if len(buffer) >= end:
+                found.append((int(head[0].split()[1]), buffer[head_end + 4 : end]))
+                buffer = buffer[end:]
+                continue
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {len(found)} answers"
+        buffer += chunk
+    return found
+
+
+def test_pipelined_requests_are_all_answered_in_order(tmp_path: Path) -> None:
+    """300 requests in one write, bodies of 3 KiB among them (so they cross the 1 KiB slices
+    the server parses and the pause after 16 unanswered): every one answered, in order."""
+    login = json.dumps({"providerName": "service", "username": "bob", "password": "bob-pass",
+                        "deviceId": DEVICE_ID, "pad": "x" * 3000}).encode()  # fmt: skip
+    post = (b"POST /admin/login HTTP/1.1\r\nHost: x\r\nAccept: " + ACCEPT["Accept"].encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(login)).encode() + b"\r\n\r\n" + login)  # fmt: skip
+    wrong = REQUEST.replace(ACCEPT["Accept"].encode(), b"text/html")  # a 406
+    script = [(REQUEST, 200), (post, 200), (wrong, 406)] * 100
+    with mfa_server(config_args(tmp_path), tmp_path) as (url, _process, ready):
+        with socket.create_connection(("127.0.0.1", ready["port"]), timeout=30) as sock:
+            sock.sendall(b"".join(request for request, _ in script))
+            answers = _answers(sock, len(script))
+        assert [status for status, _ in answers] == [status for _, status in script]
+        tokens = [b'"token"' in body for (_, body), (request, _) in zip(answers, script,
+                  strict=True) if request is post]  # fmt: skip
+        assert tokens == [True] * 100
         assert _served(url)
 
 
