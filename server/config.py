@@ -313,8 +313,9 @@ class ServerSettings(_Model):
         10.0,
         le=300,
         description=(
-            "How long a client may take over its TLS handshake, from the TCP accept; then the "
-            "connection is closed. With HTTPS only."
+            "How long a client may take over its TLS handshake, from the TCP accept, and over "
+            "the closing one (its close_notify) once the server closes; then the connection is "
+            "closed. With HTTPS only."
         ),
         examples=["10s"],
     )

@@ -202,19 +202,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Put asyncio's TLS protocol between the socket and this one, now, before a byte is
         read (``loop.start_tls`` swaps them a loop iteration later, and uvloop has started
         reading by then). It calls ``connection_made`` again once the handshake is done, and
-        ends the handshake that takes longer than ``tls_handshake_timeout``."""
+        ends a handshake, opening or closing, that takes longer than ``tls_handshake_timeout``
+        (else a client that never answers the server's close_notify keeps its slot 30 s)."""
         done: asyncio.Future[None] = self.loop.create_future()
         done.add_done_callback(self._handshake_over)
+        deadline: Any = self.limits.tls_handshake_timeout  # typeshed says int; any number works
         self._secured = sslproto.SSLProtocol(
             self.loop, self, context, done, server_side=True,
-            ssl_handshake_timeout=self.limits.tls_handshake_timeout,  # type: ignore[arg-type]
+            ssl_handshake_timeout=deadline, ssl_shutdown_timeout=deadline,
         )  # fmt: skip
         raw.set_protocol(self._secured)
         self._secured.connection_made(raw)
 
     def _handshake_over(self, done: asyncio.Future[None]) -> None:
         if not done.cancelled():
-            done.exception()  # failed or late: the TLS protocol has closed the socket
+            done.exception()  # read, so that asyncio does not log it as never retrieved
         if not self._established:
             self._give_back_slot()
 

@@ -274,6 +274,37 @@ def test_stalled_tls_handshakes_end_at_their_deadline_and_new_clients_are_served
     assert not process.log.events("unexpected_error")
 
 
+def test_a_tls_client_that_ignores_the_close_loses_the_connection_at_the_deadline(
+    tmp_path: Path,
+) -> None:
+    """A client that finishes its handshake, sends half a head and then never answers the
+    server's close_notify: the 408 comes at requestTimeout (1 s), and the socket is gone
+    tlsHandshakeTimeout (1 s) later, not after asyncio's default of 30 s."""
+    ca, cert, key = make_ca_and_server(tmp_path)
+    args = [*config_args(tmp_path, requestTimeout="1s", tlsHandshakeTimeout="1s"),
+            "--tls-cert", str(cert), "--tls-key", str(key)]  # fmt: skip
+    context = ssl.create_default_context(cafile=str(ca))
+    with mfa_server(args, tmp_path) as (_url, _process, ready):
+        with socket.create_connection(("127.0.0.1", ready["port"]), timeout=30) as sock:
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    sock.sendall(outgoing.read())
+                    incoming.write(sock.recv(65536))
+            tls.write(b"GET " + NAMES.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            sock.sendall(outgoing.read())
+            started = time.monotonic()
+            while data := sock.recv(65536):  # the 408 and the close_notify, then the end;
+                incoming.write(data)  # never a close_notify of ours
+            waited = time.monotonic() - started
+        assert tls.read(65536).startswith(b"HTTP/1.1 408")
+        assert waited < 5 * (1.0 + 1.0), waited  # 30 s without the closing deadline
+
+
 def test_the_open_files_soft_limit_is_raised_to_the_hard_limit(tmp_path: Path) -> None:
     with mfa_server(config_args(tmp_path), tmp_path, open_files=(1024, 4096)) as (url, p, _):
         raised = p.log.wait_for("open_files_limit_raised")
