@@ -30,6 +30,7 @@ from server.passwords import hash_password
 from server.runner import ServeOptions
 from server.seedcrypt import KeyFileError
 from server.store import Store, open_store
+from server.testcontrol import ownership
 from server.testcontrol import startup as test_control
 from server.tls import TlsError, TlsFiles, check_pair, self_signed
 
@@ -95,6 +96,8 @@ def serve_options(
             max_header_bytes=server.max_header_bytes,
             head_timeout=server.request_timeout,
             max_connections=server.max_connections,
+            max_connections_per_address=server.connection_share,
+            tls_handshake_timeout=server.tls_handshake_timeout,
         ),
         keep_alive=server.keep_alive_timeout,
         tls=tls,
@@ -117,7 +120,7 @@ def serve(args: argparse.Namespace) -> int:
         # the database and the key are checked here, once, so a problem stops the start with
         # a message and status 2 instead of failing in every worker
         asyncio.run(_check_storage(settings))
-    except (ConfigError, KeyFileError, TlsError, StorageError) as exc:
+    except (ConfigError, KeyFileError, TlsError, StorageError, ownership.NotItsDatabase) as exc:
         print(f"mfa-server: {exc}", file=sys.stderr)
         return 2
     options = serve_options(args, settings, tls)
@@ -160,6 +163,7 @@ class StorageError(Exception):
 
 async def _open_store(settings: Settings) -> Store:
     store = open_store(settings.storage.url)
+    ownership.claim_if_new(store, settings)
     try:
         await store.open()
     except Exception as exc:  # sqlite3, psycopg and pool errors, a newer schema
@@ -172,9 +176,11 @@ async def _open_store(settings: Settings) -> Store:
 async def _check_storage(settings: Settings) -> None:
     store = await _open_store(settings)
     try:
+        await ownership.check(store, settings)
         await open_checked_key(store, settings.storage)
     finally:
         await store.close()
+    keys.warn_if_exposed(settings.storage)
 
 
 def rotate_key_command(args: argparse.Namespace) -> int:

@@ -39,6 +39,7 @@ from server.schemas import InitializeRequest, LoginRequest, OtpRequest, parse_bo
 from server.seedcrypt import SeedCipher
 from server.service import LoginService
 from server.store import Stage, Store, open_store
+from server.testcontrol import ownership
 from server.testcontrol.control import TestControl
 from server.testcontrol.middleware import control_middleware
 
@@ -235,8 +236,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ownership.claim_if_new(the_store, settings)
         await the_store.open()
         try:
+            await ownership.check(the_store, settings)
             key = await open_checked_key(the_store, settings.storage)
             runtime.service = build_service(settings, the_store, key, clock)
             if control is not None:

@@ -138,6 +138,11 @@ class TlsSettings(_Model):
     )
 
 
+HostName = Annotated[
+    str, Field(max_length=253, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\.?$")
+]
+
+
 class TestControlSettings(_Model):
     """Routes under /_test/ that make this server a test double for API clients (clock, faults,
     known seeds, a journal); see the README. For tests only: anyone who can reach them can log
@@ -155,9 +160,19 @@ class TestControlSettings(_Model):
         False,
         description=(
             "Start even when listening on an address that is not loopback; without it such a "
-            "start is refused."
+            "start is refused. /_test/ then also answers requests whose Host is an IP address "
+            "(no DNS name can be rebound onto one); host names need allowedHosts."
         ),
         examples=[True],
+    )
+    allowed_hosts: list[HostName] = Field(
+        [],
+        description=(
+            "Host names, besides localhost, that requests to /_test/ may carry in their Host "
+            "(and Origin) header, any port; others get 403, so that a web page cannot reach "
+            "/_test/ by rebinding its own name to this server's address."
+        ),
+        examples=[["mfa-server", "mfa.test.example"]],
     )
 
 
@@ -274,8 +289,35 @@ class ServerSettings(_Model):
         1000,
         ge=1,
         le=100_000,
-        description="Open connections per worker; one over it is closed at once.",
+        description=(
+            "Open connections per worker, counted from the TCP accept (TLS handshakes "
+            "included); one over it is closed at once. Lowered at start, with a warning, when "
+            "the open files limit (raised to its hard limit at start) cannot hold it."
+        ),
         examples=[1000],
+    )
+    max_connections_per_address: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description=(
+            "Open connections per worker from one client address (an IPv6 address counts for "
+            "its /64); one over it is closed at once, so one address leaves the rest of "
+            "maxConnections to others. Unset: a tenth of maxConnections (100 by default). At "
+            "most maxConnections; equal to it turns the share off, for a server behind a proxy "
+            "or load balancer, where every client has the proxy's address."
+        ),
+        examples=[100],
+    )
+    tls_handshake_timeout: Duration = Field(
+        10.0,
+        le=300,
+        description=(
+            "How long a client may take over its TLS handshake, from the TCP accept, and over "
+            "the closing one (its close_notify) once the server closes; then the connection is "
+            "closed. With HTTPS only."
+        ),
+        examples=["10s"],
     )
     test_control: Annotated[TestControlSettings, BeforeValidator(_test_control_shorthand)] = Field(
         TestControlSettings(),
@@ -290,6 +332,20 @@ class ServerSettings(_Model):
         if self.test_control.enabled and self.workers > 1:
             raise _problem(("testControl",), TEST_CONTROL_WORKERS)
         return self
+
+    @model_validator(mode="after")
+    def _share_within_the_whole(self) -> ServerSettings:
+        share = self.max_connections_per_address
+        if share is not None and share > self.max_connections:
+            message = f"more than maxConnections ({self.max_connections})"
+            raise _problem(("maxConnectionsPerAddress",), message)
+        return self
+
+    @property
+    def connection_share(self) -> int:
+        """maxConnectionsPerAddress, or its default: a tenth of maxConnections."""
+        share = self.max_connections_per_address
+        return share if share is not None else max(1, self.max_connections // 10)
 
 
 class StorageSettings(_Model):
@@ -309,7 +365,8 @@ class StorageSettings(_Model):
         description=(
             "File holding the base64 seed key, created with mode 0600 on first start; relative "
             "to the configuration file's folder. Every process sharing a database needs the "
-            "same key."
+            "same key. A file that others than its owner may read or change (mode 0644, say) "
+            "gets a warning at start."
         ),
         examples=["/var/lib/mfa/seed.key"],
     )

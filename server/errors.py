@@ -78,6 +78,10 @@ def payload_too_large(limit: int) -> ApiError:
     return ApiError(413, "payload too large", f"The request body is larger than {limit} bytes.")
 
 
+def unsupported_media_type(message: str) -> ApiError:
+    return ApiError(415, "unsupported media type", message)
+
+
 def validation_error(errors: list[FieldError]) -> ApiError:
     return ApiError(
         422,

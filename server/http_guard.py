@@ -1,29 +1,51 @@
 """uvicorn's httptools protocol with the limits an Internet-facing server needs.
 
 uvicorn bounds neither the size of a request head nor the time a client may take to send it,
-and keeps a silent connection open for good; its concurrency limit only acts once a head has
-arrived. Clients that trickle header bytes can therefore hold every connection. This subclass
-adds, per connection: a cap on the bytes of a request head (431, then close), a deadline for
-each request head (408, then close; also for a connection that never sends a byte), and a cap
-on open connections (the excess is closed at once). Errors it answers use the API's JSON shape.
+keeps a silent connection open for good, parses every request a client pipelines before
+answering any, and leaves TLS handshakes to the event loop (uncounted, 60 s each). One client
+could therefore hold every connection or all the memory. This subclass adds, per connection:
 
-Under test control it also hands each request a handle on its connection (a reset, a close
-without an answer, raw bytes: server/testcontrol/connection.py), which ASGI does not offer.
+- a slot, taken at the TCP accept (before any TLS handshake) and given back when the socket
+  closes: at most ``max_connections`` per worker and ``max_connections_per_address`` per
+  client address (the excess is closed at once), so one address leaves the rest to others;
+- a deadline for the TLS handshake, which this protocol sets up itself (asyncio's TLS protocol,
+  on uvloop and asyncio alike), so that the connection is counted from the accept;
+- a cap on the bytes of a request head (431, then close) and a deadline for each request head
+  (408, then close; also for a connection that never sends a byte);
+- at most ``max_unanswered`` requests parsed and not yet answered: past that, reading pauses
+  and the bytes already read wait unparsed until answers go out;
+- a deadline for a client that reads no answer: once the answers it does not read fill the
+  buffers, it has ``head_timeout`` to start reading before the connection is dropped.
+
+Errors it answers use the API's JSON shape. Under test control it also hands each request a
+handle on its connection (a reset, a close without an answer, raw bytes:
+server/testcontrol/connection.py), which ASGI does not offer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
+import ssl
+from asyncio import sslproto
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from server.testcontrol.connection import EXTENSION, ConnectionControl
 
 log = logging.getLogger("mfa.server")
+
+SLICE_BYTES = 1024  # bytes parsed at a time, so a pipelined burst stops near max_unanswered
 
 
 @dataclass(frozen=True)
@@ -31,6 +53,9 @@ class ConnectionLimits:
     max_header_bytes: int = 32 * 1024
     head_timeout: float = 10.0
     max_connections: int = 1000
+    max_connections_per_address: int = 100
+    tls_handshake_timeout: float = 10.0
+    max_unanswered: int = 16  # pipelined requests parsed ahead of their answers
 
 
 def error_bytes(status: int, error_id: str, message: str) -> bytes:
@@ -43,43 +68,102 @@ def error_bytes(status: int, error_id: str, message: str) -> bytes:
     return head + body
 
 
+def address_key(peer: Any) -> str:
+    """Whose share a connection counts against: its IPv4 address, or the /64 network of an
+    IPv6 address (a single host is commonly given a whole /64, so counting its addresses one
+    by one would let it take every slot)."""
+    if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
+        return ""
+    host = peer[0]
+    if ":" not in host:
+        return host
+    try:
+        address = ipaddress.IPv6Address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
+
+
+class _Slots:
+    """The connections of one worker, counted from the TCP accept, in all and per address."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.by_address: dict[str, int] = {}  # at most max_connections keys
+
+    def take(self, address: str, limits: ConnectionLimits) -> str | None:
+        """None when the connection may stay, else the name of the limit it is over."""
+        held = self.by_address.get(address, 0)
+        if self.total >= limits.max_connections:
+            return "maxConnections"
+        if held >= limits.max_connections_per_address:
+            return "maxConnectionsPerAddress"
+        self.total += 1
+        self.by_address[address] = held + 1
+        return None
+
+    def give_back(self, address: str) -> None:
+        self.total -= 1
+        held = self.by_address[address] - 1
+        if held:
+            self.by_address[address] = held
+        else:
+            del self.by_address[address]
+
+
 class _Refusals:
-    """Connections refused over the cap: the first of a burst is logged at once, the rest as
+    """Connections refused over a limit: the first of a burst is logged at once, the rest as
     one count when the burst is over, never one line per connection (a flood of connections
     must not become a flood of log lines)."""
 
     WINDOW_SECONDS = 5.0
 
     def __init__(self) -> None:
-        self.count = 0
-        self._window_open = False
+        self.count: dict[str, int] = {}  # limit name -> refusals in the open window
+        self._window_open: set[str] = set()
 
-    def add(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
-        if self._window_open:
-            self.count += 1
+    def add(self, loop: asyncio.AbstractEventLoop, name: str, limit: int, address: str) -> None:
+        if name in self._window_open:
+            self.count[name] = self.count.get(name, 0) + 1
             return
-        self._window_open = True
-        self._log(1, limit)
-        loop.call_later(self.WINDOW_SECONDS, self._close_window, limit)
+        self._window_open.add(name)
+        self._log(name, 1, limit, address)
+        loop.call_later(self.WINDOW_SECONDS, self._close_window, name, limit)
 
-    def _close_window(self, limit: int) -> None:
-        self._window_open = False
-        if self.count:
-            self._log(self.count, limit)
-            self.count = 0
+    def _close_window(self, name: str, limit: int) -> None:
+        self._window_open.discard(name)
+        count = self.count.pop(name, 0)
+        if count:
+            self._log(name, count, limit, None)
 
     @staticmethod
-    def _log(count: int, limit: int) -> None:
-        log.warning(
-            "connections refused",
-            extra={"fields": {"event": "connections_refused", "count": count,
-                              "maxConnections": limit}},
-        )  # fmt: skip
+    def _log(name: str, count: int, limit: int, address: str | None) -> None:
+        fields: dict[str, object] = {"event": "connections_refused", "count": count, name: limit}
+        if address is not None and name == "maxConnectionsPerAddress":
+            fields["address"] = address  # the first of the burst: who is holding its share
+        log.warning("connections refused", extra={"fields": fields})
+
+
+class _Flow(FlowControl):
+    """uvicorn resumes reading whenever an answer goes out or the application waits for a
+    body; this lets it only while the connection has room for more requests."""
+
+    def __init__(self, transport: asyncio.BaseTransport, may_read: Callable[[], bool]) -> None:
+        super().__init__(transport)  # type: ignore[arg-type]
+        self._may_read = may_read
+
+    def resume_reading(self) -> None:
+        if self.read_paused and self._may_read():
+            super().resume_reading()
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     limits = ConnectionLimits()
+    slots = _Slots()
     refusals = _Refusals()
+    tls: ssl.SSLContext | None = None  # HTTPS: the handshake runs here, under a deadline
     connection_control = False  # test control: a ConnectionControl in every request's scope
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -88,24 +172,104 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_started = 0.0
         self._control: ConnectionControl | None = None
+        self._address: str | None = None  # while it holds a slot
+        self._established = False  # HTTP runs on it (after the TLS handshake, if any)
+        self._secured: sslproto.SSLProtocol | None = None  # HTTPS: the TLS protocol below
+        self._unparsed = b""  # read, and waiting for answers to go out before it is parsed
+        self._running: RequestResponseCycle | None = None
+        self._write_paused_at = 0.0
+
+    # The connection's life: a slot at the accept, then TLS, then HTTP.
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        if len(self.connections) > self.limits.max_connections:
-            self.refusals.add(self.loop, self.limits.max_connections)
+        if self._secured is not None:  # the TLS protocol below says its handshake is done
+            self._establish(transport)
+            return
+        address = address_key(transport.get_extra_info("peername"))
+        over = self.slots.take(address, self.limits)
+        if over is not None:
+            limit = getattr(self.limits, _LIMIT_FIELDS[over])
+            self.refusals.add(self.loop, over, limit, address)
             transport.abort()
             return
+        self._address = address
+        if self.tls is None:
+            self._establish(transport)
+        else:
+            self._start_tls(transport, self.tls)
+
+    def _start_tls(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
+        """Put asyncio's TLS protocol between the socket and this one, now, before a byte is
+        read (``loop.start_tls`` swaps them a loop iteration later, and uvloop has started
+        reading by then). It calls ``connection_made`` again once the handshake is done, and
+        ends a handshake, opening or closing, that takes longer than ``tls_handshake_timeout``
+        (else a client that never answers the server's close_notify keeps its slot 30 s)."""
+        done: asyncio.Future[None] = self.loop.create_future()
+        done.add_done_callback(self._handshake_over)
+        deadline: Any = self.limits.tls_handshake_timeout  # typeshed says int; any number works
+        self._secured = sslproto.SSLProtocol(
+            self.loop, self, context, done, server_side=True,
+            ssl_handshake_timeout=deadline, ssl_shutdown_timeout=deadline,
+        )  # fmt: skip
+        raw.set_protocol(self._secured)
+        self._secured.connection_made(raw)
+
+    def _handshake_over(self, done: asyncio.Future[None]) -> None:
+        if not done.cancelled():
+            done.exception()  # read, so that asyncio does not log it as never retrieved
+        if not self._established:
+            self._give_back_slot()
+
+    def _establish(self, transport: asyncio.Transport) -> None:
+        self._established = True
+        super().connection_made(transport)
+        self.flow = _Flow(transport, self._may_read)
         if self.connection_control:
             self._control = ConnectionControl(transport, self.loop)
         self._head_started = self.loop.time()
         self._start_sweeping()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._give_back_slot()
+        self._unparsed = b""
+        if not self._established:
+            return  # refused, or lost in the TLS handshake: uvicorn never saw it
         super().connection_lost(exc)
         if self._control is not None:
             self._control.connection_lost()
 
+    def _give_back_slot(self) -> None:
+        if self._address is not None:
+            self.slots.give_back(self._address)
+            self._address = None
+
+    # Reading: heads bounded in size, and no more than max_unanswered requests ahead.
+
     def data_received(self, data: bytes) -> None:
+        if self._unparsed:  # read although paused (a read already under way): keep it
+            self._unparsed += data
+            self.flow.pause_reading()
+            return
+        if len(data) <= SLICE_BYTES and not self.pipeline:
+            self._parse(data)  # the common case: one request, or less, per read
+        else:
+            self._parse_in_slices(data)
+
+    def _parse_in_slices(self, data: bytes) -> None:
+        view = memoryview(data)
+        offset = 0
+        while offset < len(view):
+            if self.transport.is_closing():
+                return
+            if self._unanswered() >= self.limits.max_unanswered:
+                self._unparsed = bytes(view[offset:])
+                self.flow.pause_reading()
+                return
+            piece = view[offset : offset + SLICE_BYTES]
+            offset += len(piece)
+            self._parse(piece)  # type: ignore[arg-type]  # httptools reads any buffer
+
+    def _parse(self, data: bytes) -> None:
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
@@ -113,6 +277,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             limit = self.limits.max_header_bytes
             message = f"The request head is larger than {limit} bytes."
             self._refuse(431, "request header fields too large", message)
+
+    def _unanswered(self) -> int:
+        running = self._running is not None and not self._running.response_complete
+        return len(self.pipeline) + running
+
+    def _may_read(self) -> bool:
+        return not self._unparsed and self._unanswered() < self.limits.max_unanswered
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -127,15 +298,31 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         super().on_headers_complete()
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        self._running = cycle  # the request being answered; those after it wait in pipeline
+        super()._start_asgi_task(cycle, app)
+
     def on_response_complete(self) -> None:
         # Answered before its body was read (a 406, a 413, a 408 for a slow body...): the rest
         # of that body would otherwise arrive as slowly as the client likes on a kept-alive
         # connection, outside every deadline. Close instead.
-        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
+        answered = self._running  # (self.cycle is the newest request parsed, maybe a later one)
+        if answered is not None and answered.more_body and not self.transport.is_closing():
             self.server_state.total_requests += 1
             self.transport.close()
             return
-        super().on_response_complete()
+        super().on_response_complete()  # which resumes reading, if _may_read allows
+        if self._unparsed and self._unanswered() < self.limits.max_unanswered:
+            waiting, self._unparsed = self._unparsed, b""
+            self._parse_in_slices(waiting)
+            if not self.transport.is_closing():
+                self.flow.resume_reading()
+
+    # Writing: a client that reads no answer does not keep its connection for good.
+
+    def pause_writing(self) -> None:
+        self._write_paused_at = self.loop.time()
+        super().pause_writing()
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, "bad request", "The request is not valid HTTP/1.1.")
@@ -149,6 +336,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             state.mfa_sweeping = True
             _sweep_forever(self.loop, self.connections, self.limits.head_timeout)
 
+    def _late(self, deadline: float) -> str | None:
+        """``head`` when the request head is late, ``reader`` when the client has read no
+        answer for too long; None otherwise. A head is not late while the server has paused
+        reading for want of answers: then the server, not the client, is behind."""
+        if self.flow is not None and self.flow.write_paused and self._write_paused_at <= deadline:
+            return "reader"
+        if self._in_head and self._head_started <= deadline and self._may_read():
+            return "head"
+        return None
+
     def _refuse(self, status: int, error_id: str, message: str) -> None:
         self._in_head = False
         if not self.transport.is_closing():
@@ -156,33 +353,47 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+_LIMIT_FIELDS = {
+    "maxConnections": "max_connections",
+    "maxConnectionsPerAddress": "max_connections_per_address",
+}
+
+
 def _sweep_forever(loop: asyncio.AbstractEventLoop, connections: set[Any], timeout: float) -> None:
-    """Every so often, answer 408 and close the connections whose request head is late."""
+    """Every so often, answer 408 and close the connections whose request head is late, and
+    drop those whose client has stopped reading its answers."""
     every = min(1.0, timeout / 4)
 
     def sweep() -> None:
         deadline = loop.time() - timeout
         for connection in list(connections):
-            if (
-                isinstance(connection, GuardedHttpToolsProtocol)
-                and connection._in_head
-                and connection._head_started <= deadline
-            ):
+            if not isinstance(connection, GuardedHttpToolsProtocol):
+                continue
+            late = connection._late(deadline)
+            if late == "head":
                 connection._refuse(
                     408, "request timeout", "The request head did not arrive in time."
                 )
+            elif late == "reader":
+                connection.transport.abort()  # nothing more can reach a client that won't read
         loop.call_later(every, sweep)
 
     loop.call_later(every, sweep)
 
 
 def guarded_protocol(
-    limits: ConnectionLimits, *, connection_control: bool = False
+    limits: ConnectionLimits,
+    *,
+    tls: ssl.SSLContext | None = None,
+    connection_control: bool = False,
 ) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class uvicorn should instantiate, bound to these limits."""
+    """The protocol class uvicorn should instantiate, bound to these limits, with the
+    connection counts of one worker."""
     attributes = {
         "limits": limits,
+        "slots": _Slots(),
         "refusals": _Refusals(),
+        "tls": tls,
         "connection_control": connection_control,
     }
     return type("GuardedHttpTools", (GuardedHttpToolsProtocol,), attributes)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import os
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +21,7 @@ from server.seedcrypt import KEY_BYTES, KeyFileError, SeedCipher, decode_key, wr
 from server.store.base import KEY_CHECK, Store
 
 _CHECK_TEXT = b"appgate-mfa-reference seed key check v1"
+log = logging.getLogger("mfa.server")
 
 
 class KeyMismatch(KeyFileError):
@@ -60,6 +63,27 @@ def load_key(storage: StorageSettings, *, create: bool) -> bytes:
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"{path}: cannot read the seed encryption key: {exc}") from None
     return write_key_file(path, secrets.token_bytes(KEY_BYTES))
+
+
+def warn_if_exposed(storage: StorageSettings) -> None:
+    """Log a warning naming the key file and its mode (never the key) when users other than
+    its owner may read or change it. A warning, not a refusal: Kubernetes mounts secrets with
+    mode 0644 unless told otherwise, in a container that usually runs one user."""
+    if storage.encryption_key is not None or storage.encryption_key_file is None:
+        return
+    try:
+        mode = os.stat(storage.encryption_key_file).st_mode & 0o777
+    except OSError:
+        return  # missing or unreadable: open_checked_key says so
+    if mode & 0o077:
+        shown = f"{mode:04o}"
+        message = (
+            f"the seed key file has mode {shown}: users other than its owner may read or "
+            "change it; chmod 600 it (on Kubernetes, mount the secret with defaultMode 0400)"
+        )
+        fields = {"event": "key_file_permissions", "file": storage.encryption_key_file,
+                  "mode": shown, "message": message}  # fmt: skip
+        log.warning("seed key file open to others", extra={"fields": fields})
 
 
 async def open_checked_key(store: Store, storage: StorageSettings) -> bytes:

@@ -17,20 +17,21 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import select
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import uvicorn
 
 from server import logs
 from server.http_guard import ConnectionLimits, guarded_protocol
-from server.tls import TlsFiles
+from server.tls import TlsFiles, server_context
 
 log = logging.getLogger("mfa.server")
 
@@ -39,6 +40,9 @@ GRACEFUL_STOP_SECONDS = 5  # then requests still running are cancelled and idle 
 STOP_TIMEOUT_SECONDS = 15.0
 RESTART_LIMIT = 5  # workers that die within RESTART_WINDOW of starting, before giving up
 RESTART_WINDOW_SECONDS = 10.0
+# Descriptors a worker needs besides its connections: listening sockets, the database, the
+# worker pipes, log and data files.
+SPARE_FILES = 64
 
 OnReady = Callable[[], None]
 AppFactory = Callable[[OnReady], Any]  # builds the ASGI app, given what to call once started
@@ -116,11 +120,48 @@ def _ready_line(options: ServeOptions, sock: socket.socket, workers: list[dict[s
     return json.dumps(line)
 
 
+def raise_open_files_limit() -> int:
+    """Raise the soft limit on open files to the hard limit, where the system allows (logged),
+    so that connections, not the default 1,024 descriptors, are what runs out first. Returns
+    the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):  # an unlimited hard limit the kernel will not grant
+        return soft
+    log.info(
+        "open files limit raised",
+        extra={"fields": {"event": "open_files_limit_raised", "from": soft, "to": hard}},
+    )
+    return hard
+
+
+def fit_to_open_files(limits: ConnectionLimits, open_files: int) -> ConnectionLimits:
+    """``limits`` with no more connections than the open-file limit lets a worker hold: past
+    it, accepting fails and the event loop stops accepting anyone for a while."""
+    room = max(1, open_files - SPARE_FILES)
+    if limits.max_connections <= room:
+        return limits
+    fields = {"event": "max_connections_lowered", "maxConnections": limits.max_connections,
+              "to": room, "openFilesLimit": open_files}  # fmt: skip
+    log.warning("maxConnections lowered to fit the open files limit", extra={"fields": fields})
+    per_address = min(limits.max_connections_per_address, room)
+    return replace(limits, max_connections=room, max_connections_per_address=per_address)
+
+
 def _uvicorn_config(app: Any, options: ServeOptions) -> uvicorn.Config:
+    protocol = guarded_protocol(
+        options.limits,
+        tls=None if options.tls is None else server_context(options.tls),
+        connection_control=options.test_control,
+    )
     return uvicorn.Config(
         app,
         loop="auto",  # uvloop where installed
-        http=guarded_protocol(options.limits, connection_control=options.test_control),
+        http=protocol,  # which runs the TLS handshakes too, so that it counts them
+        ws="none",  # no route speaks WebSocket; an upgrade would leave the guarded protocol
         lifespan="on",
         log_config=None,
         access_log=False,
@@ -129,8 +170,6 @@ def _uvicorn_config(app: Any, options: ServeOptions) -> uvicorn.Config:
         timeout_keep_alive=options.keep_alive,  # type: ignore[arg-type]
         backlog=options.backlog,
         timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
-        ssl_certfile=None if options.tls is None else str(options.tls.cert_file),
-        ssl_keyfile=None if options.tls is None else str(options.tls.key_file),
     )
 
 
@@ -149,6 +188,8 @@ def _run_uvicorn(make_app: AppFactory, options: ServeOptions, sock: socket.socke
 
 
 def serve(make_app: AppFactory, options: ServeOptions) -> int:
+    limits = fit_to_open_files(options.limits, raise_open_files_limit())
+    options = replace(options, limits=limits)
     sockets = listeners(options)
     if options.workers == 1:
         sock = sockets[0]

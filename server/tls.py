@@ -35,8 +35,10 @@ class TlsFiles:
     generated: bool = False
 
 
-def check_pair(files: TlsFiles) -> None:
-    """Load the pair the way the server will, so a bad file stops the start with its name."""
+def server_context(files: TlsFiles) -> ssl.SSLContext:
+    """The context the server's TLS handshakes run with: Python's defaults for a server (TLS
+    1.2 or later, its own list of strong ciphers) and the pair. Raises TlsError naming the
+    files when they cannot be used."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     for path in (files.cert_file, files.key_file):
         if not path.is_file():
@@ -47,6 +49,12 @@ def check_pair(files: TlsFiles) -> None:
         raise TlsError(
             f"{files.cert_file} / {files.key_file}: not a usable certificate and key: {exc}"
         ) from None
+    return context
+
+
+def check_pair(files: TlsFiles) -> None:
+    """Load the pair the way the server will, so a bad file stops the start with its name."""
+    server_context(files)
 
 
 def self_signed(folder: Path, now: dt.datetime | None = None) -> TlsFiles:

@@ -216,6 +216,14 @@ def totp_now(secret: str, when: float) -> str:
     ).stdout.strip()
 
 
+def rss_kib(pid: int) -> int:
+    """The resident memory of a process, in KiB (VmRSS of /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
 def wait_for_json_line(stream: Any, key: str, timeout: float = 15.0) -> dict[str, Any]:
     """Read lines until one is a JSON object holding ``key``; fails rather than hangs."""
     import json
@@ -298,12 +306,21 @@ class ServerProcess(subprocess.Popen[str]):
 
 @contextmanager
 def mfa_server(
-    args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+    args: list[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    open_files: tuple[int, int] | None = None,
 ) -> Iterator[tuple[str, ServerProcess, dict[str, Any]]]:
     """A real `mfa-server` process on a free port: (url, process, its ready line). Stopped
-    with SIGTERM; ``process.log`` holds what it wrote on stderr."""
+    with SIGTERM; ``process.log`` holds what it wrote on stderr. ``open_files``: the (soft,
+    hard) limit on open files it starts with."""
+    import resource
     import signal
     import sys
+
+    def limit_files() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
 
     process = ServerProcess(
         [sys.executable, "-m", "server", *args, "--port", "0"],
@@ -312,6 +329,7 @@ def mfa_server(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=limit_files if open_files is not None else None,
     )
     process.log = ServerLog(process.stderr)
     try:
@@ -321,6 +339,16 @@ def mfa_server(
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(15)
+
+
+def config_args(folder: Path, **server: Any) -> list[str]:
+    """``--config FILE`` for ``base_config`` with these ``server`` settings, written into
+    ``folder`` (so the database and the seed key land there too)."""
+    config = base_config(folder)
+    config["server"].update(server)
+    path = folder / "server.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return ["--config", str(path)]
 
 
 @contextmanager

@@ -35,7 +35,8 @@ CAROL_HASH = hash_password("carol-pass")
 
 def _config(storage: str, **server: Any) -> dict[str, Any]:
     return {
-        "server": server,
+        # the bursts stand for many clients, all on 127.0.0.1: no share per address
+        "server": {"maxConnectionsPerAddress": 1000, **server},
         "storage": {"url": storage, "encryptionKeyFile": "./shared.key"},
         "identityProviders": [
             {"name": "local", "mfaProvider": "builtin", "users": [

@@ -86,6 +86,10 @@ def test_relative_paths_are_resolved_against_the_file(tmp_path: Path) -> None:
             lambda c: c["mfaProviders"][0].update(secretBits=100),
             "mfaProviders[0].secretBits: Input should be",
         ),
+        (
+            lambda c: c["server"].update(maxConnections=50, maxConnectionsPerAddress=51),
+            "server.maxConnectionsPerAddress: more than maxConnections (50)",
+        ),
     ],
 )
 def test_errors_name_file_path_and_problem(tmp_path: Path, change, expected: str) -> None:  # type: ignore[no-untyped-def]
@@ -96,6 +100,15 @@ def test_errors_name_file_path_and_problem(tmp_path: Path, change, expected: str
         load_settings(path)
     message = str(caught.value)
     assert re.search(rf"^{re.escape(str(path))}:\d+: {re.escape(expected)}", message, re.M), message
+
+
+def test_the_share_per_address_defaults_to_a_tenth_of_the_connections(tmp_path: Path) -> None:
+    config = base_config(tmp_path)
+    assert load_settings(_write(tmp_path, config)).server.connection_share == 100
+    config["server"].update(maxConnections=5)
+    assert load_settings(_write(tmp_path, config)).server.connection_share == 1
+    config["server"].update(maxConnections=300, maxConnectionsPerAddress=300)  # no share
+    assert load_settings(_write(tmp_path, config)).server.connection_share == 300
 
 
 def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:

@@ -185,3 +185,27 @@ def test_a_missing_key_file_names_what_the_database_holds(tmp_path: Path) -> Non
         _open_checked(older, StorageSettings(url=older, encryption_key_file=str(key_file)), seed)
     assert "(it holds its check value and seeds encrypted with it)" in str(seeds_only.value)
     assert not key_file.exists()
+
+
+def test_a_key_file_others_may_read_is_named_in_a_warning_at_start(tmp_path: Path) -> None:
+    """Mode 0644 (what Kubernetes gives a mounted secret by default) is warned about with the
+    file and the mode, never the key; the server still starts. 0600 gives no warning."""
+    key_file = tmp_path / "seed.key"
+    key_text = base64.urlsafe_b64encode(bytes(range(32))).decode()
+    key_file.write_text(key_text + "\n")
+    key_file.chmod(0o644)
+    args = ["--config", str(_write_config(tmp_path))]
+    with mfa_server([*args, "--workers", "2"], tmp_path) as (url, process, _ready):
+        warning = process.log.wait_for("key_file_permissions")
+        assert http_login(httpx, url, "local", "alice", "alice-pass")  # it serves
+    assert (warning["level"], warning["file"], warning["mode"]) == (
+        "warning", str(key_file), "0644"
+    )  # fmt: skip
+    assert "chmod 600" in warning["message"]
+    log = process.log.text()
+    assert key_text not in log and key_text.rstrip("=") not in log
+    assert len(process.log.events("key_file_permissions")) == 1  # once, not per worker
+    key_file.chmod(0o600)
+    with mfa_server(args, tmp_path) as (_url, process, _ready):
+        pass
+    assert "key_file_permissions" not in process.log.text()

@@ -14,26 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from tests.conftest import ACCEPT, base_config, mfa_server
+from tests.conftest import ACCEPT, config_args, mfa_server, rss_kib
 
 NAMES = "/admin/identity-providers/names"
-
-
-def _config_file(tmp_path: Path, **server: Any) -> list[str]:
-    config = base_config(tmp_path)
-    config["server"].update(server)
-    path = tmp_path / "server.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return ["--config", str(path)]
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def _names_ok(url: str, **options: Any) -> bool:
@@ -42,7 +26,7 @@ def _names_ok(url: str, **options: Any) -> bool:
 
 
 def test_ready_line_says_how_it_serves(tmp_path: Path) -> None:
-    with mfa_server(_config_file(tmp_path), tmp_path) as (url, process, ready):
+    with mfa_server(config_args(tmp_path), tmp_path) as (url, process, ready):
         assert ready["event"] == "listening"
         assert ready["scheme"] == "http" and ready["url"] == url
         assert ready["workers"] == 1 and ready["pids"] == [process.pid]
@@ -52,7 +36,7 @@ def test_ready_line_says_how_it_serves(tmp_path: Path) -> None:
 
 
 def test_workers_share_the_port_restart_and_stop_together(tmp_path: Path) -> None:
-    with mfa_server([*_config_file(tmp_path), "--workers", "2"], tmp_path) as (url, sup, ready):
+    with mfa_server([*config_args(tmp_path), "--workers", "2"], tmp_path) as (url, sup, ready):
         assert ready["workers"] == 2 and len(set(ready["pids"])) == 2
         assert sup.pid not in ready["pids"]
         assert all(_names_ok(url) for _ in range(20))
@@ -79,8 +63,8 @@ def test_tls_self_signed_for_the_demo(tmp_path: Path) -> None:
 
 
 def test_a_huge_header_is_refused_and_costs_little_memory(tmp_path: Path) -> None:
-    with mfa_server(_config_file(tmp_path), tmp_path) as (url, process, ready):
-        before = _rss_kib(process.pid)
+    with mfa_server(config_args(tmp_path), tmp_path) as (url, process, ready):
+        before = rss_kib(process.pid)
         with socket.create_connection(("127.0.0.1", ready["port"])) as sock:
             sock.sendall(b"GET " + NAMES.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Big: ")
             sent, answer = 0, b""
@@ -102,12 +86,13 @@ def test_a_huge_header_is_refused_and_costs_little_memory(tmp_path: Path) -> Non
             assert answer.startswith(b"HTTP/1.1 431")
             body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
             assert body["id"] == "request header fields too large"
-        assert _rss_kib(process.pid) - before < 8 * 1024  # not the 16 MiB it was sent
+        assert rss_kib(process.pid) - before < 8 * 1024  # not the 16 MiB it was sent
         assert _names_ok(url)
 
 
 def test_slow_heads_are_cut_off_while_others_are_served(tmp_path: Path) -> None:
-    args = _config_file(tmp_path, requestTimeout="1s")
+    # every connection comes from 127.0.0.1 here: no share per address
+    args = config_args(tmp_path, requestTimeout="1s", maxConnectionsPerAddress=1000)
     with mfa_server(args, tmp_path) as (url, _process, ready):
         address = ("127.0.0.1", ready["port"])
         slow = [socket.create_connection(address) for _ in range(200)]
@@ -146,7 +131,7 @@ def _trickle(address: tuple[str, int], every: float, give_up_after: int) -> tupl
 
 
 def test_connections_over_the_cap_are_closed_and_logged_once(tmp_path: Path) -> None:
-    args = _config_file(tmp_path, maxConnections=20)
+    args = config_args(tmp_path, maxConnections=20, maxConnectionsPerAddress=20)
     with mfa_server(args, tmp_path) as (url, process, ready):
         held = [socket.create_connection(("127.0.0.1", ready["port"])) for _ in range(20)]
         extra = [socket.create_connection(("127.0.0.1", ready["port"])) for _ in range(100)]
@@ -173,7 +158,7 @@ def _closed_without_answer(sock: socket.socket) -> bool:
 def test_an_answer_before_the_body_closes_the_connection(tmp_path: Path) -> None:
     """A request answered before its body was read (a 406 here) must not leave the rest of
     that body free to trickle in on a kept-alive connection, outside every deadline."""
-    args = _config_file(tmp_path, requestTimeout="1s")
+    args = config_args(tmp_path, requestTimeout="1s")
     with mfa_server(args, tmp_path) as (url, _process, ready):
         with socket.create_connection(("127.0.0.1", ready["port"])) as sock:
             sock.sendall(b"POST /admin/authentication HTTP/1.1\r\nHost: x\r\n"

@@ -294,6 +294,29 @@ def test_wipe_empties_every_table_but_the_key_check(stores: Any) -> None:
     run(stores, test)
 
 
+def test_meta_rows_for_a_new_database_are_written_only_where_the_tables_are_made(
+    store_url: str,
+) -> None:
+    """A store that creates the tables writes ``new_database_meta`` with them (and a reset
+    keeps them); one that finds the tables there writes nothing."""
+
+    async def test() -> None:
+        first = open_store(store_url)
+        first.new_database_meta = {"mark": b"1", "other": b"2"}
+        await first.open()
+        assert (await first.get_meta("mark"), await first.get_meta("other")) == (b"1", b"2")
+        assert await first.wipe() == 0
+        assert await first.get_meta("mark") == b"1"
+        await first.close()
+        later = open_store(store_url)
+        later.new_database_meta = {"late": b"3"}
+        await later.open()
+        assert await later.get_meta("late") is None  # the tables were there already
+        await later.close()
+
+    asyncio.run(test())
+
+
 def test_migrations_are_versioned_and_idempotent(stores: Any) -> None:
     async def test(make: Factory) -> None:
         stores_ = await asyncio.gather(*(make() for _ in range(4)))  # processes starting at once

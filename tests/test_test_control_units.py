@@ -4,6 +4,7 @@ journal's bounds, the clock, the error shapes, the start checks, and its place i
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any, cast
@@ -21,8 +22,10 @@ from server.testcontrol.error_shapes import error_body
 from server.testcontrol.faults import MAX_FAULTS, FaultBook, FaultRequest
 from server.testcontrol.journal import Journal
 from server.testcontrol.middleware import TestControlMiddleware
+from server.testcontrol.origins import HostRule, refusal
 from server.testcontrol.seeds import normalized_secret
-from server.testcontrol.startup import is_loopback, refusal
+from server.testcontrol.startup import is_loopback
+from server.testcontrol.startup import refusal as start_refusal
 from tests.conftest import ACCEPT, FakeClock, base_config, serve_in_thread, settings_from
 from tests.test_architecture import imports_of
 
@@ -190,18 +193,89 @@ def test_error_shapes(status: int, expected: dict[str, Any]) -> None:
     assert error_body(status, accept=None, versions=(18, 22), body_limit=99) == expected
 
 
+def _scope(*headers: tuple[bytes, bytes]) -> dict[str, Any]:
+    return {"type": "http", "headers": list(headers)}
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from([b"host", b"origin", b"content-type", b"content-length",
+                                        b"transfer-encoding"]),
+                       st.binary(max_size=40)), max_size=5),
+    st.booleans(),
+)  # fmt: skip
+def test_any_headers_give_a_verdict_never_an_exception(
+    headers: list[tuple[bytes, bytes]], remote: bool
+) -> None:
+    verdict = refusal(_scope(*headers), HostRule(allow_remote=remote, names=["mfa-server"]))
+    assert verdict is None or verdict.status in (403, 415)
+
+
+@given(st.integers(0, 2**24 - 1), st.none() | st.integers(0, 65535), st.booleans())
+def test_loopback_addresses_pass_with_any_port_and_others_only_when_remote(
+    low: int, port: int | None, remote: bool
+) -> None:
+    rule = HostRule(allow_remote=remote, names=[])
+    suffix = "" if port is None else f":{port}"
+    loopback = str(ipaddress.IPv4Address((127 << 24) + low))
+    assert refusal(_scope((b"host", (loopback + suffix).encode())), rule) is None
+    other = str(ipaddress.IPv4Address((10 << 24) + low))
+    verdict = refusal(_scope((b"host", (other + suffix).encode())), rule)
+    assert (verdict is None) == remote
+    six = f"[::1]{suffix}".encode()
+    assert refusal(_scope((b"host", six)), rule) is None
+
+
+@given(st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,20}){0,3}", fullmatch=True))
+def test_a_name_passes_only_when_listed(name: str) -> None:
+    listed = HostRule(allow_remote=True, names=[name.upper()])
+    unlisted = HostRule(allow_remote=True, names=["mfa-server"])
+    host = (b"host", f"{name}:8443".encode())
+    assert refusal(_scope(host), listed) is None
+    verdict = refusal(_scope(host), unlisted)
+    expected = name in ("localhost", "mfa-server")
+    assert (verdict is None) == expected
+    if not expected:
+        assert verdict is not None and verdict.body()["id"] == "forbidden"
+
+
 def test_the_start_checks(tmp_path: Path) -> None:
     assert all(map(is_loopback, ["127.0.0.1", "127.0.0.2", "::1", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.0.2.1", "no-such-host.invalid"]))
     config = base_config(tmp_path)
-    assert refusal(settings_from(config, tmp_path), "0.0.0.0", 4) is None  # off: anything goes
+    assert (
+        start_refusal(settings_from(config, tmp_path), "0.0.0.0", 4) is None
+    )  # off: anything goes
     config["server"]["testControl"] = True
     on = settings_from(config, tmp_path)
-    assert refusal(on, "127.0.0.1", 1) is None
-    assert "needs workers: 1" in str(refusal(on, "127.0.0.1", 2))
-    assert "not a loopback address" in str(refusal(on, "0.0.0.0", 1))
+    assert start_refusal(on, "127.0.0.1", 1) is None
+    assert "needs workers: 1" in str(start_refusal(on, "127.0.0.1", 2))
+    assert "not a loopback address" in str(start_refusal(on, "0.0.0.0", 1))
     config["server"]["testControl"] = {"enabled": True, "allowRemote": True}
-    assert refusal(settings_from(config, tmp_path), "0.0.0.0", 1) is None
+    assert start_refusal(settings_from(config, tmp_path), "0.0.0.0", 1) is None
+
+
+def test_the_app_itself_refuses_a_database_of_the_other_kind(tmp_path: Path) -> None:
+    """The command line checks first; the lifespan checks again, for an app built in a
+    process of its own (a worker, or a test serving it in-process)."""
+    import asyncio
+
+    from server.testcontrol.ownership import NotItsDatabase
+
+    config = base_config(tmp_path)
+
+    async def start(app: Any) -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    asyncio.run(start(create_app(settings_from(config, tmp_path))))  # plain: made it
+    config["server"]["testControl"] = True
+    with pytest.raises(NotItsDatabase, match="test control needs a database of its own"):
+        asyncio.run(start(create_app(settings_from(config, tmp_path))))
+    config["storage"]["url"] = "sqlite:///./own.db"
+    asyncio.run(start(create_app(settings_from(config, tmp_path))))  # test control: made it
+    config["server"]["testControl"] = False
+    with pytest.raises(NotItsDatabase, match="was created by a server with test control"):
+        asyncio.run(start(create_app(settings_from(config, tmp_path))))
 
 
 def test_off_the_app_has_no_test_control_on_it_is_in_front(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ process is dead too, whatever the interleaving.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -83,6 +83,9 @@ TOKEN_COLUMNS = ", ".join(f"t.{c.name}" for c in TOKENS.columns if c.name != "re
 SEED_COLUMNS = SEEDS.column_names
 LOCKOUT_COLUMNS = "failures, lockouts, locked_until, updated_at, pending"
 KEY_CHECK = "seed_key_check"
+# Written only in the transaction that creates the tables of a new database, by a server with
+# test control: the database is the test control's own (server/testcontrol/ownership.py).
+TEST_CONTROL_MARK = "test_control_database"
 
 
 def user_dn(provider: str, username: str) -> str:
@@ -147,6 +150,10 @@ def decode_times(text: str) -> tuple[float, ...]:
 
 
 class Store(Protocol):
+    # meta rows that ``open`` writes in the transaction that creates the tables, when the
+    # database has none of them yet (set before ``open``)
+    new_database_meta: Mapping[str, bytes]
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

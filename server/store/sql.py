@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from server.store.base import (
@@ -91,6 +92,7 @@ class SqlStore:
     dialect: Dialect
     for_update = ""  # the row lock a read-modify-write takes, where the dialect has one
     purge_batch = 500  # rows a purge deletes in one statement
+    new_database_meta: Mapping[str, bytes] = MappingProxyType({})
 
     # what a backend provides
 
@@ -117,6 +119,9 @@ class SqlStore:
                 for statement in statements:
                     await conn.run(statement)
                 await conn.run("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            if current == 0:  # the tables were made just now, in this transaction
+                for name, value in self.new_database_meta.items():
+                    await conn.run("INSERT INTO meta (name, value) VALUES (?, ?)", (name, value))
 
     async def schema_version(self) -> int:
         async with self._connection() as conn:

@@ -13,5 +13,7 @@ server as a test double", and server/test-control.yaml. The package's modules:
 - ``seeds.py``: known TOTP seeds;
 - ``control.py``: the state, bound to the store and seed key once the app has started;
 - ``routes.py``: the /_test/ routes; ``middleware.py``: the ASGI middleware in front;
-- ``startup.py``: when a server with test control must not start.
+- ``origins.py``: which requests may reach /_test/ (none a web page can make);
+- ``startup.py``: when a server with test control must not start;
+- ``ownership.py``: a database of its own, marked when it is created, refused by others.
 """

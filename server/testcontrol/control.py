@@ -14,6 +14,7 @@ from server.store.base import Store
 from server.testcontrol.clock import VirtualClock
 from server.testcontrol.faults import FaultBook
 from server.testcontrol.journal import Journal
+from server.testcontrol.origins import HostRule
 from server.testcontrol.seeds import SeedPlacer, SeedRequest
 
 log = logging.getLogger("mfa.testcontrol")
@@ -30,6 +31,8 @@ class TestControl:
         self.journal = Journal(self.versions)
         self.body_limit = server.max_body_bytes
         self.body_timeout = server.request_timeout
+        options = server.test_control
+        self.hosts = HostRule(allow_remote=options.allow_remote, names=options.allowed_hosts)
         self._seeds = SeedPlacer(settings)
         self._store: Store | None = None
         self._cipher: SeedCipher | None = None

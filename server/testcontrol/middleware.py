@@ -17,11 +17,12 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.responses import MEDIA_TYPE
+from server.responses import MEDIA_TYPE, error_response
 from server.testcontrol.connection import from_scope
 from server.testcontrol.control import TestControl
 from server.testcontrol.error_shapes import error_body
 from server.testcontrol.faults import NO_BODY, Fault
+from server.testcontrol.origins import refusal
 from server.testcontrol.routes import PREFIX, control_app
 
 log = logging.getLogger("mfa.testcontrol")
@@ -50,6 +51,12 @@ class TestControlMiddleware:
             return
         path: str = scope["path"]
         if path.startswith(PREFIX) or path == PREFIX.rstrip("/"):
+            refused = refusal(scope, self.control.hosts)
+            if refused is not None:
+                fields = {"event": "test_control_refused", "status": refused.status}
+                log.warning("test control refused", extra={"fields": fields})
+                await error_response(refused)(scope, receive, send)
+                return
             await self.routes(scope, receive, send)
             return
         started = time.perf_counter()
