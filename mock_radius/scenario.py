@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -20,6 +19,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from mfa_shared.safe_yaml import Lines, YamlProblem, in_file, load_yaml, show
 from mock_radius.attributes import dictionary, encode_value
 
 REPLY_CODES = {"Access-Accept": 2, "Access-Reject": 3, "Access-Challenge": 11}
@@ -356,69 +356,34 @@ def json_schema() -> dict[str, Any]:
     }
 
 
-def _positions(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    """Line (1-based) of every key path in a composed YAML document."""
-    lines = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = (*path, key.value)
-            lines.update(_positions(value, child))
-            lines[child] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines.update(_positions(item, (*path, index)))
-    return lines
-
-
-def _line_of(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int:
-    # pydantic adds union member names (e.g. "str", "Regex") to locations; drop what YAML lacks
-    path: tuple[Any, ...] = ()
-    for part in loc:
-        if (*path, part) in lines:
-            path = (*path, part)
-    return lines.get(path, 1)
-
-
-def _field(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int], missing: bool) -> str:
-    path: list[str] = []
-    probe: tuple[Any, ...] = ()
-    for part in loc:
-        if (*probe, part) in lines:
-            probe = (*probe, part)
-            path.append(f"[{part}]" if isinstance(part, int) else str(part))
-    if missing and loc and loc[-1] not in probe:
-        path.append(str(loc[-1]))  # a required key that is not in the file at all
-    text = ".".join(path).replace(".[", "[")
-    return text or "(top level)"
+def _where(loc: tuple[Any, ...], lines: Lines, missing: bool) -> tuple[int, str]:
+    """The line and the key path of a validation error, as far as the file has them."""
+    path = in_file(loc, lines)
+    line = lines.get(path, 1)
+    if missing and loc and loc[-1] not in path:
+        path = (*path, loc[-1])  # a required key that is not in the file at all
+    return line, show(path)
 
 
 def parse_scenario(text: str, source: str) -> Scenario:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"{where}: not valid YAML: {problem}") from None
-    if node is None or not isinstance(data, dict):
-        raise ScenarioError(f"{source}:1: a scenario must be a YAML mapping")
-    lines = _positions(node)
+        data, lines = load_yaml(text, source)  # the server's loader too: bombs refused
+    except YamlProblem as exc:
+        raise ScenarioError(str(exc)) from None
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         seen: set[str] = set()
         messages: list[str] = []
         for item in exc.errors(include_url=False):
-            loc = tuple(item["loc"])
             message = str(item["msg"]).removeprefix("Value error, ")
             if item["type"] == "extra_forbidden":
                 message = "unknown key"
-            name = _field(loc, lines, item["type"] == "missing")
-            line = f"{source}:{_line_of(loc, lines)}: {name}: {message}"
-            if line not in seen:
-                seen.add(line)
-                messages.append(line)
+            line, name = _where(tuple(item["loc"]), lines, item["type"] == "missing")
+            text_line = f"{source}:{line}: {name}: {message}"
+            if text_line not in seen:
+                seen.add(text_line)
+                messages.append(text_line)
         raise ScenarioError("\n".join(messages)) from None
 
 

@@ -50,7 +50,11 @@ def test_all_shipped_scenarios_load() -> None:
         ("name: x\nsecret: s\nsteps: [{drop: true}]\nextra: 1\n", "t.yaml:4: extra: unknown key"),
         ("name: 'bad name'\nsecret: s\nsteps: [{drop: true}]\n", "t.yaml:1: name: String should"),
         ("name: x\n  secret: [\n", "t.yaml:2: not valid YAML"),
-        ("- a list\n", "t.yaml:1: a scenario must be a YAML mapping"),
+        ("- a list\n", "t.yaml:1: the top level must be a mapping of keys"),
+        ("name: x\nsecret: s\nname: y\nsteps: [{drop: true}]\n",
+         "t.yaml:3: name: duplicate key (first on line 1)"),
+        ("name: x\nsecret: s\nsteps: &s [{drop: true}, *s]\n",
+         "t.yaml:3: steps[1]: an alias refers to a value that contains it"),
     ],
 )  # fmt: skip
 def test_schema_errors_name_line_and_field(text: str, expected: str) -> None:
