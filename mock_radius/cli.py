@@ -71,6 +71,7 @@ def serve(args: argparse.Namespace) -> int:
             seed=args.seed,
             session_idle=args.session_idle,
             max_sessions=args.max_sessions,
+            mismatch_hint=args.mismatch_hint,
         )
         clients = [ipaddress.ip_network(c, strict=False) for c in args.client] or None
     except ScenarioError as exc:
@@ -293,7 +294,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--control-host", default="127.0.0.1", help="address of the control API")
     run.add_argument("--control-port", type=int, default=0, help="HTTP port, 0 for a free one")
     run.add_argument("--time-scale", type=float, default=1.0, help="multiplies every delay")
-    run.add_argument("--seed", default="", help="mixed into generated States (unique per run)")
+    run.add_argument(
+        "--seed",
+        help="makes generated States reproducible: the same requests give the same States in "
+        "every run (default: random States, new in every process)",
+    )
+    run.add_argument(
+        "--mismatch-hint",
+        action="store_true",
+        help="send the mismatch hint ('mock-radius: no step of ... matches') as a Reply-Message "
+        "for scenarios whose onMismatch does not say (default: journalled only)",
+    )
     run.add_argument(
         "--session-idle",
         type=float,

@@ -46,6 +46,7 @@ class Entry:
         "size",
         "source",
         "time",
+        "transmission",
         "user",
     )
 
@@ -67,8 +68,10 @@ class Entry:
         reply: bytes | None = None,
         replies: int = 0,
         sent: float | None = None,
+        transmission: int = 1,
     ) -> None:
         self.seq = 0
+        self.transmission = transmission
         self.time = time
         self.source = source
         self.outcome = outcome
@@ -226,6 +229,7 @@ class Journal:
         if entry.outcome.summary_only:
             return shown
         shown["step"] = None if decision is None else decision.step
+        shown["transmission"] = entry.transmission  # 2, 3...: a retransmission of a dropped one
         if entry.reply is not None:
             shown["reply"] = {
                 "code": wire.CODE_NAMES.get(entry.reply[0], str(entry.reply[0])),
@@ -247,4 +251,5 @@ class Journal:
         shown["nearMiss"] = (
             None if near is None else {"step": near.step, "failed": list(near.failed)}
         )
+        shown["hint"] = None if decision is None else decision.hint
         return shown

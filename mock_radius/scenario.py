@@ -220,10 +220,11 @@ class Reply(_Model):
 class OnMismatch(Reply):
     """The reply to a request no step fits."""
 
-    hint: bool = Field(
-        True,
-        description="add a Reply-Message naming the closest step and what failed, when the "
-        "reply sets no Reply-Message of its own",
+    hint: bool | None = Field(
+        None,
+        description="true: add a Reply-Message naming the closest step and what failed (when "
+        "the reply sets none of its own); false: never; omitted: as serve's --mismatch-hint "
+        "says (default: the hint is journalled only)",
     )
 
 

@@ -44,7 +44,9 @@ def test_every_serve_option_is_documented_with_its_default() -> None:
         if option in ("--scenarios", "--client", "--scenario", "--journal-file", "--seed"):
             continue  # described in words
         documented = rows[option]
-        if isinstance(default, int | float):
+        if isinstance(default, bool):  # a flag
+            assert documented == ("on" if default else "off"), option
+        elif isinstance(default, int | float):
             assert float(documented) == default, option
         else:
             assert documented == default, option
