@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mock_radius.control_guard import DEFAULT_IDLE_TIMEOUT
 from mock_radius.dedup import DEFAULT_MAX_PENDING
 from mock_radius.engine import (
     DEFAULT_MAX_SESSIONS,
@@ -58,10 +59,11 @@ def _acct_port(args: argparse.Namespace) -> int | None:
 
 def serve(args: argparse.Namespace) -> int:
     from twisted.internet import reactor as twisted_reactor
-    from twisted.web.server import Site
 
     from mock_radius.control import ControlResource
+    from mock_radius.control_guard import Edge, control_site
     from mock_radius.protocol import MockRadiusProtocol
+    from mock_radius.udp_stats import SocketReport
 
     try:
         scenarios = load_scenarios(Path(args.scenarios))
@@ -85,7 +87,9 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     for name, value in (("--time-scale", args.time_scale), ("--session-idle", args.session_idle),
                         ("--max-sessions", args.max_sessions), ("--max-pending", args.max_pending),
-                        ("--journal-bytes", args.journal_bytes)):  # fmt: skip
+                        ("--journal-bytes", args.journal_bytes),
+                        ("--control-idle-timeout", args.control_idle_timeout),
+                        ("--recv-buffer", args.recv_buffer or 1)):  # fmt: skip
         if value <= 0:
             print(f"mock-radius: {name} must be positive", file=sys.stderr)
             return 2
@@ -109,9 +113,13 @@ def serve(args: argparse.Namespace) -> int:
         acct = None
         if acct_port is not None:
             acct = reactor.listenUDP(acct_port, protocol.accounting, interface=args.host)
-        site = Site(ControlResource(protocol))
-        site.noisy = False
-        control = reactor.listenTCP(args.control_port, site, interface=args.control_host)
+        sockets = {"auth": udp.socket} | ({} if acct is None else {"acct": acct.socket})
+        granted = _receive_buffers(sockets, args.recv_buffer)
+        resource = ControlResource(protocol, edge=Edge(_loopback(args.control_host)),
+                                   sockets=SocketReport(sockets))  # fmt: skip
+        control = reactor.listenTCP(args.control_port,
+                                    control_site(resource, args.control_idle_timeout),
+                                    interface=args.control_host)  # fmt: skip
     except Exception as exc:  # CannotListenError and friends
         print(f"mock-radius: cannot listen: {exc}", file=sys.stderr)
         return 2
@@ -124,12 +132,39 @@ def serve(args: argparse.Namespace) -> int:
         "scenarios": sorted(engine.scenarios),
         "active": engine.active,
         "timeScale": args.time_scale,
+        "receiveBuffer": granted,
     }
     reactor.callWhenRunning(lambda: print(json.dumps(ready), flush=True))
     _stop_on_signals(reactor)
     reactor.run(installSignalHandlers=False)
     journal.close()
     return 0
+
+
+def _receive_buffers(sockets: dict[str, Any], requested: int | None) -> dict[str, int]:
+    """SO_RCVBUF as asked (the kernel's default without --recv-buffer); what it granted."""
+    from mock_radius.udp_stats import held, receive_buffer, set_receive_buffer
+
+    granted = {}
+    for name, sock in sockets.items():
+        granted[name] = (
+            receive_buffer(sock) if requested is None else set_receive_buffer(sock, requested)
+        )
+        if requested is not None and held(granted[name]) < requested:
+            print(json.dumps({
+                "event": "receive-buffer", "socket": name, "requested": requested,
+                "granted": granted[name], "message": "the kernel granted less than asked "
+                "(net.core.rmem_max caps it for unprivileged processes)",
+            }), file=sys.stderr, flush=True)  # fmt: skip
+    return granted
+
+
+def _loopback(host: str) -> bool:
+    """Is the control API bound to loopback only (then only loopback Host names pass)?"""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -291,8 +326,26 @@ def _parser() -> argparse.ArgumentParser:
         help="UDP accounting port: a number (0: a free one), none, or auto (--port + 1, a free "
         "one when --port is 0)",
     )
-    run.add_argument("--control-host", default="127.0.0.1", help="address of the control API")
+    run.add_argument(
+        "--control-host",
+        default="127.0.0.1",
+        help="address of the control API; on a non-loopback address it also accepts requests "
+        "whose Host is an IP address (never another name: DNS rebinding)",
+    )
     run.add_argument("--control-port", type=int, default=0, help="HTTP port, 0 for a free one")
+    run.add_argument(
+        "--control-idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        help="seconds a control API connection may stay idle before it is closed",
+    )
+    run.add_argument(
+        "--recv-buffer",
+        type=int,
+        metavar="BYTES",
+        help="SO_RCVBUF of the RADIUS sockets, for bursts (default: the kernel's; the ready "
+        "line and /health report what the kernel granted)",
+    )
     run.add_argument("--time-scale", type=float, default=1.0, help="multiplies every delay")
     run.add_argument(
         "--seed",

@@ -440,6 +440,33 @@ class Engine:
         hint = f"mock-radius: no accounting step of {scenario.name} matches ({near.describe()})"
         return Decision(scenario.name, None, template=_EMPTY_ACCOUNTING, near_miss=near, hint=hint)
 
+    def live(self, now: float, limit: int) -> dict[str, list[dict[str, Any]]]:
+        """The newest ``limit`` live exchanges (the step that answered last, seconds idle) and
+        users' counts of ``times: N`` steps, for people watching a run."""
+        exchanges: list[dict[str, Any]] = []
+        for (name, user, _state), exchange in reversed(self._exchanges.items()):
+            if len(exchanges) >= limit:
+                break
+            scenario = self.scenarios.get(name)
+            step = None
+            if scenario is not None and exchange.cursor >= 0:
+                step = scenario.step_name(exchange.cursor)
+            idle = round(now - exchange.touched, 3)
+            exchanges.append({"scenario": name, "user": user, "step": step, "idle": idle})
+        runs: list[dict[str, Any]] = []
+        for (name, user), run in reversed(self._runs.items()):
+            if len(runs) >= limit:
+                break
+            accounting = name.endswith(_ACCOUNTING)
+            scenario = self.scenarios.get(name.removesuffix(_ACCOUNTING))
+            if scenario is None:
+                continue
+            label = scenario.accounting_step_name if accounting else scenario.step_name
+            used = {label(index): count for index, count in sorted(run.used.items())}
+            runs.append({"scenario": scenario.name, "user": user, "used": used,
+                         "idle": round(now - run.touched, 3)})  # fmt: skip
+        return {"exchanges": exchanges, "counts": runs}
+
     def describe(self) -> dict[str, Any]:
         return {
             "active": self.active,

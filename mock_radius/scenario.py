@@ -341,6 +341,30 @@ class Scenario(_Model):
     def step_name(self, index: int) -> str:
         return self.steps[index].name or f"step-{index + 1}"
 
+    def summary(self) -> dict[str, Any]:
+        """The scenario for people watching a run: each step's conditions (passwords masked),
+        action, delay and uses."""
+
+        def step(name: str, match: _Model, reply: Any, drop: bool, delay: float,
+                 times: Times) -> dict[str, Any]:  # fmt: skip
+            conditions = match.model_dump(by_alias=True, exclude_defaults=True, mode="json")
+            for secret in ("password", "passwordHash", "chap"):
+                if secret in conditions:
+                    conditions[secret] = "***"
+            return {"name": name, "match": conditions, "drop": drop, "delay": delay,
+                    "times": times, "reply": None if reply is None else reply.code}  # fmt: skip
+
+        return {
+            "name": self.name,
+            "description": self.description.strip(),
+            "users": self.users,
+            "requireMessageAuthenticator": self.require_message_authenticator,
+            "steps": [step(self.step_name(i), s.match, s.reply, s.drop, s.delay, s.times)
+                      for i, s in enumerate(self.steps)],
+            "accounting": [step(self.accounting_step_name(i), s.match, s.reply, s.drop, s.delay,
+                                s.times) for i, s in enumerate(self.accounting or [])],
+        }  # fmt: skip
+
     def accounting_step_name(self, index: int) -> str:
         steps = self.accounting or []
         return steps[index].name or f"accounting-{index + 1}"
