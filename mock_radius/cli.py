@@ -7,6 +7,7 @@ import ipaddress
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from mock_radius.engine import (
     UnknownScenario,
 )
 from mock_radius.journal import DEFAULT_MAX_BYTES, Journal
-from mock_radius.recording import Exchange, RecordingError, write_scenario
+from mock_radius.recording import Exchange, RecordingError, read_passwords, write_scenario
 from mock_radius.scenario import (
     ScenarioError,
     json_schema,
@@ -174,6 +175,20 @@ def _address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _address_or(words: tuple[str, ...]) -> Callable[[str], tuple[str, int] | str]:
+    def parse(text: str) -> tuple[str, int] | str:
+        if text in words:
+            return text
+        try:
+            return _address(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"expected HOST:PORT or {' or '.join(words)}, got {text!r}"
+            ) from None
+
+    return parse
+
+
 def _write_recording(
     args: argparse.Namespace,
     command: str,
@@ -181,8 +196,10 @@ def _write_recording(
     out: Path,
     source: str,
     notes: list[str],
+    **learned: Any,
 ) -> bool:
-    """The scenario file from ``record`` or ``import``; on failure, the reason on stderr."""
+    """The scenario file from ``record`` or ``import``; on failure, the reason on stderr.
+    ``learned``: what ``record`` knows beyond the exchanges (passwords, require_ma, ma_note)."""
     try:
         write_scenario(
             exchanges,
@@ -192,11 +209,40 @@ def _write_recording(
             keep_passwords=args.keep_passwords,
             keep_timing=args.keep_timing,
             notes=notes,
+            **learned,
         )
     except RecordingError as exc:
         print(f"mock-radius {command}: {exc}", file=sys.stderr)
         return False
     return True
+
+
+def _passwords(args: argparse.Namespace) -> dict[str, str]:
+    """--passwords FILE, then --password USER:PASSWORD (the later wins); RecordingError."""
+    found: dict[str, str] = {}
+    if args.passwords:
+        try:
+            text = Path(args.passwords).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RecordingError(f"{args.passwords}: cannot read: {exc}") from None
+        found.update(read_passwords(text.splitlines(), args.passwords))
+    for number, given in enumerate(args.password, 1):
+        found.update(read_passwords([given], f"--password #{number}"))
+    return found
+
+
+def _ma_note(proxy: Any, args: argparse.Namespace) -> str:
+    if proxy.requires_ma is None:
+        return ("Message-Authenticator: not learned (no probe was answered either way); "
+                "required, the mock's default.")  # fmt: skip
+    if not proxy.learned_by_probe:
+        return f"Message-Authenticator: {args.upstream_ma}, as --upstream-ma said."
+    if proxy.requires_ma:
+        return (
+            f"Message-Authenticator: the upstream requires one (a request without one got "
+            f"no answer within {args.probe_timeout:g} s; the same with one was answered)."
+        )
+    return "Message-Authenticator: the upstream does not require one (it answered without)."
 
 
 def record(args: argparse.Namespace) -> int:
@@ -209,39 +255,62 @@ def record(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         print(f"mock-radius record: {out.parent} is not a folder", file=sys.stderr)
         return 2
+    try:
+        passwords = _passwords(args)
+    except RecordingError as exc:
+        print(f"mock-radius record: {exc}", file=sys.stderr)
+        return 2
     secret = args.secret.encode()
     proxy = RecordingProxy(
         reactor,
         args.upstream,
         secret,
         (args.upstream_secret or args.secret).encode(),
+        upstream_acct=args.upstream_acct,
         upstream_timeout=args.upstream_timeout,
+        probe_timeout=args.probe_timeout,
+        upstream_ma=args.upstream_ma,
         max_exchanges=args.max_exchanges,
         on_done=lambda: reactor.callLater(0, reactor.stop),
     )
+    host, port = args.listen
     try:
-        listening = reactor.listenUDP(args.listen[1], proxy, interface=args.listen[0])
+        listening = reactor.listenUDP(port, proxy.auth_side, interface=host)
+        accounting = None
+        if args.listen_acct != "none":
+            acct_host, acct_port = (host, 0 if port == 0 else port + 1) if args.listen_acct == (
+                "auto") else args.listen_acct  # fmt: skip
+            accounting = reactor.listenUDP(acct_port, proxy.accounting_side, interface=acct_host)
         reactor.listenUDP(0, proxy.upstream_side, interface="0.0.0.0")  # noqa: S104 - to reach it
     except Exception as exc:
         print(f"mock-radius record: cannot listen: {exc}", file=sys.stderr)
         return 2
     ready = {
         "event": "recording",
-        "host": args.listen[0],
+        "host": host,
         "port": listening.getHost().port,
+        "acctPort": None if accounting is None else accounting.getHost().port,
         "upstream": f"{args.upstream[0]}:{args.upstream[1]}",
+        "upstreamAcct": f"{proxy.upstream_acct[0]}:{proxy.upstream_acct[1]}",
         "out": str(out),
     }
     reactor.callWhenRunning(lambda: print(json.dumps(ready), flush=True))
     _stop_on_signals(reactor)
     reactor.run(installSignalHandlers=False)
+    proxy.finish()
     notes = []
     if proxy.unanswered:
         notes.append(f"Requests that got no answer from the upstream (drops): {proxy.unanswered}.")
     if proxy.rejected_replies:
         notes.append(f"Upstream replies that did not verify (ignored): {proxy.rejected_replies}.")
+    status = proxy.status_server
+    if status["relayed"]:
+        notes.append(f"Status-Server: {status['relayed']} relayed, {status['answered']} answered "
+                     "by the upstream (the mock answers every one itself).")  # fmt: skip
     source = f"a recording proxy in front of {ready['upstream']}"
-    if not _write_recording(args, "record", proxy.exchanges, out, source, notes):
+    if not _write_recording(args, "record", proxy.exchanges, out, source, notes,
+                            passwords=passwords, require_ma=proxy.requires_ma,
+                            ma_note=_ma_note(proxy, args)):  # fmt: skip
         return 1
     print(json.dumps({"event": "written", "out": str(out), "exchanges": len(proxy.exchanges)}))
     return 0
@@ -269,7 +338,13 @@ def import_capture(args: argparse.Namespace) -> int:
     if summary.unverified_replies:
         notes.append(f"{summary.unverified_replies} replies did not verify and were left out.")
     source = f"the capture {capture.name}"
-    if not _write_recording(args, "import", summary.exchanges, Path(args.out), source, notes):
+    try:
+        passwords = _passwords(args)
+    except RecordingError as exc:
+        print(f"mock-radius import: {exc}", file=sys.stderr)
+        return 2
+    if not _write_recording(args, "import", summary.exchanges, Path(args.out), source, notes,
+                            passwords=passwords):  # fmt: skip
         return 1
     print(f"{args.out}: {len(summary.exchanges)} exchanges from {capture}")
     return 0
@@ -398,14 +473,54 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="the scenario file to write")
         p.add_argument("--keep-passwords", action="store_true", help="clear text, not hashes")
         p.add_argument("--keep-timing", action="store_true", help="replay the observed delays")
+        p.add_argument(
+            "--passwords",
+            metavar="FILE",
+            help="USER:PASSWORD per line: replays of these users check the password itself, "
+            "for PAP and CHAP (written in clear text: a CHAP response cannot be checked against "
+            "a hash)",
+        )
+        p.add_argument(
+            "--password",
+            action="append",
+            default=[],
+            metavar="USER:PASSWORD",
+            help="one user's password, as a line of --passwords (repeatable; visible to ps: "
+            "prefer the file)",
+        )
 
     rec = commands.add_parser(
         "record", help="record a real RADIUS server through a proxy", formatter_class=helpful
     )
     rec.add_argument("--listen", type=_address, required=True, help="HOST:PORT for clients")
+    rec.add_argument(
+        "--listen-acct",
+        type=_address_or(("auto", "none")),
+        default="auto",
+        help="HOST:PORT for clients' accounting and Status-Server, none, or auto (the --listen "
+        "host, its port + 1, a free one when that is 0)",
+    )
     rec.add_argument("--upstream", type=_address, required=True, help="HOST:PORT of the server")
+    rec.add_argument(
+        "--upstream-acct",
+        type=_address,
+        help="HOST:PORT of the server's accounting port (default: --upstream's port + 1)",
+    )
     rec.add_argument("--upstream-secret", help="the upstream's secret (default: --secret)")
     rec.add_argument("--upstream-timeout", type=float, default=5.0, help="seconds; then a drop")
+    rec.add_argument(
+        "--upstream-ma",
+        choices=["probe", "required", "optional"],
+        default="probe",
+        help="does the upstream require a Message-Authenticator? probe: learn it (the first "
+        "request goes out without one; no answer within --probe-timeout: again with one)",
+    )
+    rec.add_argument(
+        "--probe-timeout",
+        type=float,
+        default=2.0,
+        help="seconds the probe waits for an answer without a Message-Authenticator",
+    )
     rec.add_argument("--max-exchanges", type=int, help="stop after this many exchanges")
     recording_options(rec)
     imp = commands.add_parser(

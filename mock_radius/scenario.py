@@ -127,6 +127,11 @@ class Match(_Model):
         description="clear text (or a list of alternatives), checked against the PAP "
         "User-Password or by verifying the CHAP-Password",
     )
+    not_password: str | list[str] | None = Field(
+        None,
+        description="the request carries a password (PAP or CHAP) and it is none of these: a "
+        "wrong password, as recordings with --passwords write it",
+    )
     password_hash: str | None = Field(
         None,
         pattern=r"^sha256:[0-9a-f]{32}:[0-9a-f]{64}$",
@@ -147,7 +152,7 @@ class Match(_Model):
         None, description="true: the request must carry a valid one; false: must carry none"
     )
 
-    @field_validator("password")
+    @field_validator("password", "not_password")
     @classmethod
     def _alternatives(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and not value:
@@ -163,9 +168,17 @@ class Match(_Model):
 
     def passwords(self) -> tuple[str, ...]:
         """The accepted passwords (empty: no password condition)."""
-        if self.password is None:
-            return ()
-        return (self.password,) if isinstance(self.password, str) else tuple(self.password)
+        return _listed(self.password)
+
+    def wrong_passwords(self) -> tuple[str, ...]:
+        """The passwords a request must not carry (empty: no such condition)."""
+        return _listed(self.not_password)
+
+
+def _listed(value: str | list[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 class Hex(_Model):
@@ -348,7 +361,7 @@ class Scenario(_Model):
         def step(name: str, match: _Model, reply: Any, drop: bool, delay: float,
                  times: Times) -> dict[str, Any]:  # fmt: skip
             conditions = match.model_dump(by_alias=True, exclude_defaults=True, mode="json")
-            for secret in ("password", "passwordHash", "chap"):
+            for secret in ("password", "notPassword", "passwordHash", "chap"):
                 if secret in conditions:
                     conditions[secret] = "***"
             return {"name": name, "match": conditions, "drop": drop, "delay": delay,

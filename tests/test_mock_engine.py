@@ -369,6 +369,36 @@ def test_a_recorded_password_hash_matches_only_its_password() -> None:
     assert engine.decide(s, chap).code == REJECT
 
 
+def test_not_password_matches_any_wrong_password_and_nothing_else() -> None:
+    """What a recording with --passwords writes for a wrong attempt: a request that carries a
+    password other than the listed ones (PAP or CHAP), never one that carries none."""
+    import hashlib
+
+    s = scenario(
+        "steps:\n  - {name: wrong, match: {notPassword: [right, other]},\n"
+        "     reply: {code: Access-Reject}}\n"
+        "  - {name: anything-else, reply: {code: Access-Accept}}\n"
+    )  # fmt: skip
+    engine = Engine([s])
+    assert [c[0] for c in codes(engine, s, "wrong", "right", "other", "guess")] == [
+        "wrong", "anything-else", "anything-else", "wrong"
+    ]  # fmt: skip
+    no_password = RequestView(user_name="u", message_authenticator=True)
+    assert engine.decide(s, no_password).step == "anything-else"
+    challenge = b"c" * 16
+
+    def chap(password: str) -> RequestView:
+        response = b"\x01" + hashlib.md5(b"\x01" + password.encode() + challenge).digest()
+        return RequestView(
+            user_name="u", message_authenticator=True, auth_type="CHAP",
+            chap=(challenge, response),
+            password_matches=lambda clear: clear == password,
+        )  # fmt: skip
+
+    assert engine.decide(s, chap("guess")).step == "wrong"
+    assert engine.decide(s, chap("right")).step == "anything-else"
+
+
 def test_a_request_without_a_password_never_matches_a_password_step() -> None:
     s = scenario(
         "steps:\n  - {name: right, match: {password: right}, reply: {code: Access-Accept}}\n"
