@@ -135,20 +135,25 @@ class Journal:
                 self._pending[entry.seq] = entry
             else:
                 self._write(entry)
-        for listener in self._listeners:
-            listener(ADDED, entry)
+        if self._listeners:  # a copy: a listener may stop listening meanwhile
+            for listener in tuple(self._listeners):
+                listener(ADDED, entry)
         return entry
 
     def mark_sent(self, entry: Entry, when: float) -> None:
         entry.sent = when
         if self._pending.pop(entry.seq, None) is not None:
             self._write(entry)
-        for listener in self._listeners:
+        for listener in tuple(self._listeners):
             listener(SENT, entry)
 
     def listen(self, listener: Callable[[str, Entry], None]) -> None:
         """Call ``listener(ADDED | SENT, entry)`` from now on (the live stream)."""
         self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable[[str, Entry], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def _write(self, entry: Entry) -> None:
         assert self._file is not None

@@ -85,8 +85,7 @@ class StreamHub:
         self.cut = 0  # subscribers cut off for falling behind
         self._keepalive = LoopingCall(self._beat)
         self._keepalive.clock = reactor
-        self._interval = keepalive
-        journal.listen(self._heard)
+        self._interval = keepalive  # the journal is listened to only while somebody streams
 
     @property
     def full(self) -> bool:
@@ -98,6 +97,8 @@ class StreamHub:
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
         subscriber = Subscriber(self, request, wanted)
+        if not self.subscribers:
+            self.journal.listen(self._heard)
         self.subscribers.append(subscriber)
         request.registerProducer(subscriber, True)
         request.notifyFinish().addBoth(lambda _: self.forget(subscriber))
@@ -123,8 +124,10 @@ class StreamHub:
         subscriber.queue.clear()
         if subscriber in self.subscribers:
             self.subscribers.remove(subscriber)
-        if not self.subscribers and self._keepalive.running:
-            self._keepalive.stop()
+        if not self.subscribers:
+            self.journal.unlisten(self._heard)
+            if self._keepalive.running:
+                self._keepalive.stop()
 
     def cut_off(self, subscriber: Subscriber) -> None:
         """Too far behind: closed at once, its queue and the socket's buffer freed."""
