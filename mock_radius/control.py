@@ -134,11 +134,10 @@ class ControlResource(Resource):
         if self.stream.full:
             raise Refused(HTTPStatus.SERVICE_UNAVAILABLE,
                           f"at most {self.stream.max_subscribers} streams at once")  # fmt: skip
-        resume = (request.getHeader(b"last-event-id") or b"").decode("latin-1")
-        since: int | None = None
-        if args.get("since") or resume:
-            since = _integer({"since": [resume] if resume else args["since"]}, "since", 0, 0,
-                             None)  # fmt: skip
+        # a reconnecting EventSource says where it was: that wins over the URL's since
+        resume = (request.getHeader(b"last-event-id") or b"").decode("latin-1").strip()
+        given = {"since": [resume]} if resume else args
+        since = _integer(given, "since", 0, 0, None) if given.get("since") else None
         request.setResponseCode(200)
         self.stream.subscribe(request, wanted, since)
         return NOT_DONE_YET

@@ -133,7 +133,8 @@ class StreamHub:
         """Too far behind: closed at once, its queue and the socket's buffer freed."""
         self.cut += 1
         self.forget(subscriber)
-        transport: Any = subscriber.request.channel.transport
+        channel = getattr(subscriber.request, "channel", None)
+        transport: Any = getattr(channel, "transport", None)
         if transport is not None:
             transport.abortConnection()
 

@@ -191,8 +191,8 @@ class Hex(_Model):
 
 
 class Generate(_Model):
-    """A State made from scenario, user, step, a per-user counter and --seed: the same
-    requests give the same States, and every exchange gets a new one."""
+    """A new State for every exchange: random, or with serve's --seed made from the seed,
+    scenario, user, step and a counter, so the same requests give the same States."""
 
     generate: Literal[True]
 
