@@ -145,6 +145,7 @@ class GuardedRequest(Request):
         """Answer 413 now and close: the channel is mid-request, so the answer is written
         directly, and the rest of the body is never read."""
         self.refused = True
+        self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after the refusal
         status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
         body = error_body(status, f"the body may be at most {MAX_BODY} octets")
         head = (
