@@ -26,6 +26,18 @@ Factory = Callable[..., MockRadius]
 
 
 PROBE = 0.3  # seconds the recorder's probe waits for an answer without a Message-Authenticator
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_recorder_left() -> Iterator[None]:
+    """A test that fails half-way leaves no recorder running."""
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
 
 
 def _recorder(
@@ -46,6 +58,7 @@ def _recording(
          "--upstream-timeout", "0.5", "--probe-timeout", str(PROBE), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    _STARTED.append(process)
     assert process.stdout is not None
     return process, wait_for_json_line(process.stdout, "port")
 
@@ -676,16 +689,16 @@ def freeradius(tmp_path: Path) -> Iterator[tuple[int, int]]:
     process = subprocess.Popen([binary, "-f", "-d", str(folder)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     assert process.stderr is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stderr, selectors.EVENT_READ)
-    deadline, said = time.monotonic() + 20, []
-    while time.monotonic() < deadline and selector.select(deadline - time.monotonic()):
-        line = process.stderr.readline()
-        said.append(line)
-        if not line or "Ready to process requests" in line:
-            break
-    assert said and "Ready to process requests" in said[-1], "".join(said)
     try:
+        selector = selectors.DefaultSelector()
+        selector.register(process.stderr, selectors.EVENT_READ)
+        deadline, said = time.monotonic() + 20, []
+        while time.monotonic() < deadline and selector.select(deadline - time.monotonic()):
+            line = process.stderr.readline()
+            said.append(line)
+            if not line or "Ready to process requests" in line:
+                break
+        assert said and "Ready to process requests" in said[-1], "".join(said)
         yield auth, acct
     finally:
         process.terminate()
