@@ -7,9 +7,11 @@ import ipaddress
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mock_radius.control_guard import DEFAULT_IDLE_TIMEOUT
 from mock_radius.dedup import DEFAULT_MAX_PENDING
 from mock_radius.engine import (
     DEFAULT_MAX_SESSIONS,
@@ -18,7 +20,7 @@ from mock_radius.engine import (
     UnknownScenario,
 )
 from mock_radius.journal import DEFAULT_MAX_BYTES, Journal
-from mock_radius.recording import Exchange, RecordingError, write_scenario
+from mock_radius.recording import Exchange, RecordingError, read_passwords, write_scenario
 from mock_radius.scenario import (
     ScenarioError,
     json_schema,
@@ -58,10 +60,11 @@ def _acct_port(args: argparse.Namespace) -> int | None:
 
 def serve(args: argparse.Namespace) -> int:
     from twisted.internet import reactor as twisted_reactor
-    from twisted.web.server import Site
 
     from mock_radius.control import ControlResource
+    from mock_radius.control_guard import Edge, control_site
     from mock_radius.protocol import MockRadiusProtocol
+    from mock_radius.udp_stats import SocketReport
 
     try:
         scenarios = load_scenarios(Path(args.scenarios))
@@ -71,6 +74,7 @@ def serve(args: argparse.Namespace) -> int:
             seed=args.seed,
             session_idle=args.session_idle,
             max_sessions=args.max_sessions,
+            mismatch_hint=args.mismatch_hint,
         )
         clients = [ipaddress.ip_network(c, strict=False) for c in args.client] or None
     except ScenarioError as exc:
@@ -84,7 +88,9 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     for name, value in (("--time-scale", args.time_scale), ("--session-idle", args.session_idle),
                         ("--max-sessions", args.max_sessions), ("--max-pending", args.max_pending),
-                        ("--journal-bytes", args.journal_bytes)):  # fmt: skip
+                        ("--journal-bytes", args.journal_bytes),
+                        ("--control-idle-timeout", args.control_idle_timeout),
+                        ("--recv-buffer", args.recv_buffer or 1)):  # fmt: skip
         if value <= 0:
             print(f"mock-radius: {name} must be positive", file=sys.stderr)
             return 2
@@ -108,9 +114,13 @@ def serve(args: argparse.Namespace) -> int:
         acct = None
         if acct_port is not None:
             acct = reactor.listenUDP(acct_port, protocol.accounting, interface=args.host)
-        site = Site(ControlResource(protocol))
-        site.noisy = False
-        control = reactor.listenTCP(args.control_port, site, interface=args.control_host)
+        sockets = {"auth": udp.socket} | ({} if acct is None else {"acct": acct.socket})
+        granted = _receive_buffers(sockets, args.recv_buffer)
+        resource = ControlResource(protocol, edge=Edge(_loopback(args.control_host)),
+                                   sockets=SocketReport(sockets))  # fmt: skip
+        control = reactor.listenTCP(args.control_port,
+                                    control_site(resource, args.control_idle_timeout),
+                                    interface=args.control_host)  # fmt: skip
     except Exception as exc:  # CannotListenError and friends
         print(f"mock-radius: cannot listen: {exc}", file=sys.stderr)
         return 2
@@ -123,12 +133,39 @@ def serve(args: argparse.Namespace) -> int:
         "scenarios": sorted(engine.scenarios),
         "active": engine.active,
         "timeScale": args.time_scale,
+        "receiveBuffer": granted,
     }
     reactor.callWhenRunning(lambda: print(json.dumps(ready), flush=True))
     _stop_on_signals(reactor)
     reactor.run(installSignalHandlers=False)
     journal.close()
     return 0
+
+
+def _receive_buffers(sockets: dict[str, Any], requested: int | None) -> dict[str, int]:
+    """SO_RCVBUF as asked (the kernel's default without --recv-buffer); what it granted."""
+    from mock_radius.udp_stats import held, receive_buffer, set_receive_buffer
+
+    granted = {}
+    for name, sock in sockets.items():
+        granted[name] = (
+            receive_buffer(sock) if requested is None else set_receive_buffer(sock, requested)
+        )
+        if requested is not None and held(granted[name]) < requested:
+            print(json.dumps({
+                "event": "receive-buffer", "socket": name, "requested": requested,
+                "granted": granted[name], "message": "the kernel granted less than asked "
+                "(net.core.rmem_max caps it for unprivileged processes)",
+            }), file=sys.stderr, flush=True)  # fmt: skip
+    return granted
+
+
+def _loopback(host: str) -> bool:
+    """Is the control API bound to loopback only (then only loopback Host names pass)?"""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -138,6 +175,20 @@ def _address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _address_or(words: tuple[str, ...]) -> Callable[[str], tuple[str, int] | str]:
+    def parse(text: str) -> tuple[str, int] | str:
+        if text in words:
+            return text
+        try:
+            return _address(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"expected HOST:PORT or {' or '.join(words)}, got {text!r}"
+            ) from None
+
+    return parse
+
+
 def _write_recording(
     args: argparse.Namespace,
     command: str,
@@ -145,8 +196,10 @@ def _write_recording(
     out: Path,
     source: str,
     notes: list[str],
+    **learned: Any,
 ) -> bool:
-    """The scenario file from ``record`` or ``import``; on failure, the reason on stderr."""
+    """The scenario file from ``record`` or ``import``; on failure, the reason on stderr.
+    ``learned``: what ``record`` knows beyond the exchanges (passwords, require_ma, ma_note)."""
     try:
         write_scenario(
             exchanges,
@@ -156,11 +209,40 @@ def _write_recording(
             keep_passwords=args.keep_passwords,
             keep_timing=args.keep_timing,
             notes=notes,
+            **learned,
         )
     except RecordingError as exc:
         print(f"mock-radius {command}: {exc}", file=sys.stderr)
         return False
     return True
+
+
+def _passwords(args: argparse.Namespace) -> dict[str, str]:
+    """--passwords FILE, then --password USER:PASSWORD (the later wins); RecordingError."""
+    found: dict[str, str] = {}
+    if args.passwords:
+        try:
+            text = Path(args.passwords).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RecordingError(f"{args.passwords}: cannot read: {exc}") from None
+        found.update(read_passwords(text.splitlines(), args.passwords))
+    for number, given in enumerate(args.password, 1):
+        found.update(read_passwords([given], f"--password #{number}"))
+    return found
+
+
+def _ma_note(proxy: Any, args: argparse.Namespace) -> str:
+    if proxy.requires_ma is None:
+        return ("Message-Authenticator: not learned (no probe was answered either way); "
+                "required, the mock's default.")  # fmt: skip
+    if not proxy.learned_by_probe:
+        return f"Message-Authenticator: {args.upstream_ma}, as --upstream-ma said."
+    if proxy.requires_ma:
+        return (
+            f"Message-Authenticator: the upstream requires one (a request without one got "
+            f"no answer within {args.probe_timeout:g} s; the same with one was answered)."
+        )
+    return "Message-Authenticator: the upstream does not require one (it answered without)."
 
 
 def record(args: argparse.Namespace) -> int:
@@ -173,39 +255,62 @@ def record(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         print(f"mock-radius record: {out.parent} is not a folder", file=sys.stderr)
         return 2
+    try:
+        passwords = _passwords(args)
+    except RecordingError as exc:
+        print(f"mock-radius record: {exc}", file=sys.stderr)
+        return 2
     secret = args.secret.encode()
     proxy = RecordingProxy(
         reactor,
         args.upstream,
         secret,
         (args.upstream_secret or args.secret).encode(),
+        upstream_acct=args.upstream_acct,
         upstream_timeout=args.upstream_timeout,
+        probe_timeout=args.probe_timeout,
+        upstream_ma=args.upstream_ma,
         max_exchanges=args.max_exchanges,
         on_done=lambda: reactor.callLater(0, reactor.stop),
     )
+    host, port = args.listen
     try:
-        listening = reactor.listenUDP(args.listen[1], proxy, interface=args.listen[0])
+        listening = reactor.listenUDP(port, proxy.auth_side, interface=host)
+        accounting = None
+        if args.listen_acct != "none":
+            acct_host, acct_port = (host, 0 if port == 0 else port + 1) if args.listen_acct == (
+                "auto") else args.listen_acct  # fmt: skip
+            accounting = reactor.listenUDP(acct_port, proxy.accounting_side, interface=acct_host)
         reactor.listenUDP(0, proxy.upstream_side, interface="0.0.0.0")  # noqa: S104 - to reach it
     except Exception as exc:
         print(f"mock-radius record: cannot listen: {exc}", file=sys.stderr)
         return 2
     ready = {
         "event": "recording",
-        "host": args.listen[0],
+        "host": host,
         "port": listening.getHost().port,
+        "acctPort": None if accounting is None else accounting.getHost().port,
         "upstream": f"{args.upstream[0]}:{args.upstream[1]}",
+        "upstreamAcct": f"{proxy.upstream_acct[0]}:{proxy.upstream_acct[1]}",
         "out": str(out),
     }
     reactor.callWhenRunning(lambda: print(json.dumps(ready), flush=True))
     _stop_on_signals(reactor)
     reactor.run(installSignalHandlers=False)
+    proxy.finish()
     notes = []
     if proxy.unanswered:
         notes.append(f"Requests that got no answer from the upstream (drops): {proxy.unanswered}.")
     if proxy.rejected_replies:
         notes.append(f"Upstream replies that did not verify (ignored): {proxy.rejected_replies}.")
+    status = proxy.status_server
+    if status["relayed"]:
+        notes.append(f"Status-Server: {status['relayed']} relayed, {status['answered']} answered "
+                     "by the upstream (the mock answers every one itself).")  # fmt: skip
     source = f"a recording proxy in front of {ready['upstream']}"
-    if not _write_recording(args, "record", proxy.exchanges, out, source, notes):
+    if not _write_recording(args, "record", proxy.exchanges, out, source, notes,
+                            passwords=passwords, require_ma=proxy.requires_ma,
+                            ma_note=_ma_note(proxy, args)):  # fmt: skip
         return 1
     print(json.dumps({"event": "written", "out": str(out), "exchanges": len(proxy.exchanges)}))
     return 0
@@ -233,7 +338,13 @@ def import_capture(args: argparse.Namespace) -> int:
     if summary.unverified_replies:
         notes.append(f"{summary.unverified_replies} replies did not verify and were left out.")
     source = f"the capture {capture.name}"
-    if not _write_recording(args, "import", summary.exchanges, Path(args.out), source, notes):
+    try:
+        passwords = _passwords(args)
+    except RecordingError as exc:
+        print(f"mock-radius import: {exc}", file=sys.stderr)
+        return 2
+    if not _write_recording(args, "import", summary.exchanges, Path(args.out), source, notes,
+                            passwords=passwords):  # fmt: skip
         return 1
     print(f"{args.out}: {len(summary.exchanges)} exchanges from {capture}")
     return 0
@@ -290,10 +401,38 @@ def _parser() -> argparse.ArgumentParser:
         help="UDP accounting port: a number (0: a free one), none, or auto (--port + 1, a free "
         "one when --port is 0)",
     )
-    run.add_argument("--control-host", default="127.0.0.1", help="address of the control API")
+    run.add_argument(
+        "--control-host",
+        default="127.0.0.1",
+        help="address of the control API; on a non-loopback address it also accepts requests "
+        "whose Host is an IP address (never another name: DNS rebinding)",
+    )
     run.add_argument("--control-port", type=int, default=0, help="HTTP port, 0 for a free one")
+    run.add_argument(
+        "--control-idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        help="seconds a control API connection may stay idle before it is closed",
+    )
+    run.add_argument(
+        "--recv-buffer",
+        type=int,
+        metavar="BYTES",
+        help="SO_RCVBUF of the RADIUS sockets, for bursts (default: the kernel's; the ready "
+        "line and /health report what the kernel granted)",
+    )
     run.add_argument("--time-scale", type=float, default=1.0, help="multiplies every delay")
-    run.add_argument("--seed", default="", help="mixed into generated States (unique per run)")
+    run.add_argument(
+        "--seed",
+        help="makes generated States reproducible: the same requests give the same States in "
+        "every run (default: random States, new in every process)",
+    )
+    run.add_argument(
+        "--mismatch-hint",
+        action="store_true",
+        help="send the mismatch hint ('mock-radius: no step of ... matches') as a Reply-Message "
+        "for scenarios whose onMismatch does not say (default: journalled only)",
+    )
     run.add_argument(
         "--session-idle",
         type=float,
@@ -334,14 +473,54 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="the scenario file to write")
         p.add_argument("--keep-passwords", action="store_true", help="clear text, not hashes")
         p.add_argument("--keep-timing", action="store_true", help="replay the observed delays")
+        p.add_argument(
+            "--passwords",
+            metavar="FILE",
+            help="USER:PASSWORD per line: replays of these users check the password itself, "
+            "for PAP and CHAP (written in clear text: a CHAP response cannot be checked against "
+            "a hash)",
+        )
+        p.add_argument(
+            "--password",
+            action="append",
+            default=[],
+            metavar="USER:PASSWORD",
+            help="one user's password, as a line of --passwords (repeatable; visible to ps: "
+            "prefer the file)",
+        )
 
     rec = commands.add_parser(
         "record", help="record a real RADIUS server through a proxy", formatter_class=helpful
     )
     rec.add_argument("--listen", type=_address, required=True, help="HOST:PORT for clients")
+    rec.add_argument(
+        "--listen-acct",
+        type=_address_or(("auto", "none")),
+        default="auto",
+        help="HOST:PORT for clients' accounting and Status-Server, none, or auto (the --listen "
+        "host, its port + 1, a free one when that is 0)",
+    )
     rec.add_argument("--upstream", type=_address, required=True, help="HOST:PORT of the server")
+    rec.add_argument(
+        "--upstream-acct",
+        type=_address,
+        help="HOST:PORT of the server's accounting port (default: --upstream's port + 1)",
+    )
     rec.add_argument("--upstream-secret", help="the upstream's secret (default: --secret)")
     rec.add_argument("--upstream-timeout", type=float, default=5.0, help="seconds; then a drop")
+    rec.add_argument(
+        "--upstream-ma",
+        choices=["probe", "required", "optional"],
+        default="probe",
+        help="does the upstream require a Message-Authenticator? probe: learn it (the first "
+        "request goes out without one; no answer within --probe-timeout: again with one)",
+    )
+    rec.add_argument(
+        "--probe-timeout",
+        type=float,
+        default=2.0,
+        help="seconds the probe waits for an answer without a Message-Authenticator",
+    )
     rec.add_argument("--max-exchanges", type=int, help="stop after this many exchanges")
     recording_options(rec)
     imp = commands.add_parser(

@@ -1,8 +1,11 @@
 """RFC 5080 duplicate detection: a request with the same source address and port, identifier
-and Request Authenticator as one seen within ``window`` seconds is a retransmission. It never
-reaches the script (so it cannot advance it or mint a State); it gets the cached reply, or
-nothing while the reply is still delayed (FreeRADIUS discards those too), so a client gets
-one answer per request however often it retransmits.
+and Request Authenticator as one seen within ``window`` seconds is a retransmission. A
+retransmission of an answered request never reaches the script (so it cannot advance it or
+mint a State); it gets the cached reply, or nothing while the reply is still delayed
+(FreeRADIUS discards those too), so a client gets one answer per request however often it
+retransmits. A drop loses one transmission only: a retransmission of a request the script
+dropped reaches the script again, counted (``Entry.transmissions``), so "lose the first two
+transmissions, then answer" can be scripted.
 
 Bounded: answered entries expire ``window`` seconds after their answer, at most
 ``max_entries`` are kept (the oldest answered go first), and at most ``max_pending`` delayed
@@ -24,17 +27,19 @@ class Seen(Enum):
     PENDING = "pending"  # the reply is delayed
     ANSWERED = "answered"  # retransmissions get the cached reply
     IGNORED = "ignored"  # answered, but the step says onRetransmit: ignore
-    DROPPED = "dropped"  # no reply (drop step, or a reply too long to send)
+    LOST = "lost"  # the script dropped this transmission: the next one goes to the script
+    DROPPED = "dropped"  # no reply, ever (a reply too long to send)
 
 
 class Entry:
-    __slots__ = ("expires", "key", "reply", "seen")
+    __slots__ = ("expires", "key", "reply", "seen", "transmissions")
 
     def __init__(self, key: bytes, seen: Seen, reply: bytes | None = None) -> None:
         self.key = key
         self.seen = seen
         self.reply = reply  # what a retransmission gets (ANSWERED only)
         self.expires = 0.0
+        self.transmissions = 1  # copies of the request seen (LOST: counted on)
 
 
 def key_of(host: str, port: int, identifier: int, authenticator: bytes) -> bytes:
@@ -62,12 +67,13 @@ class DuplicateCache:
         self._expire(now)
         return self._table.get(key)
 
-    def start_pending(self, key: bytes) -> Entry | None:
+    def start_pending(self, key: bytes, transmissions: int = 1) -> Entry | None:
         """An entry for a delayed reply, or None when too many are waiting already."""
         if self.pending >= self.max_pending:
             return None
         self.pending += 1
         entry = self._table[key] = Entry(key, Seen.PENDING)
+        entry.transmissions = transmissions
         return entry
 
     def finish(self, entry: Entry, seen: Seen, reply: bytes | None, now: float) -> None:
@@ -78,8 +84,11 @@ class DuplicateCache:
         if self._table.get(entry.key) is entry:  # else cleared meanwhile (POST /reset)
             self._queue(entry, now)
 
-    def answered(self, key: bytes, seen: Seen, reply: bytes | None, now: float) -> None:
+    def answered(
+        self, key: bytes, seen: Seen, reply: bytes | None, now: float, transmissions: int = 1
+    ) -> None:
         entry = self._table[key] = Entry(key, seen, reply)
+        entry.transmissions = transmissions
         self._queue(entry, now)
 
     def clear(self) -> None:

@@ -25,6 +25,7 @@ across logins are written with ``times``.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,11 +57,12 @@ class Decision:
     drop: bool = False
     template: wire.ReplyTemplate | None = None
     state: bytes | None = None  # the State the reply carries (generated or scripted)
-    extra: bytes = b""  # attributes added to the template (the mismatch hint)
+    extra: bytes = b""  # attributes added to the template (the mismatch hint, when sent)
     delay: float = 0.0
     fault: str | None = None
     on_retransmit: str = "same"
     near_miss: NearMiss | None = None
+    hint: str | None = None  # why no step fitted, in words (journalled; on the wire if asked)
 
     @property
     def code(self) -> int | None:
@@ -105,7 +107,7 @@ class UnknownScenario(KeyError):
 class _Script:
     """A scenario's steps with their replies encoded once."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, mismatch_hint: bool = False) -> None:
         self.scenario = scenario
         self.templates = [
             None if s.reply is None else wire.compile_reply(REPLY_CODES[s.reply.code],
@@ -121,7 +123,8 @@ class _Script:
         self.accounting_matchers = [Matcher(s.match) for s in scenario.accounting or []]
         mismatch = scenario.on_mismatch
         self.mismatch = wire.compile_reply(REPLY_CODES[mismatch.code], mismatch.attributes)
-        self.hint = mismatch.hint and "Reply-Message" not in mismatch.attributes
+        wanted = mismatch_hint if mismatch.hint is None else mismatch.hint
+        self.send_hint = wanted and "Reply-Message" not in mismatch.attributes
         # decisions that are the same for every request (no State minted), made once
         self.fixed: list[Decision | None] = [
             None if t is not None and t.generates_state else self._decision(i, None)
@@ -166,21 +169,24 @@ class Engine:
         scenarios: list[Scenario],
         active: str | None = None,
         *,
-        seed: str = "",
+        seed: str | None = None,
         session_idle: float = DEFAULT_SESSION_IDLE,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
+        mismatch_hint: bool = False,
     ) -> None:
+        """``seed`` None: States differ in every process (as a real server's); a seed makes
+        them reproducible. ``mismatch_hint``: send the hint of scenarios that do not say."""
         self.scenarios = {s.name: s for s in scenarios}
         if active is None and len(scenarios) == 1:
             active = scenarios[0].name
         if active is not None and active not in self.scenarios:
             raise UnknownScenario(active)
         self.active = active
-        self.seed = seed
+        self.seed = secrets.token_hex(16) if seed is None else seed
         self.session_idle = session_idle
         self.max_sessions = max_sessions
         self.per_user: dict[str, str] = {}
-        self._scripts = {s.name: _Script(s) for s in scenarios}
+        self._scripts = {s.name: _Script(s, mismatch_hint) for s in scenarios}
         self._listed: dict[str, str] = {}
         for scenario in scenarios:
             for user in scenario.users:
@@ -252,8 +258,8 @@ class Engine:
         return run
 
     def _mint_state(self, scenario: str, user: str, step: str) -> bytes:
-        """16 octets from seed, scenario, user, step and a counter: the same requests in the
-        same order give the same States; every exchange gets a new one."""
+        """16 octets from seed, scenario, user, step and a counter: with a given seed the same
+        requests in the same order give the same States; every exchange gets a new one."""
         self._minted += 1
         seed = f"{self.seed}|{scenario}|{user}|{step}|{self._minted}".encode()
         return hashlib.sha256(seed).digest()[:16]
@@ -371,18 +377,15 @@ class Engine:
         if candidates:
             index, failed = min(candidates, key=lambda c: len(c[1]))
             near = NearMiss(scenario.step_name(index), tuple(failed))
-        extra = b""
-        if script.hint:
-            hint = near.describe() if near else "the script is over"
-            message = f"mock-radius: no step of {scenario.name} matches ({hint})"
-            extra = wire.encode_attribute("Reply-Message", message)
+        why = near.describe() if near else "the script is over"
+        hint = f"mock-radius: no step of {scenario.name} matches ({why})"
+        extra = wire.encode_attribute("Reply-Message", hint) if script.send_hint else b""
         template = script.mismatch
         state = template.state
         if template.generates_state:
             state = self._mint_state(scenario.name, user, "mismatch")
-        decision = Decision(
-            scenario.name, None, template=template, state=state, extra=extra, near_miss=near
-        )
+        decision = Decision(scenario.name, None, template=template, state=state, extra=extra,
+                            near_miss=near, hint=hint)  # fmt: skip
         cursor = exchange.cursor if exchange is not None else -1
         self._follow(decision, cursor, user, exchange_key, exchange, now)
         return decision
@@ -391,8 +394,8 @@ class Engine:
         self, scenario: Scenario, request: RequestView, now: float = 0.0
     ) -> Decision:
         """Every Accounting-Request is an exchange of its own: the script is tried from the top,
-        ``times`` counted per user as for access steps; without an ``accounting`` section every
-        request gets an empty Accounting-Response."""
+        ``times`` counted per user as for access steps; a request no step fits, and every
+        request when there is no ``accounting`` section, gets an empty Accounting-Response."""
         self.expire(now)
         script = self._scripts[scenario.name]
         steps: list[AccountingStep] = scenario.accounting or []
@@ -430,9 +433,39 @@ class Engine:
                 candidates.clear()
                 continue
             break
+        # answered all the same: a server that never answers, say, an Interim-Update is marked
+        # dead by FreeRADIUS and the like; a script that means silence says so with a drop step
         index, failed = min(candidates, key=lambda c: len(c[1]))
         near = NearMiss(scenario.accounting_step_name(index), tuple(failed))
-        return Decision(scenario.name, None, drop=True, near_miss=near)
+        hint = f"mock-radius: no accounting step of {scenario.name} matches ({near.describe()})"
+        return Decision(scenario.name, None, template=_EMPTY_ACCOUNTING, near_miss=near, hint=hint)
+
+    def live(self, now: float, limit: int) -> dict[str, list[dict[str, Any]]]:
+        """The newest ``limit`` live exchanges (the step that answered last, seconds idle) and
+        users' counts of ``times: N`` steps, for people watching a run."""
+        exchanges: list[dict[str, Any]] = []
+        for (name, user, _state), exchange in reversed(self._exchanges.items()):
+            if len(exchanges) >= limit:
+                break
+            scenario = self.scenarios.get(name)
+            step = None
+            if scenario is not None and exchange.cursor >= 0:
+                step = scenario.step_name(exchange.cursor)
+            idle = round(now - exchange.touched, 3)
+            exchanges.append({"scenario": name, "user": user, "step": step, "idle": idle})
+        runs: list[dict[str, Any]] = []
+        for (name, user), run in reversed(self._runs.items()):
+            if len(runs) >= limit:
+                break
+            accounting = name.endswith(_ACCOUNTING)
+            scenario = self.scenarios.get(name.removesuffix(_ACCOUNTING))
+            if scenario is None:
+                continue
+            label = scenario.accounting_step_name if accounting else scenario.step_name
+            used = {label(index): count for index, count in sorted(run.used.items())}
+            runs.append({"scenario": scenario.name, "user": user, "used": used,
+                         "idle": round(now - run.touched, 3)})  # fmt: skip
+        return {"exchanges": exchanges, "counts": runs}
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,6 +25,7 @@ DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 # slot), measured with tracemalloc on CPython 3.11 and rounded up
 ENTRY_OVERHEAD = 480
 MAX_SUMMARY_TEXT = 253
+ADDED, SENT = "entry", "sent"  # what listeners hear: an entry added, a delayed reply sent
 
 
 class Entry:
@@ -46,6 +48,7 @@ class Entry:
         "size",
         "source",
         "time",
+        "transmission",
         "user",
     )
 
@@ -67,8 +70,10 @@ class Entry:
         reply: bytes | None = None,
         replies: int = 0,
         sent: float | None = None,
+        transmission: int = 1,
     ) -> None:
         self.seq = 0
+        self.transmission = transmission
         self.time = time
         self.source = source
         self.outcome = outcome
@@ -111,6 +116,7 @@ class Journal:
         self._seq = 0
         self.evicted = 0
         self._pending: dict[int, Entry] = {}  # delayed replies, written to the file once sent
+        self._listeners: list[Callable[[str, Entry], None]] = []
         self._file: TextIO | None = None
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -129,12 +135,25 @@ class Journal:
                 self._pending[entry.seq] = entry
             else:
                 self._write(entry)
+        if self._listeners:  # a copy: a listener may stop listening meanwhile
+            for listener in tuple(self._listeners):
+                listener(ADDED, entry)
         return entry
 
     def mark_sent(self, entry: Entry, when: float) -> None:
         entry.sent = when
         if self._pending.pop(entry.seq, None) is not None:
             self._write(entry)
+        for listener in tuple(self._listeners):
+            listener(SENT, entry)
+
+    def listen(self, listener: Callable[[str, Entry], None]) -> None:
+        """Call ``listener(ADDED | SENT, entry)`` from now on (the live stream)."""
+        self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable[[str, Entry], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def _write(self, entry: Entry) -> None:
         assert self._file is not None
@@ -226,6 +245,7 @@ class Journal:
         if entry.outcome.summary_only:
             return shown
         shown["step"] = None if decision is None else decision.step
+        shown["transmission"] = entry.transmission  # 2, 3...: a retransmission of a dropped one
         if entry.reply is not None:
             shown["reply"] = {
                 "code": wire.CODE_NAMES.get(entry.reply[0], str(entry.reply[0])),
@@ -247,4 +267,5 @@ class Journal:
         shown["nearMiss"] = (
             None if near is None else {"step": near.step, "failed": list(near.failed)}
         )
+        shown["hint"] = None if decision is None else decision.hint
         return shown

@@ -151,6 +151,15 @@ def _access_checks(match: Match) -> list[Check]:
         checks.append(
             lambda r, _s: None if any(r.password_matches(p) for p in passwords) else "password"
         )
+    wrong = match.wrong_passwords()
+    if wrong:
+        checks.append(
+            lambda r, _s: (
+                None
+                if r.auth_type is not None and not any(r.password_matches(p) for p in wrong)
+                else "notPassword"
+            )
+        )
     stored = match.password_hash
     if stored is not None:
         checks.append(

@@ -9,7 +9,6 @@ from enum import StrEnum
 class Outcome(StrEnum):
     MATCHED = "matched"
     MISMATCH = "mismatch"
-    REJECTED_NO_MESSAGE_AUTHENTICATOR = "rejected-no-message-authenticator"
     DROPPED_BY_SCRIPT = "dropped-by-script"
     STATUS_SERVER = "answered-status-server"
     REPLY_TOO_LONG = "reply-too-long"
@@ -56,11 +55,9 @@ _SUMMARY_ONLY = {
 
 _MEANING = {
     Outcome.MATCHED: "a step answered (or dropped, see dropped-by-script)",
-    Outcome.MISMATCH: "no step fitted: the onMismatch reply (accounting: no answer); "
-    "nearMiss names the closest step",
-    Outcome.REJECTED_NO_MESSAGE_AUTHENTICATOR: "Access-Reject 'Message-Authenticator "
-    "required': the request had none and the scenario requires one",
-    Outcome.DROPPED_BY_SCRIPT: "a drop step: no answer",
+    Outcome.MISMATCH: "no step fitted: the onMismatch reply (accounting: an empty "
+    "Accounting-Response); nearMiss names the closest step, hint says it in words",
+    Outcome.DROPPED_BY_SCRIPT: "a drop step: no answer to this transmission",
     Outcome.STATUS_SERVER: "a Status-Server (RFC 5997) answered: Access-Accept on the "
     "auth port, Accounting-Response on the accounting port",
     Outcome.REPLY_TOO_LONG: "the reply would exceed 4096 octets (RFC 2865): not sent",
@@ -68,13 +65,16 @@ _MEANING = {
     "the reply goes out once when ready",
     Outcome.RETRANSMISSION_FROM_CACHE: "a retransmission after the reply: the same reply "
     "again, from the duplicate cache",
-    Outcome.RETRANSMISSION_DROPPED: "a retransmission of a request the script dropped",
+    Outcome.RETRANSMISSION_DROPPED: "a retransmission of a request whose reply was too long "
+    "to send (a retransmission of a dropped one goes to the script again: transmission 2, "
+    "3...)",
     Outcome.RETRANSMISSION_IGNORED: "a retransmission of a step with onRetransmit: ignore",
     Outcome.DROPPED_MALFORMED: "not a RADIUS packet we may answer (length, attribute "
     "framing, two Message-Authenticators...): error says why",
     Outcome.DROPPED_UNKNOWN_SOURCE: "the source address is not in --client",
-    Outcome.DROPPED_NO_MESSAGE_AUTHENTICATOR: "a Status-Server without a "
-    "Message-Authenticator (RFC 5997 requires one)",
+    Outcome.DROPPED_NO_MESSAGE_AUTHENTICATOR: "no Message-Authenticator: a Status-Server "
+    "(RFC 5997 requires one), or an Access-Request whose scenario requires one (as FreeRADIUS, "
+    "no answer)",
     Outcome.DROPPED_BAD_MESSAGE_AUTHENTICATOR: "the Message-Authenticator does not verify "
     "(another secret, or tampering)",
     Outcome.DROPPED_BAD_REQUEST_AUTHENTICATOR: "an Accounting-Request whose Request "

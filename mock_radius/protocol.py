@@ -25,10 +25,10 @@ from mock_radius.journal import Entry, Journal
 from mock_radius.outcome import Outcome
 from mock_radius.scenario import Scenario
 
-MA_REQUIRED = "Message-Authenticator required"
 MAX_NOTICES = 100
 
 Address = tuple[str, int]
+Key = tuple[bytes, int]  # the duplicate-cache key of a request, and which transmission this is
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -118,13 +118,16 @@ class _Port(DatagramProtocol):
         now = self.server.reactor.seconds()
         key = key_of(address[0], address[1], request.id, request.authenticator)
         cached = self.dedup.get(key, now)
+        transmission = 1
         if cached is not None:
-            return self._retransmission(cached, request, address)
+            if cached.seen is not Seen.LOST:
+                return self._retransmission(cached, request, address)
+            transmission = cached.transmissions + 1  # a drop lost only the one before
         scenario = self.server.engine.scenario_for(request.user_name)
         if scenario is None:
             self.server.notices.unknown_user(request.user_name)
             return self._summary(request, address, Outcome.DROPPED_NO_SCENARIO)
-        return self.serve(request, address, key, scenario, now)
+        return self.serve(request, address, (key, transmission), scenario, now)
 
     def _status_server(self, request: wire.Request, address: Address) -> Outcome:
         """RFC 5997: signed with the secret its Message-Authenticator verifies with."""
@@ -155,7 +158,7 @@ class _Port(DatagramProtocol):
         }.get(cached.seen, Outcome.RETRANSMISSION_DROPPED)
         return self._summary(request, address, outcome)
 
-    def serve(self, request: wire.Request, address: Address, key: bytes, scenario: Scenario,
+    def serve(self, request: wire.Request, address: Address, key: Key, scenario: Scenario,
               now: float) -> Outcome:  # fmt: skip
         raise NotImplementedError
 
@@ -166,7 +169,7 @@ class _Port(DatagramProtocol):
         self,
         request: wire.Request,
         address: Address,
-        key: bytes,
+        keyed: Key,
         secret: bytes,
         decision: Decision,
         outcome: Outcome,
@@ -175,13 +178,16 @@ class _Port(DatagramProtocol):
     ) -> Outcome:
         """Send the decided reply now or after its delay, or nothing; journal it."""
         server = self.server
+        key, transmission = keyed
         delay = decision.delay * server.time_scale
         entry = Entry(server.wall_clock(), address, outcome, request.raw, decision, ma,
-                      code=request.code, id=request.id, user=request.user_name)  # fmt: skip
+                      code=request.code, id=request.id, user=request.user_name,
+                      transmission=transmission)  # fmt: skip
         if decision.drop or decision.template is None:
             if decision.step is not None:
                 entry.outcome = Outcome.DROPPED_BY_SCRIPT
-            self.dedup.answered(key, Seen.DROPPED, None, now)
+            # this transmission is lost; a retransmission goes to the script again
+            self.dedup.answered(key, Seen.LOST, None, now, transmission)
             return server.journal.add(entry).outcome
         datagrams = self.build(request, secret, decision)
         first = datagrams[0]
@@ -241,7 +247,6 @@ class MockRadiusProtocol(_Port):
         self.lost_replies = 0  # replies the socket refused (shown by /health)
         self._allowed_hosts: dict[str, bool] = {}
         self._secrets: dict[str, bytes] = {}
-        self._ma_required: dict[str, Decision] = {}
         self.accounting = AccountingProtocol(self)
         self.dedup.max_pending = self.accounting.dedup.max_pending = max_pending
 
@@ -271,7 +276,7 @@ class MockRadiusProtocol(_Port):
     def pending(self) -> int:
         return self.dedup.pending + self.accounting.dedup.pending
 
-    def serve(self, request: wire.Request, address: Address, key: bytes, scenario: Scenario,
+    def serve(self, request: wire.Request, address: Address, key: Key, scenario: Scenario,
               now: float) -> Outcome:  # fmt: skip
         secret = self.secret_of(scenario)
         ma = wire.message_authenticator(request, secret)
@@ -280,20 +285,13 @@ class MockRadiusProtocol(_Port):
             return self._summary(request, address, Outcome.DROPPED_BAD_MESSAGE_AUTHENTICATOR,
                                  scenario=scenario.name, message_authenticator=ma)  # fmt: skip
         if ma == wire.ABSENT and scenario.require_message_authenticator:
-            decision = self._required(scenario)
-            outcome = Outcome.REJECTED_NO_MESSAGE_AUTHENTICATOR
-        else:
-            decision = self.engine.decide(scenario, wire.view(request, secret, ma), now)
-            outcome = Outcome.MATCHED if decision.step is not None else Outcome.MISMATCH
+            # dropped in silence, as FreeRADIUS does (require_message_authenticator): an answer
+            # would tell an attacker what the server insists on
+            return self._summary(request, address, Outcome.DROPPED_NO_MESSAGE_AUTHENTICATOR,
+                                 scenario=scenario.name, message_authenticator=ma)  # fmt: skip
+        decision = self.engine.decide(scenario, wire.view(request, secret, ma), now)
+        outcome = Outcome.MATCHED if decision.step is not None else Outcome.MISMATCH
         return self.answer(request, address, key, secret, decision, outcome, ma, now)
-
-    def _required(self, scenario: Scenario) -> Decision:
-        decision = self._ma_required.get(scenario.name)
-        if decision is None:
-            template = wire.compile_reply(wire.ACCESS_REJECT, {"Reply-Message": MA_REQUIRED})
-            decision = self._ma_required[scenario.name] = Decision(scenario.name, None,
-                                                                   template=template)  # fmt: skip
-        return decision
 
     def build(self, request: wire.Request, secret: bytes, decision: Decision) -> list[bytes]:
         assert decision.template is not None
@@ -307,7 +305,7 @@ class AccountingProtocol(_Port):
     request_code = wire.ACCOUNTING_REQUEST
     status_code = wire.ACCOUNTING_RESPONSE
 
-    def serve(self, request: wire.Request, address: Address, key: bytes, scenario: Scenario,
+    def serve(self, request: wire.Request, address: Address, key: Key, scenario: Scenario,
               now: float) -> Outcome:  # fmt: skip
         server = self.server
         secret = server.secret_of(scenario)

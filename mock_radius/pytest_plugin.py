@@ -42,8 +42,9 @@ class ControlClient:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
+        headers = {} if data is None else {"Content-Type": "application/json"}
         request = urllib.request.Request(  # noqa: S310 - loopback URL built here
-            self.base_url + path, data=data, method=method
+            self.base_url + path, data=data, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
@@ -59,6 +60,10 @@ class ControlClient:
         result: dict[str, Any] = self._call("GET", "/scenarios")
         return result
 
+    def sessions(self, limit: int = 100) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/sessions?limit={limit}")
+        return result
+
     def activate(self, scenario: str | None, user: str | None = None) -> None:
         self._call("POST", "/activate", {"scenario": scenario, "user": user})
 
@@ -66,23 +71,37 @@ class ControlClient:
         self._call("POST", "/reset", {"user": user})
 
     def journal(
-        self, user: str | None = None, since: int = 0, limit: int | None = None
+        self,
+        user: str | None = None,
+        since: int = 0,
+        limit: int | None = None,
+        **filters: str | float | list[str],
     ) -> list[dict[str, Any]]:
-        """Entries after ``since``, oldest first: all of them (page by page), or ``limit``."""
+        """Entries after ``since``, oldest first: all of them (page by page), or ``limit``.
+        ``filters``: outcome, step, scenario (a value or a list), from, to (epoch seconds)."""
         entries: list[dict[str, Any]] = []
         while True:
-            page = self.journal_page(user, since, limit)
+            page = self.journal_page(user, since, limit, **filters)
             entries += page["entries"]
             if not page["more"] or (limit is not None and len(entries) >= limit):
                 return entries[:limit] if limit is not None else entries
             since = page["next"]
 
     def journal_page(
-        self, user: str | None = None, since: int = 0, limit: int | None = None
+        self,
+        user: str | None = None,
+        since: int = 0,
+        limit: int | None = None,
+        **filters: str | float | list[str],
     ) -> dict[str, Any]:
-        query = {"since": str(since)} | ({"user": user} if user is not None else {})
+        query: list[tuple[str, str]] = [("since", str(since))]
+        if user is not None:
+            query.append(("user", user))
         if limit is not None:
-            query["limit"] = str(limit)
+            query.append(("limit", str(limit)))
+        for name, value in filters.items():
+            values = value if isinstance(value, list) else [value]
+            query += [(name.rstrip("_"), str(v)) for v in values]  # from_: from
         result: dict[str, Any] = self._call("GET", "/journal?" + urllib.parse.urlencode(query))
         return result
 

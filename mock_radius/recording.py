@@ -1,13 +1,29 @@
 """Recorded RADIUS exchanges -> a scenario file that replays them (shared by ``record`` and
 ``import``). No Twisted here.
 
-Each exchange becomes one step, used once (``times: 1``), in order: it matches the user, the
-password (a salted hash of a PAP password by default; for CHAP, which never reveals the
-password, the exact recorded CHAP-Password and challenge), and the State (``issued`` when the
-request echoed the State of this user's previous reply, so State chains replay), and it answers
-with the recorded code and attributes, the recorded State bytes included. An exchange that got
-no answer becomes a ``drop``. When a client sent a request without a Message-Authenticator, the
-scenario says ``requireMessageAuthenticator: false``, so what was answered is answered again.
+Each Access-Request becomes one step, used once (``times: 1``), in order: it matches the user,
+the password and the State (``issued`` when the request echoed the State of this user's
+previous reply, so State chains replay), and it answers with the recorded code and attributes,
+the recorded State bytes included. Each Accounting-Request becomes an accounting step the same
+way (user and Acct-Status-Type). A request that got no answer becomes a ``drop`` used once per
+transmission the client made, so the same client sees the same silence.
+
+The password condition:
+
+- the user's password given (``record --passwords``): ``password: <clear>`` when the request
+  carried it (a PAP password compared, a CHAP-Password verified), ``notPassword: <clear>`` when
+  it carried another. Clear text, because a CHAP response can only be checked against the
+  password itself (MD5 over identifier, password and challenge): a salted hash of it cannot
+  check one. So PAP and CHAP replays of any client pass with the right password, and a wrong
+  one gets what the wrong one got.
+- otherwise, PAP: a salted SHA-256 of the password sent (``passwordHash``), or clear text with
+  ``--keep-passwords``.
+- otherwise, CHAP: the exact recorded CHAP-Password and challenge (``chap:``), since CHAP never
+  reveals the password: only the same request fits.
+
+``requireMessageAuthenticator`` is what the upstream did: ``record`` learns it with a probe
+(``record.py``); a capture shows it when a request without one was answered.
+
 The file is written next to its target and renamed into place only when complete, so a partial
 file is never mistaken for a finished one.
 """
@@ -23,10 +39,12 @@ from typing import Any
 
 import yaml
 
+from mock_radius import wire
 from mock_radius.matching import hash_password
 from mock_radius.scenario import parse_scenario
 
 _NOT_RECORDED = {"Message-Authenticator", "Proxy-State"}
+ACCESS, ACCOUNTING = "access", "accounting"
 
 
 @dataclass
@@ -41,16 +59,114 @@ class Exchange:
     delay: float = 0.0
     message_authenticator: bool = True  # the request carried one
     chap: tuple[bytes, bytes] | None = None  # (challenge, CHAP-Password) of a CHAP request
+    kind: str = ACCESS  # or ACCOUNTING
+    status_type: str | int | None = None  # Acct-Status-Type of an Accounting-Request
+    transmissions: int = 1  # copies the client sent (retransmissions included)
 
 
 class RecordingError(Exception):
     """Nothing usable was recorded, or the file cannot be written; the message says why."""
 
 
+def read_passwords(lines: list[str], source: str) -> dict[str, str]:
+    """``USER:PASSWORD`` per line (split at the first colon; ``#`` comments and blank lines
+    skipped), for ``record --passwords`` and ``--password``."""
+    found: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        user, colon, password = line.rstrip("\r\n").partition(":")
+        if not colon or not user:
+            raise RecordingError(f"{source}:{number}: expected USER:PASSWORD")
+        found[user] = password
+    return found
+
+
+@dataclass
+class _Written:
+    """What ``build_scenario`` did, for the file's header."""
+
+    listed: int = 0  # steps matching a password given with --passwords
+    hashed: int = 0
+    clear: int = 0
+    chap_exact: int = 0
+
+
 def _value(value: str | int | bytes) -> Any:
     if isinstance(value, bytes):
         return {"hex": value.hex()}
     return value
+
+
+def _reply_attributes(exchange: Exchange) -> dict[str, Any]:
+    return {
+        key: ([_value(v) for v in values] if len(values) > 1 else _value(values[0]))
+        for key, values in exchange.reply_attributes.items()
+        if key not in _NOT_RECORDED and values
+    }
+
+
+def _carries(exchange: Exchange, password: str) -> bool:
+    """Did the request carry this password (PAP: it is the one; CHAP: it verifies)?"""
+    if exchange.chap is not None:
+        return wire.chap_matches(exchange.chap, password.encode("utf-8"))
+    return exchange.clear_password is not None and exchange.clear_password == password
+
+
+def _password_condition(
+    exchange: Exchange, passwords: dict[str, str], keep_passwords: bool, written: _Written
+) -> dict[str, Any]:
+    listed = passwords.get(exchange.user) if exchange.user is not None else None
+    if listed is not None and (exchange.chap is not None or exchange.clear_password is not None):
+        written.listed += 1
+        if _carries(exchange, listed):
+            return {"password": listed}
+        return {"notPassword": listed}  # a wrong one: any wrong one replays the same
+    if exchange.chap is not None:
+        written.chap_exact += 1
+        return {"chap": {"challenge": exchange.chap[0].hex(), "response": exchange.chap[1].hex()}}
+    if exchange.clear_password is None:
+        return {}
+    if keep_passwords:
+        written.clear += 1
+        return {"password": exchange.clear_password}
+    written.hashed += 1
+    return {"passwordHash": hash_password(exchange.clear_password, secrets.token_bytes(16))}
+
+
+def _access_step(
+    exchange: Exchange,
+    name: str,
+    state: str | None,
+    condition: dict[str, Any],
+    keep_timing: bool,
+) -> dict[str, Any]:
+    match: dict[str, Any] = {} if exchange.user is None else {"userName": exchange.user}
+    match.update(condition)
+    if state is not None:
+        match["state"] = state
+    step: dict[str, Any] = {"name": name, "match": match}
+    if exchange.reply_code is None:  # lost every transmission the client made
+        return {**step, "times": exchange.transmissions, "drop": True}
+    step["times"] = 1
+    step["reply"] = {"code": exchange.reply_code, "attributes": _reply_attributes(exchange)}
+    if keep_timing and exchange.delay > 0:
+        step["delay"] = round(exchange.delay, 3)
+    return step
+
+
+def _accounting_step(exchange: Exchange, name: str, keep_timing: bool) -> dict[str, Any]:
+    match: dict[str, Any] = {} if exchange.user is None else {"userName": exchange.user}
+    if exchange.status_type is not None:
+        match["attributes"] = {"Acct-Status-Type": exchange.status_type}
+    step: dict[str, Any] = {"name": name, "match": match}
+    if exchange.reply_code is None:
+        return {**step, "times": exchange.transmissions, "drop": True}
+    step["times"] = 1
+    step["reply"] = {"attributes": _reply_attributes(exchange)}
+    if keep_timing and exchange.delay > 0:
+        step["delay"] = round(exchange.delay, 3)
+    return step
 
 
 def build_scenario(
@@ -60,60 +176,77 @@ def build_scenario(
     secret: str,
     keep_passwords: bool,
     keep_timing: bool,
+    passwords: dict[str, str] | None = None,
+    require_ma: bool | None = None,
+    written: _Written | None = None,
 ) -> dict[str, Any]:
+    """``require_ma``: the upstream requires a Message-Authenticator (None: not known; then a
+    request without one that was answered says it does not)."""
+    written = written or _Written()
     steps: list[dict[str, Any]] = []
+    accounting: list[dict[str, Any]] = []
     last_state: dict[str | None, bytes | None] = {}
-    counters: dict[str | None, int] = {}
+    counters: dict[tuple[str, str | None], int] = {}
     for exchange in exchanges:
-        counters[exchange.user] = counters.get(exchange.user, 0) + 1
-        match: dict[str, Any] = {}
-        if exchange.user is not None:
-            match["userName"] = exchange.user
-        if exchange.chap is not None:
-            match["chap"] = {
-                "challenge": exchange.chap[0].hex(),
-                "response": exchange.chap[1].hex(),
-            }
-        elif exchange.clear_password is not None:
-            if keep_passwords:
-                match["password"] = exchange.clear_password
-            else:
-                match["passwordHash"] = hash_password(
-                    exchange.clear_password, secrets.token_bytes(16)
-                )
+        key = (exchange.kind, exchange.user)
+        counters[key] = counters.get(key, 0) + 1
+        label = exchange.user or "anonymous"
+        if exchange.kind == ACCOUNTING:
+            accounting.append(
+                _accounting_step(exchange, f"{label}-acct-{counters[key]}", keep_timing)
+            )
+            continue
+        state = None
         if exchange.state is None:
-            match["state"] = "absent"
+            state = "absent"
         elif exchange.state == last_state.get(exchange.user):
-            match["state"] = "issued"
-        step: dict[str, Any] = {
-            "name": f"{exchange.user or 'anonymous'}-{counters[exchange.user]}",
-            "match": match,
-            "times": 1,
-        }
-        if exchange.reply_code is None:
-            step["drop"] = True
-        else:
-            attributes = {
-                key: ([_value(v) for v in values] if len(values) > 1 else _value(values[0]))
-                for key, values in exchange.reply_attributes.items()
-                if key not in _NOT_RECORDED and values
-            }
-            step["reply"] = {"code": exchange.reply_code, "attributes": attributes}
-            if keep_timing and exchange.delay > 0:
-                step["delay"] = round(exchange.delay, 3)
+            state = "issued"
+        condition = _password_condition(exchange, passwords or {}, keep_passwords, written)
+        step_name = f"{label}-{counters[key]}"
+        steps.append(_access_step(exchange, step_name, state, condition, keep_timing))
+        if exchange.reply_code is not None:
             states = exchange.reply_attributes.get("State") or []
             first = states[0] if states else None
             last_state[exchange.user] = first if isinstance(first, bytes) else None
-        steps.append(step)
     scenario: dict[str, Any] = {
         "name": name,
-        "description": f"{len(exchanges)} recorded exchanges",
+        "description": f"{len(steps)} recorded Access-Requests, {len(accounting)} "
+        "Accounting-Requests",
         "secret": secret,
     }
-    if not all(e.message_authenticator for e in exchanges):
-        scenario["requireMessageAuthenticator"] = False  # as observed: some client sent none
-    scenario["steps"] = steps
+    if require_ma is None and any(
+        e.kind == ACCESS and not e.message_authenticator and e.reply_code for e in exchanges
+    ):
+        require_ma = False  # a request without one was answered
+    if require_ma is False:
+        scenario["requireMessageAuthenticator"] = False
+    scenario["steps"] = steps or [
+        {"name": "no-access-request-recorded", "times": "always", "drop": True}
+    ]
+    if accounting:
+        scenario["accounting"] = accounting
     return scenario
+
+
+def _password_notes(written: _Written, keep_passwords: bool, listed: bool) -> list[str]:
+    notes = []
+    if written.listed:
+        notes += [
+            f"Passwords: {written.listed} steps hold the password given with --passwords, in",
+            "clear text: a CHAP response can only be checked against the password itself (not",
+            "against a hash), so PAP and CHAP replays of any client that knows it pass",
+            "(password:), and any wrong one gets what the wrong one got (notPassword:).",
+        ]
+    if written.hashed or written.clear:
+        how = "clear text (--keep-passwords)" if keep_passwords else "salted SHA-256 hashes"
+        notes.append(f"Other PAP passwords: {how}.")
+    if written.chap_exact:
+        whose = "users without a password given" if listed else "no --passwords given"
+        notes += [
+            f"{written.chap_exact} CHAP steps match the recorded CHAP-Password and challenge",
+            f"exactly ({whose}; CHAP never reveals the password): only the same request fits.",
+        ]
+    return notes or ["Passwords: none were sent."]
 
 
 def write_scenario(
@@ -125,29 +258,35 @@ def write_scenario(
     keep_passwords: bool,
     keep_timing: bool,
     notes: list[str] | None = None,
+    passwords: dict[str, str] | None = None,
+    require_ma: bool | None = None,
+    ma_note: str | None = None,
 ) -> Path:
     if not exchanges:
         raise RecordingError("nothing was recorded; no file written")
     exchanges = sorted(exchanges, key=lambda e: e.at)
     name = "".join(c if c.isalnum() or c in "._-" else "-" for c in out.stem) or "recorded"
+    written = _Written()
     scenario = build_scenario(
-        exchanges, name=name, secret=secret, keep_passwords=keep_passwords, keep_timing=keep_timing
-    )
+        exchanges, name=name, secret=secret, keep_passwords=keep_passwords,
+        keep_timing=keep_timing, passwords=passwords, require_ma=require_ma, written=written,
+    )  # fmt: skip
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     first = dt.datetime.fromtimestamp(exchanges[0].at, dt.UTC).isoformat(timespec="seconds")
+    required = scenario.get("requireMessageAuthenticator", True)
     header = [
-        f"# Recorded {now} by mock-radius from {source}.",
-        f"# {len(exchanges)} exchanges, the first at {first.replace('+00:00', 'Z')}.",
-        "# Passwords: "
-        + ("kept in clear text (--keep-passwords)." if keep_passwords else
-           "salted SHA-256 hashes (PAP)."),
-        "# CHAP steps match the recorded CHAP-Password and challenge exactly (CHAP never",
-        "# reveals the password); replace chap: with password: to accept any client.",
-        "# Delays: "
-        + ("as observed (--keep-timing)." if keep_timing else "none (replies at once)."),
-        *[f"# {note}" for note in notes or []],
+        f"Recorded {now} by mock-radius from {source}.",
+        f"{len(exchanges)} exchanges, the first at {first.replace('+00:00', 'Z')}.",
+        *_password_notes(written, keep_passwords, bool(passwords)),
+        ma_note or ("Message-Authenticator: " + ("required (the default)." if required else
+                                                   "not required: a request without one was "
+                                                   "answered.")),
+        "Delays: " + ("as observed (--keep-timing)." if keep_timing else "none (replies at once)."),
+        *(notes or []),
     ]  # fmt: skip
-    text = "\n".join(header) + "\n" + yaml.safe_dump(scenario, sort_keys=False, width=100)
+    text = "".join(f"# {line}\n" for line in header) + yaml.safe_dump(
+        scenario, sort_keys=False, width=100
+    )
     parse_scenario(text, str(out))  # what we write must load; a bug here must not ship a file
     partial = out.with_name(out.name + ".partial")
     try:

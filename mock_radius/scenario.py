@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -20,6 +19,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from mfa_shared.safe_yaml import Lines, YamlProblem, in_file, load_yaml, show
 from mock_radius.attributes import dictionary, encode_value
 
 REPLY_CODES = {"Access-Accept": 2, "Access-Reject": 3, "Access-Challenge": 11}
@@ -127,6 +127,11 @@ class Match(_Model):
         description="clear text (or a list of alternatives), checked against the PAP "
         "User-Password or by verifying the CHAP-Password",
     )
+    not_password: str | list[str] | None = Field(
+        None,
+        description="the request carries a password (PAP or CHAP) and it is none of these: a "
+        "wrong password, as recordings with --passwords write it",
+    )
     password_hash: str | None = Field(
         None,
         pattern=r"^sha256:[0-9a-f]{32}:[0-9a-f]{64}$",
@@ -147,7 +152,7 @@ class Match(_Model):
         None, description="true: the request must carry a valid one; false: must carry none"
     )
 
-    @field_validator("password")
+    @field_validator("password", "not_password")
     @classmethod
     def _alternatives(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and not value:
@@ -163,9 +168,17 @@ class Match(_Model):
 
     def passwords(self) -> tuple[str, ...]:
         """The accepted passwords (empty: no password condition)."""
-        if self.password is None:
-            return ()
-        return (self.password,) if isinstance(self.password, str) else tuple(self.password)
+        return _listed(self.password)
+
+    def wrong_passwords(self) -> tuple[str, ...]:
+        """The passwords a request must not carry (empty: no such condition)."""
+        return _listed(self.not_password)
+
+
+def _listed(value: str | list[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 class Hex(_Model):
@@ -178,8 +191,8 @@ class Hex(_Model):
 
 
 class Generate(_Model):
-    """A State made from scenario, user, step, a per-user counter and --seed: the same
-    requests give the same States, and every exchange gets a new one."""
+    """A new State for every exchange: random, or with serve's --seed made from the seed,
+    scenario, user, step and a counter, so the same requests give the same States."""
 
     generate: Literal[True]
 
@@ -220,10 +233,11 @@ class Reply(_Model):
 class OnMismatch(Reply):
     """The reply to a request no step fits."""
 
-    hint: bool = Field(
-        True,
-        description="add a Reply-Message naming the closest step and what failed, when the "
-        "reply sets no Reply-Message of its own",
+    hint: bool | None = Field(
+        None,
+        description="true: add a Reply-Message naming the closest step and what failed (when "
+        "the reply sets none of its own); false: never; omitted: as serve's --mismatch-hint "
+        "says (default: the hint is journalled only)",
     )
 
 
@@ -340,6 +354,30 @@ class Scenario(_Model):
     def step_name(self, index: int) -> str:
         return self.steps[index].name or f"step-{index + 1}"
 
+    def summary(self) -> dict[str, Any]:
+        """The scenario for people watching a run: each step's conditions (passwords masked),
+        action, delay and uses."""
+
+        def step(name: str, match: _Model, reply: Any, drop: bool, delay: float,
+                 times: Times) -> dict[str, Any]:  # fmt: skip
+            conditions = match.model_dump(by_alias=True, exclude_defaults=True, mode="json")
+            for secret in ("password", "notPassword", "passwordHash", "chap"):
+                if secret in conditions:
+                    conditions[secret] = "***"
+            return {"name": name, "match": conditions, "drop": drop, "delay": delay,
+                    "times": times, "reply": None if reply is None else reply.code}  # fmt: skip
+
+        return {
+            "name": self.name,
+            "description": self.description.strip(),
+            "users": self.users,
+            "requireMessageAuthenticator": self.require_message_authenticator,
+            "steps": [step(self.step_name(i), s.match, s.reply, s.drop, s.delay, s.times)
+                      for i, s in enumerate(self.steps)],
+            "accounting": [step(self.accounting_step_name(i), s.match, s.reply, s.drop, s.delay,
+                                s.times) for i, s in enumerate(self.accounting or [])],
+        }  # fmt: skip
+
     def accounting_step_name(self, index: int) -> str:
         steps = self.accounting or []
         return steps[index].name or f"accounting-{index + 1}"
@@ -356,69 +394,34 @@ def json_schema() -> dict[str, Any]:
     }
 
 
-def _positions(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    """Line (1-based) of every key path in a composed YAML document."""
-    lines = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = (*path, key.value)
-            lines.update(_positions(value, child))
-            lines[child] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines.update(_positions(item, (*path, index)))
-    return lines
-
-
-def _line_of(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int:
-    # pydantic adds union member names (e.g. "str", "Regex") to locations; drop what YAML lacks
-    path: tuple[Any, ...] = ()
-    for part in loc:
-        if (*path, part) in lines:
-            path = (*path, part)
-    return lines.get(path, 1)
-
-
-def _field(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int], missing: bool) -> str:
-    path: list[str] = []
-    probe: tuple[Any, ...] = ()
-    for part in loc:
-        if (*probe, part) in lines:
-            probe = (*probe, part)
-            path.append(f"[{part}]" if isinstance(part, int) else str(part))
-    if missing and loc and loc[-1] not in probe:
-        path.append(str(loc[-1]))  # a required key that is not in the file at all
-    text = ".".join(path).replace(".[", "[")
-    return text or "(top level)"
+def _where(loc: tuple[Any, ...], lines: Lines, missing: bool) -> tuple[int, str]:
+    """The line and the key path of a validation error, as far as the file has them."""
+    path = in_file(loc, lines)
+    line = lines.get(path, 1)
+    if missing and loc and loc[-1] not in path:
+        path = (*path, loc[-1])  # a required key that is not in the file at all
+    return line, show(path)
 
 
 def parse_scenario(text: str, source: str) -> Scenario:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"{where}: not valid YAML: {problem}") from None
-    if node is None or not isinstance(data, dict):
-        raise ScenarioError(f"{source}:1: a scenario must be a YAML mapping")
-    lines = _positions(node)
+        data, lines = load_yaml(text, source)  # the server's loader too: bombs refused
+    except YamlProblem as exc:
+        raise ScenarioError(str(exc)) from None
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         seen: set[str] = set()
         messages: list[str] = []
         for item in exc.errors(include_url=False):
-            loc = tuple(item["loc"])
             message = str(item["msg"]).removeprefix("Value error, ")
             if item["type"] == "extra_forbidden":
                 message = "unknown key"
-            name = _field(loc, lines, item["type"] == "missing")
-            line = f"{source}:{_line_of(loc, lines)}: {name}: {message}"
-            if line not in seen:
-                seen.add(line)
-                messages.append(line)
+            line, name = _where(tuple(item["loc"]), lines, item["type"] == "missing")
+            text_line = f"{source}:{line}: {name}: {message}"
+            if text_line not in seen:
+                seen.add(text_line)
+                messages.append(text_line)
         raise ScenarioError("\n".join(messages)) from None
 
 

@@ -421,12 +421,38 @@ def build_reply(
     return apply_fault(raw, request.authenticator, secret, fault)
 
 
-def sign_request(identifier: int, authenticator: bytes, attributes: bytes, secret: bytes) -> bytes:
-    """An Access-Request with a Message-Authenticator as its first attribute."""
-    length = HEADER + 18 + len(attributes)
-    header = bytes((ACCESS_REQUEST, identifier)) + length.to_bytes(2, "big")
+def sign_request(
+    identifier: int,
+    authenticator: bytes,
+    attributes: bytes,
+    secret: bytes,
+    *,
+    code: int = ACCESS_REQUEST,
+    message_authenticator: bool = True,
+) -> bytes:
+    """An Access-Request (or Status-Server) with a Message-Authenticator as its first
+    attribute, or none when ``message_authenticator`` is false."""
+    length = HEADER + (18 if message_authenticator else 0) + len(attributes)
+    header = bytes((code, identifier)) + length.to_bytes(2, "big")
+    if not message_authenticator:
+        return header + authenticator + attributes
     mac = hmac_md5(secret, header + authenticator + _MA_PLACEHOLDER + attributes)
     return header + authenticator + bytes((MESSAGE_AUTHENTICATOR, 18)) + mac + attributes
+
+
+def sign_accounting_request(
+    identifier: int, attributes: bytes, secret: bytes, *, message_authenticator: bool = False
+) -> bytes:
+    """An Accounting-Request: the Request Authenticator is MD5 over the packet with 16 zero
+    octets in its place, and the secret (RFC 2866 section 3); a Message-Authenticator, when
+    asked, is computed first, over the same zero octets (RFC 3579 section 3.2)."""
+    length = HEADER + (18 if message_authenticator else 0) + len(attributes)
+    header = bytes((ACCOUNTING_REQUEST, identifier)) + length.to_bytes(2, "big")
+    if message_authenticator:
+        mac = hmac_md5(secret, header + _ZERO16 + _MA_PLACEHOLDER + attributes)
+        attributes = bytes((MESSAGE_AUTHENTICATOR, 18)) + mac + attributes
+    digest = hashlib.md5(header + _ZERO16 + attributes + secret).digest()  # noqa: S324 - RFC
+    return header + digest + attributes
 
 
 def verify_reply(reply: Request, request_authenticator: bytes, secret: bytes) -> bool:

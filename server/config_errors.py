@@ -3,7 +3,8 @@
 The form of compilers and of ``mock-radius validate``, so an editor can jump to the line. Line
 numbers come from the composed YAML nodes; key paths keep only what is in the file (pydantic adds
 union tags such as ``Radius`` to its locations); unknown keys and values get a did-you-mean.
-The mock has its own loader of the same kind: the server never imports its test double.
+The YAML itself is read by ``mfa_shared.safe_yaml``, the loader of the mock's scenarios too (the
+server never imports its test double; both import the neutral package).
 """
 
 from __future__ import annotations
@@ -13,19 +14,12 @@ import re
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
-KeyPath = tuple[str | int, ...]
-Lines = dict[KeyPath, int]
-
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where PyYAML has it: ~3x
-
-# Aliases can make a small file a huge (or endless) tree ("billion laughs"). A real
-# configuration may repeat even a long list through an alias, but the repeats stay in
-# proportion to the file; a bomb's grow exponentially. So the limit grows with the file.
-MAX_ALIAS_VISITS = 100_000
-ALIAS_VISITS_PER_NODE = 10
+from mfa_shared import safe_yaml
+from mfa_shared.safe_yaml import KeyPath, Lines
+from mfa_shared.safe_yaml import in_file as _in_file
+from mfa_shared.safe_yaml import show as _show
 
 # A validator may point below the value it checked with this context key (a key path suffix),
 # e.g. at the mfaProvider key of the identity provider that names an unknown provider.
@@ -37,110 +31,12 @@ class ConfigError(Exception):
 
 
 def load_yaml(text: str, source: str) -> tuple[Any, Lines]:
-    """The document and the line (1-based) of every key path in it."""
+    """The document and the line (1-based) of every key path in it, read by the loader the mock
+    uses too (mfa_shared: safe, duplicate keys and alias bombs refused)."""
     try:
-        loader = _LOADER(text)
-    except yaml.reader.ReaderError as exc:
-        raise ConfigError(_reader_error(source, text, exc)) from None
-    try:
-        node = loader.get_single_node()
-        data = None if node is None else loader.construct_document(node)
-    except yaml.reader.ReaderError as exc:
-        raise ConfigError(_reader_error(source, text, exc)) from None
-    except yaml.MarkedYAMLError as exc:
-        raise ConfigError(_syntax_error(source, exc)) from None
-    finally:
-        loader.dispose()
-    if node is None or not isinstance(data, dict):
-        raise ConfigError(f"{source}:1: the top level must be a mapping of keys")
-    lines: Lines = {}
-    try:
-        duplicates = _walk(node, (), lines, (), _Visits())
-    except _Unwalkable as exc:
-        raise ConfigError(f"{source}:{exc.line}: {exc}") from None
-    if duplicates:
-        raise ConfigError("\n".join(f"{source}:{line}: {problem}" for line, problem in duplicates))
-    return data, lines
-
-
-class _Unwalkable(Exception):
-    def __init__(self, message: str, line: int) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-def _reader_error(source: str, text: str, exc: yaml.reader.ReaderError) -> str:
-    line = text.count("\n", 0, exc.position) + 1
-    return f"{source}:{line}: not valid YAML: character #x{exc.character:04x} is not allowed"
-
-
-def _syntax_error(source: str, exc: yaml.MarkedYAMLError) -> str:
-    mark = exc.problem_mark or exc.context_mark
-    line = mark.line + 1 if mark is not None else 1
-    problem = exc.problem or "cannot be parsed"
-    if exc.context and exc.context.startswith("while") and exc.context_mark is not None:
-        opened = exc.context_mark.line + 1  # e.g. where the unclosed bracket was opened
-        where = "here" if opened == line else f"on line {opened}"
-        problem += f" ({exc.context} {where})"
-    elif exc.context:
-        problem = f"{exc.context} {problem}"
-    return f"{source}:{line}: not valid YAML: {problem}"
-
-
-class _Visits:
-    """The nodes walked so far, and how often one was walked again (through an alias)."""
-
-    def __init__(self) -> None:
-        self.seen: set[int] = set()
-        self.again = 0
-
-
-def _walk(
-    node: yaml.Node, path: KeyPath, lines: Lines, inside: tuple[yaml.Node, ...], visits: _Visits
-) -> list[tuple[int, str]]:
-    """Fill ``lines``; return the duplicate keys, which PyYAML would silently drop."""
-    line_here = node.start_mark.line + 1
-    if any(node is outer for outer in inside):
-        raise _Unwalkable(f"{_show(path)}: an alias refers to a value that contains it", line_here)
-    if id(node) in visits.seen:
-        visits.again += 1
-        if visits.again > MAX_ALIAS_VISITS + ALIAS_VISITS_PER_NODE * len(visits.seen):
-            raise _Unwalkable(
-                f"aliases expand to more than {MAX_ALIAS_VISITS} repeated values", line_here
-            )
-    else:
-        visits.seen.add(id(node))
-    lines.setdefault(path, line_here)
-    inside = (*inside, node)
-    duplicates: list[tuple[int, str]] = []
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = (*path, key.value)
-            line = key.start_mark.line + 1
-            if child in lines and isinstance(key, yaml.ScalarNode):
-                first = lines[child]
-                duplicates.append((line, f"{_show(child)}: duplicate key (first on line {first})"))
-                continue
-            lines[child] = line
-            duplicates += _walk(value, child, lines, inside, visits)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            duplicates += _walk(item, (*path, index), lines, inside, visits)
-    return duplicates
-
-
-def _show(path: KeyPath) -> str:
-    text = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
-    return text.removeprefix(".") or "(top level)"
-
-
-def _in_file(loc: KeyPath, lines: Lines) -> KeyPath:
-    """The longest part of ``loc`` present in the file, skipping pydantic's union tags."""
-    path: KeyPath = ()
-    for part in loc:
-        if (*path, part) in lines:
-            path = (*path, part)
-    return path
+        return safe_yaml.load_yaml(text, source)
+    except safe_yaml.YamlProblem as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def validation_problems(

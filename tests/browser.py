@@ -35,10 +35,15 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless Chromium for the session; each test opens its own context (no shared
-    cookies or storage). Typed as object so modules that do not use it need no Playwright."""
+    """One headless Chromium per test module (it starts in about a second); each test opens
+    its own context (no shared cookies or storage). Typed as object so modules that do not use
+    it need no Playwright.
+
+    Not one for the session: Playwright's sync API runs an asyncio loop in the main thread
+    while it is open, and every later test module that calls asyncio.run() would fail with
+    "cannot be called from a running event loop"."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

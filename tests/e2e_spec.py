@@ -149,10 +149,16 @@ def run_calls(
     return problems
 
 
+def is_first_transmission(entry: dict[str, Any]) -> bool:
+    """Not a retransmission: neither one the duplicate cache answered or discarded, nor one
+    that went to the script again because a drop lost the transmission before it."""
+    return not entry["outcome"].startswith("retransmission") and entry.get("transmission", 1) == 1
+
+
 def check_journal(entries: list[dict[str, Any]], case: Case) -> list[str]:
     """What the server really sent, as the mock saw it."""
     problems: list[str] = []
-    fresh = [e for e in entries if not e["outcome"].startswith("retransmission")]
+    fresh = [e for e in entries if is_first_transmission(e)]
     retransmissions = len(entries) - len(fresh)
     if retransmissions < case.retransmissions:
         problems.append(

@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server import config_errors
+from mfa_shared import safe_yaml
 from server.config import (
     ApiVersions,
     ConfigError,
@@ -163,8 +163,8 @@ def test_problems_at_the_offending_line(text: str, expected: str | tuple[str, st
 
 def test_many_values_are_not_mistaken_for_an_alias_bomb(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only values reached again through aliases count towards the limit, not the file's size."""
-    monkeypatch.setattr(config_errors, "MAX_ALIAS_VISITS", 10)
-    monkeypatch.setattr(config_errors, "ALIAS_VISITS_PER_NODE", 1)
+    monkeypatch.setattr(safe_yaml, "MAX_ALIAS_VISITS", 10)
+    monkeypatch.setattr(safe_yaml, "ALIAS_VISITS_PER_NODE", 1)
     users = "".join(f"  - {{username: u{i}, password: pw}}\n" for i in range(200))
     text = f"identityProviders:\n- name: local\n  users:\n{users}"
     assert len(parse_settings(text, SOURCE, Path(".")).identity_providers[0].users) == 200

@@ -216,16 +216,18 @@ def test_sessions_are_bounded_in_number() -> None:
     assert engine.decide(s, view("user-0", state=first), now=0).step is None  # the oldest went
 
 
-def test_states_are_deterministic_unless_seeded() -> None:
-    def states(seed: str = "") -> list[bytes | None]:
+def test_states_are_random_unless_seeded() -> None:
+    def states(seed: str | None = None) -> list[bytes | None]:
         engine = Engine(load_scenarios(SCENARIOS), seed=seed)
         challenge = engine.scenarios["challenge"]
         return [engine.decide(challenge, view("carol", "carol-pass")).state for _ in range(2)]
 
     first_run = states()
-    assert first_run == states()  # same requests, same States
-    assert first_run[0] != first_run[1]  # but each exchange gets a new one
-    assert states("run-1") != first_run and states("run-1") != states("run-2")
+    assert first_run != states()  # a fresh process mints new States, as a real server
+    assert first_run[0] != first_run[1]  # and each exchange gets a new one
+    seeded = states("run-1")
+    assert seeded == states("run-1")  # a seed makes them reproducible
+    assert seeded != states("run-2") and seeded[0] != seeded[1]
 
 
 def test_sessions_are_per_user(shipped: Engine) -> None:
@@ -240,23 +242,37 @@ def test_password_alternatives() -> None:
     assert [c[1] for c in codes(engine, s, "a", "b", "c")] == [ACCEPT, ACCEPT, REJECT]
 
 
-def test_mismatch_names_the_closest_step_and_the_hint_is_optional(shipped: Engine) -> None:
+def test_mismatch_names_the_closest_step_and_the_hint_goes_on_the_wire_only_if_asked(
+    shipped: Engine,
+) -> None:
     challenge = shipped.scenarios["challenge"]
     decision = shipped.decide(challenge, view("carol", "wrong-pass"))
     assert decision.step is None and decision.code == REJECT
     assert decision.near_miss is not None
     assert decision.near_miss.step == "challenge" and decision.near_miss.failed == ("password",)
-    assert dict(decision.attributes)["Reply-Message"] == (
-        "mock-radius: no step of challenge matches (closest step 'challenge' failed on password)"
+    hint = "mock-radius: no step of challenge matches (closest step 'challenge' failed on password)"
+    assert decision.hint == hint  # for the journal, always
+    assert decision.attributes == ()  # but not on the wire: FreeRADIUS says nothing of the kind
+    asked = Engine(load_scenarios(SCENARIOS), mismatch_hint=True)  # serve --mismatch-hint
+    assert dict(asked.decide(challenge, view("carol", "wrong-pass")).attributes) == {
+        "Reply-Message": hint
+    }
+    loud = scenario(
+        "onMismatch: {code: Access-Reject, hint: true}\n"
+        "steps:\n  - {match: {password: x}, reply: {code: Access-Accept}}\n"
     )
+    assert Engine([loud]).decide(loud, view("u", "y")).attributes == (
+        ("Reply-Message", "mock-radius: no step of t matches (closest step 'step-1' failed on "
+         "password)"),
+    )  # fmt: skip
     quiet = scenario(
         "onMismatch: {code: Access-Reject, hint: false}\n"
         "steps:\n  - {match: {password: x}, reply: {code: Access-Accept}}\n"
     )
-    silent = Engine([quiet]).decide(quiet, view("u", "y"))
-    assert silent.code == REJECT and silent.attributes == ()
+    silent = Engine([quiet], mismatch_hint=True).decide(quiet, view("u", "y"))
+    assert silent.code == REJECT and silent.attributes == ()  # the scenario's word wins
     scripted = scenario(
-        "onMismatch: {code: Access-Reject, attributes: {Reply-Message: 'no'}}\n"
+        "onMismatch: {code: Access-Reject, hint: true, attributes: {Reply-Message: 'no'}}\n"
         "steps:\n  - {match: {password: x}, reply: {code: Access-Accept}}\n"
     )
     assert Engine([scripted]).decide(scripted, view("u", "y")).attributes == (
@@ -317,8 +333,14 @@ def test_accounting_scripts() -> None:
     assert dict(start.attributes) == {"Reply-Message": "recorded"}
     assert engine.decide_accounting(s, acct("Stop")).drop  # the first Stop is lost
     assert engine.decide_accounting(s, acct("Stop")).step == "stop"  # the NAS's retry is not
-    other = engine.decide_accounting(s, acct("Interim-Update"))
-    assert other.step is None and other.drop and other.near_miss is not None
+    other = engine.decide_accounting(s, acct("Interim-Update"))  # no step for it: answered
+    assert (other.step, other.drop, other.code, other.attributes) == (
+        None, False, wire.ACCOUNTING_RESPONSE, ()
+    )  # fmt: skip
+    assert other.near_miss is not None and other.hint == (
+        "mock-radius: no accounting step of t matches (closest step 'start' failed on "
+        "attribute Acct-Status-Type)"
+    )
     by_number = scenario(
         "steps: [{drop: true}]\n"
         "accounting: [{match: {attributes: {Acct-Status-Type: 1}}, reply: {}}]\n"
@@ -345,6 +367,36 @@ def test_a_recorded_password_hash_matches_only_its_password() -> None:
     chap = RequestView(user_name="u", message_authenticator=True, auth_type="CHAP",
                        chap=(b"c" * 16, b"\x01" + b"r" * 16))  # fmt: skip
     assert engine.decide(s, chap).code == REJECT
+
+
+def test_not_password_matches_any_wrong_password_and_nothing_else() -> None:
+    """What a recording with --passwords writes for a wrong attempt: a request that carries a
+    password other than the listed ones (PAP or CHAP), never one that carries none."""
+    import hashlib
+
+    s = scenario(
+        "steps:\n  - {name: wrong, match: {notPassword: [right, other]},\n"
+        "     reply: {code: Access-Reject}}\n"
+        "  - {name: anything-else, reply: {code: Access-Accept}}\n"
+    )  # fmt: skip
+    engine = Engine([s])
+    assert [c[0] for c in codes(engine, s, "wrong", "right", "other", "guess")] == [
+        "wrong", "anything-else", "anything-else", "wrong"
+    ]  # fmt: skip
+    no_password = RequestView(user_name="u", message_authenticator=True)
+    assert engine.decide(s, no_password).step == "anything-else"
+    challenge = b"c" * 16
+
+    def chap(password: str) -> RequestView:
+        response = b"\x01" + hashlib.md5(b"\x01" + password.encode() + challenge).digest()
+        return RequestView(
+            user_name="u", message_authenticator=True, auth_type="CHAP",
+            chap=(challenge, response),
+            password_matches=lambda clear: clear == password,
+        )  # fmt: skip
+
+    assert engine.decide(s, chap("guess")).step == "wrong"
+    assert engine.decide(s, chap("right")).step == "anything-else"
 
 
 def test_a_request_without_a_password_never_matches_a_password_step() -> None:

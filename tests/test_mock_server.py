@@ -490,3 +490,52 @@ def test_serve_refuses_bad_scenarios(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"{bad}:1: secret: Field required" in result.stderr
     assert f"{bad}:2: steps: List should have at least 1 item" in result.stderr
+
+
+# a 0.5 KB "billion laughs": 9**8 (43 million) values once the aliases are expanded
+BOMB = (
+    "name: bomb\nsecret: s\nsteps: [{drop: true}]\n"
+    "description: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9))
+)
+MEMORY_CEILING = 2 << 30  # address space for the processes below: a regression fails, not swaps
+
+
+def _measured(command: list[str], folder: Path) -> tuple[int, str, float, int]:
+    """(exit status, stderr, seconds, peak resident KiB) of one process, from its own rusage."""
+    import resource
+
+    def ceiling() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CEILING, MEMORY_CEILING))
+
+    err = folder / "stderr.txt"
+    with err.open("w") as sink:
+        started = time.monotonic()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=sink,
+                                   preexec_fn=ceiling)  # fmt: skip
+        killer = threading.Timer(60, process.kill)  # a regression fails, it does not hang
+        killer.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.monotonic() - started
+        killer.cancel()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, err.read_text(), elapsed, usage.ru_maxrss
+
+
+def test_an_alias_bomb_is_refused_by_validate_and_serve_quickly(tmp_path: Path) -> None:
+    """The loader the server uses (mfa_shared) refuses it before anything expands it: in about
+    the time and the memory the same command takes with a small file."""
+    bomb = _write(tmp_path, "bomb.yaml", BOMB)
+    small = _write(tmp_path, "small.yaml", "name: small\nsteps: [{drop: true}]\n")  # no secret
+    assert len(BOMB) < 600
+    base = [sys.executable, "-m", "mock_radius"]
+    refused = f"{bomb}:4: aliases expand to more than 100000 repeated values"
+    for command, status in ((["validate"], 1), (["serve", "--port", "0", "--scenarios"], 2)):
+        reference = _measured([*base, *command, str(small)], tmp_path)
+        assert reference[0] == status and "secret: Field required" in reference[1]
+        code, stderr, elapsed, peak = _measured([*base, *command, str(bomb)], tmp_path)
+        assert (code, stderr.strip()) == (status, refused)
+        # within a few times what the small file took, in time and memory (expanded, the bomb
+        # takes minutes and gigabytes)
+        assert elapsed < 3 * reference[2], (elapsed, reference[2])
+        assert peak < reference[3] + 50 * 1024, (peak, reference[3])

@@ -50,7 +50,11 @@ def test_all_shipped_scenarios_load() -> None:
         ("name: x\nsecret: s\nsteps: [{drop: true}]\nextra: 1\n", "t.yaml:4: extra: unknown key"),
         ("name: 'bad name'\nsecret: s\nsteps: [{drop: true}]\n", "t.yaml:1: name: String should"),
         ("name: x\n  secret: [\n", "t.yaml:2: not valid YAML"),
-        ("- a list\n", "t.yaml:1: a scenario must be a YAML mapping"),
+        ("- a list\n", "t.yaml:1: the top level must be a mapping of keys"),
+        ("name: x\nsecret: s\nname: y\nsteps: [{drop: true}]\n",
+         "t.yaml:3: name: duplicate key (first on line 1)"),
+        ("name: x\nsecret: s\nsteps: &s [{drop: true}, *s]\n",
+         "t.yaml:3: steps[1]: an alias refers to a value that contains it"),
     ],
 )  # fmt: skip
 def test_schema_errors_name_line_and_field(text: str, expected: str) -> None:
@@ -173,3 +177,52 @@ def test_resign_makes_a_changed_reply_valid_again() -> None:
     assert decoded.verify_message_authenticator(
         original_authenticator=request.authenticator, original_code=rp.AccessRequest
     )
+
+
+# the control API's parsers
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["user", "outcome", "step", "scenario", "from", "to", "since", "limit",
+                         "usr", "colour", ""]) | st.text(max_size=6),
+        st.lists(st.text(max_size=12) | st.sampled_from(["matched", "mismatch,matched", "1e3",
+                                                         "nan", "inf", "-5"]), min_size=1,
+                 max_size=3),
+        max_size=5,
+    )
+)  # fmt: skip
+def test_any_journal_query_gives_a_filter_or_a_clear_error(args: dict[str, list[str]]) -> None:
+    from mock_radius.journal_filter import FILTERS, PAGING, FilterError, parse_filter
+
+    unknown = sorted(set(args) - set(FILTERS) - set(PAGING))
+    try:
+        parsed = parse_filter(args)
+    except FilterError as exc:
+        message = str(exc)
+        if unknown:
+            assert message.startswith("unknown parameter") and all(u in message for u in unknown)
+        else:
+            assert message.split(":")[0] in ("outcome", "from", "to")
+    else:
+        assert not unknown
+        assert parsed.start <= float("inf") and parsed.end >= float("-inf")
+
+
+@given(st.text(max_size=40))
+def test_host_names_parse_without_error(header: str) -> None:
+    from mock_radius.control_guard import host_name
+
+    assert isinstance(host_name(header), str)
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [("127.0.0.1:8080", "127.0.0.1"), ("[::1]:80", "::1"), ("localhost", "localhost"),
+     ("::1", "::1"), ("evil.example:1", "evil.example")],
+)  # fmt: skip
+def test_host_name(header: str, name: str) -> None:
+    from mock_radius.control_guard import host_name
+
+    assert host_name(header) == name

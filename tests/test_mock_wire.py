@@ -48,6 +48,14 @@ steps:
     match: {userName: silent}
     drop: true
     times: always
+  - name: lose-two
+    match: {userName: flaky}
+    drop: true
+    times: 2
+  - name: then-answer
+    match: {userName: flaky}
+    times: always
+    reply: {code: Access-Accept, attributes: {Reply-Message: third time}}
   - name: ignoring
     match: {userName: ignoring}
     onRetransmit: ignore
@@ -58,7 +66,8 @@ steps:
     reply: {code: Access-Accept, attributes: {Reply-Message: hello}}
 accounting:
   - {name: stop, match: {attributes: {Acct-Status-Type: Stop}}, drop: true}
-  - {name: other, reply: {attributes: {Reply-Message: noted}}}
+  - {name: start, match: {attributes: {Acct-Status-Type: Start}},
+     reply: {attributes: {Reply-Message: noted}}}
 """.replace("LONG_X", "x" * 250).replace("LONG_Y", "y" * 250),
     "wire.yaml",
 )
@@ -232,6 +241,37 @@ def test_retransmissions_during_a_delay_get_one_reply() -> None:
     assert first["sent"] is not None and first["delay"] == 2
 
 
+def test_a_drop_loses_one_transmission_and_the_retransmission_goes_to_the_script() -> None:
+    """ "Lose the first two transmissions, then answer": the same datagram three times."""
+    protocol, _clock, transport, _ = _protocol()
+    request = build_request("s", "flaky", "x")
+    raw = request.RequestPacket()
+    outcomes = [protocol.handle(raw, CLIENT) for _ in range(4)]
+    assert outcomes == [Outcome.DROPPED_BY_SCRIPT, Outcome.DROPPED_BY_SCRIPT, Outcome.MATCHED,
+                        Outcome.RETRANSMISSION_FROM_CACHE]  # fmt: skip
+    assert len(transport.sent) == 2 and transport.sent[0][0] == transport.sent[1][0]
+    _verify(transport.sent[0][0], request, raw)  # answered as the request it is
+    entries = protocol.journal.entries()
+    assert [(e.get("step"), e.get("transmission")) for e in entries] == [
+        ("lose-two", 1), ("lose-two", 2), ("then-answer", 3), (None, None)
+    ]  # fmt: skip
+
+
+def test_a_request_without_message_authenticator_is_dropped_in_silence() -> None:
+    """As FreeRADIUS with require_message_authenticator: no Access-Reject saying why."""
+    protocol, _clock, transport, _ = _protocol()
+    raw = build_request("s", "anyone", "x", message_authenticator=False).RequestPacket()
+    assert protocol.handle(raw, CLIENT) is Outcome.DROPPED_NO_MESSAGE_AUTHENTICATOR
+    assert transport.sent == []
+    (entry,) = protocol.journal.entries()
+    assert (entry["scenario"], entry["messageAuthenticator"], entry["user"]) == (
+        "wire", "absent", "anyone"
+    )  # fmt: skip
+    lenient = SCENARIO.model_copy(update={"require_message_authenticator": False})
+    protocol.engine = Engine([lenient])
+    assert protocol.handle(raw, CLIENT) is Outcome.MATCHED and len(transport.sent) == 1
+
+
 def test_on_retransmit_ignore() -> None:
     protocol, _clock, transport, _ = _protocol()
     raw = build_request("s", "ignoring", "x").RequestPacket()
@@ -321,12 +361,17 @@ def test_accounting_requests_are_verified_answered_and_scripted() -> None:
     assert start.VerifyReply(decoded, reply) and decoded["Reply-Message"] == ["noted"]
     _, stop = _accounting("Stop")
     assert protocol.accounting.handle(stop, CLIENT) is Outcome.DROPPED_BY_SCRIPT
+    interim, update = _accounting("Interim-Update")  # no step for it: answered all the same
+    assert protocol.accounting.handle(update, CLIENT) is Outcome.MISMATCH
+    decoded = rp.AcctPacket(packet=accounting.sent[1][0], secret=SECRET, dict=dictionary())
+    assert interim.VerifyReply(decoded, accounting.sent[1][0]) and decoded.keys() == []
+    assert protocol.journal.entries()[-1]["nearMiss"]["step"] == "stop"
     _, forged = _accounting("Start", secret=b"wrong")
     assert protocol.accounting.handle(forged, CLIENT) is Outcome.DROPPED_BAD_REQUEST_AUTHENTICATOR
     access = build_request("s", "anyone", "x").RequestPacket()
     assert protocol.accounting.handle(access, CLIENT) is Outcome.DROPPED_UNSUPPORTED_CODE
     assert protocol.handle(raw, CLIENT) is Outcome.DROPPED_UNSUPPORTED_CODE
-    assert len(accounting.sent) == 1
+    assert len(accounting.sent) == 2
     entry = protocol.journal.entries()[0]
     assert entry["attributes"]["Acct-Status-Type"] == ["Start"]
 

@@ -117,7 +117,9 @@ def test_twenty_concurrent_first_initializes_share_one_secret(two: tuple[str, st
 
 @pytest.fixture(scope="module")
 def radius() -> Iterator[MockRadius]:
-    mock = start_mock_radius(SCENARIOS, time_scale=0.5)
+    # the mismatch hint on the wire: a test below tells the RADIUS server's Reply-Message from
+    # the server's own reasons
+    mock = start_mock_radius(SCENARIOS, time_scale=0.5, extra_args=("--mismatch-hint",))
     yield mock
     mock.stop()
 
