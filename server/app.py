@@ -24,6 +24,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server import errors
+from server.cancelled import AnswerWhenCancelled
 from server.config import DefaultTimeBasedProvider, Settings
 from server.edge import EdgeMiddleware
 from server.http_input import Incoming
@@ -93,7 +94,7 @@ class _Runtime:
     @property
     def ready(self) -> LoginService:
         if self.service is None:
-            raise errors.ApiError(503, "unavailable", "The server is starting or stopping.")
+            raise errors.unavailable()
         return self.service
 
 
@@ -264,6 +265,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(AnswerWhenCancelled),  # outermost, so it covers every request
             *control_middleware(control),
             Middleware(
                 EdgeMiddleware,

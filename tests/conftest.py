@@ -291,6 +291,16 @@ class ServerLog:
                     raise AssertionError(f"no {event} event on stderr")
                 self._changed.wait(left)
 
+    def wait_for_message(self, message: str, timeout: float = 15.0) -> None:
+        """Until a log line has this ``message`` (uvicorn's own lines carry no event)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not any(e.get("message") == message for e in self.events()):
+                left = deadline - time.monotonic()
+                if left <= 0 or self._done:
+                    raise AssertionError(f"no log line {message!r} on stderr")
+                self._changed.wait(left)
+
 
 class ServerProcess(subprocess.Popen[str]):
     log: ServerLog
