@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server import errors
 from server.cancelled import AnswerWhenCancelled
 from server.config import DefaultTimeBasedProvider, Settings
+from server.demo_page import demo_page_middleware
 from server.edge import EdgeMiddleware
 from server.http_input import Incoming
 from server.keys import open_checked_key
@@ -267,6 +268,7 @@ def create_app(
         middleware=[
             Middleware(AnswerWhenCancelled),  # outermost, so it covers every request
             *control_middleware(control),
+            *demo_page_middleware(settings),  # before the Accept check: a browser's page
             Middleware(
                 EdgeMiddleware,
                 min_version=settings.server.api_versions.min,

@@ -317,6 +317,15 @@ class ServerSettings(_Model):
         description="Open connections per worker; one over it is closed at once.",
         examples=[1000],
     )
+    demo_page: bool = Field(
+        False,
+        description=(
+            "Serve the demo page at GET /: the login flow in a browser (the QR code, a push, a "
+            "challenge, the token's claims), as a client of this API. The embedded demo "
+            "configuration turns it on; test control serves it too."
+        ),
+        examples=[True],
+    )
     test_control: Annotated[TestControlSettings, BeforeValidator(_test_control_shorthand)] = Field(
         TestControlSettings(),
         description=(

@@ -194,6 +194,9 @@ def test_mfa_server_demo_answers_a_radius_challenge_from_another_folder(
         assert body["type"] == "Challenge"
         assert body["responseMessage"] == "Enter the code shown on your token"
         assert body["state"] and body["timeout"] == 6
+        for path, kind in (("/", "text/html"), ("/demo.js", "text/javascript")):  # package data
+            asset = httpx.get(url + path)
+            assert asset.status_code == 200 and asset.headers["content-type"].startswith(kind)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(15)
