@@ -748,5 +748,5 @@ def load_settings(path: str | Path) -> Settings:
 
 def demo_settings(data_dir: Path) -> Settings:
     """The embedded demo configuration, with its data kept in ``data_dir``."""
-    text = resources.files("server").joinpath(DEMO_CONFIG_RESOURCE).read_text(encoding="utf-8")
+    text = resources.files(__package__).joinpath(DEMO_CONFIG_RESOURCE).read_text(encoding="utf-8")
     return parse_settings(text, "(embedded demo configuration)", data_dir)

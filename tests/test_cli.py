@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from mock_radius import cli as mock_cli
 from server import __main__ as server_cli
 from tests.conftest import wait_for_json_line
+from tests.programs import command as program_command
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -72,19 +72,18 @@ def test_the_defaults_worth_showing_are_shown() -> None:
     assert "(default: server.port, 8443)" in top
 
 
-@pytest.mark.parametrize("program", ["server", "mock_radius"])
+@pytest.mark.parametrize("program", PARSERS)
 def test_version(program: str) -> None:
-    shown = {"server": "mfa-server", "mock_radius": "mock-radius"}[program]
     result = subprocess.run(
-        [sys.executable, "-m", program, "--version"], capture_output=True, text=True, timeout=30
+        [*program_command(program), "--version"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{shown} {VERSION}\n"
+    assert result.stdout == f"{program} {VERSION}\n"
 
 
 def test_mock_radius_help_is_plain_text_naming_every_command() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mock_radius", "--help"], capture_output=True, text=True, timeout=30
+        [*program_command("mock-radius"), "--help"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0
     assert "``" not in result.stdout  # no reStructuredText from a docstring
@@ -101,7 +100,7 @@ def test_mock_radius_alone_serves_the_shipped_scenarios() -> None:
     if unshare is None:
         pytest.fail("this test needs unshare (util-linux)")
     process = subprocess.Popen(
-        [unshare, "--map-root-user", "--net", sys.executable, "-m", "mock_radius"],
+        [unshare, "--map-root-user", "--net", *program_command("mock-radius")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
     )  # fmt: skip
     try:

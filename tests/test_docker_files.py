@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,8 @@ from mock_radius import cli as mock_cli
 from server import __main__ as server_cli
 from server.config import RadiusProvider, Settings, demo_settings, load_settings
 from tests.conftest import wait_for_json_line
+from tests.programs import command as program_command
+from tests.programs import launcher
 
 DOCKER = Path(__file__).resolve().parent.parent / "docker"
 HEALTHCHECK = DOCKER / "healthcheck.py"
@@ -73,7 +74,7 @@ def test_command_lines_are_accepted_by_the_clis() -> None:
 
 
 def test_the_mock_command_line_runs(tmp_path: Path) -> None:
-    """The compose command of the mock, with free ports and the repo's scenarios."""
+    """The compose command of the mock, with free ports (and the shipped scenarios)."""
     command = list(compose()["services"]["mock-radius"]["command"][1:])
     for option, value in (("--port", "0"), ("--control-port", "0"), ("--host", "127.0.0.1"),
                           ("--control-host", "127.0.0.1")):  # fmt: skip
@@ -150,16 +151,6 @@ def _check(pid: int) -> tuple[int, str]:
     return result.returncode, result.stdout.strip()
 
 
-def _program(name: str, folder: Path) -> list[str]:
-    """A launcher named like the console script (the health check reads the program's name
-    from the command line, as the image's ``python /usr/local/bin/mfa-server ...``)."""
-    scripts = tomllib.loads((DOCKER.parent / "pyproject.toml").read_text())["project"]["scripts"]
-    module, _, function = scripts[name].partition(":")
-    launcher = folder / name
-    launcher.write_text(f"import sys\nfrom {module} import {function}\nsys.exit({function}())\n")
-    return [sys.executable, str(launcher)]
-
-
 @contextmanager
 def _process(argv: list[str], ready_key: str | None, cwd: Path) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -177,7 +168,7 @@ def _process(argv: list[str], ready_key: str | None, cwd: Path) -> Iterator[subp
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 def test_the_health_check_asks_the_server_on_its_port(tmp_path: Path, tls: bool) -> None:
     port = _free_port()
-    argv = [*_program("mfa-server", tmp_path), "--host", "127.0.0.1", "--port", str(port),
+    argv = [*launcher("mfa-server", tmp_path), "--host", "127.0.0.1", "--port", str(port),
             "--no-mock-radius", "--data-dir", str(tmp_path)]  # fmt: skip
     argv += ["--tls"] if tls else []
     with _process(argv, "port", tmp_path) as server:
@@ -191,7 +182,7 @@ def test_the_health_check_asks_the_server_on_its_port(tmp_path: Path, tls: bool)
 
 def test_the_health_check_asks_the_mock_its_control_api(tmp_path: Path) -> None:
     port = _free_port()
-    mock_radius = _program("mock-radius", tmp_path)
+    mock_radius = launcher("mock-radius", tmp_path)
     argv = [*mock_radius, "serve", "--port", "0", "--control-port", str(port)]
     with _process(argv, "controlPort", tmp_path) as mock:
         assert _check(mock.pid) == (0, f"mock-radius answers at http://127.0.0.1:{port}/health")
@@ -239,8 +230,8 @@ def test_a_data_folder_the_server_may_not_write_is_a_clear_refusal(tmp_path: Pat
         "identityProviders": [{"name": "local", "users": [{"username": "a", "password": "b"}]}],
     }))  # fmt: skip
     result = subprocess.run(
-        [unshare, "--user", "--map-user=10001", "--map-group=10001", sys.executable, "-m",
-         "server", "--config", str(config), "--port", "0"],
+        [unshare, "--user", "--map-user=10001", "--map-group=10001", *program_command("mfa-server"),
+         "--config", str(config), "--port", "0"],
         capture_output=True, text=True, timeout=60, env=dict(os.environ),
     )  # fmt: skip
     assert result.returncode == 2, result.stderr

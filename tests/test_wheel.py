@@ -231,8 +231,8 @@ def test_mock_radius_serves_the_shipped_scenarios_from_another_folder(
 # the plugins come from the wheel's entry points.
 
 ACCEPT = {"Accept": "application/vnd.appgate.peer-v22+json"}
-# Staged: the last commit of the branch that makes the import names unique removes this line
-# and the marker's uses.
+# BEFORE_THE_RENAME: staged; the commit that makes the import names unique removes every line
+# BEFORE_THE_RENAME: that names it (these, the marker and its uses).
 BEFORE_THE_RENAME = pytest.mark.xfail(strict=True, reason="top-level server and scenarios")
 
 
