@@ -1,9 +1,9 @@
 """mfa-server as a test double for an API client's tests: what the fixtures of the pytest plugin
 ``pytest_appgate_mfa_server`` (entry point ``pytest11``, name ``mfa_server``) hand to a test.
 
-Each server is a subprocess (``python -m server --test-control``) on a free port, in a folder
-of its own (database, seed key, log), found from its ready line and stopped with SIGTERM after
-the test. The client speaks to /_test/ with urllib, so the plugin needs no HTTP library.
+Each server is a subprocess (``python -m server --test-control``) on a free port, in a
+folder of its own (database, seed key, log), found from its ready line and stopped with SIGTERM
+after the test. The client speaks to /_test/ with urllib, so the plugin needs no HTTP library.
 docs/pytest-plugins.md documents every type here; the plugin module imports this one only when
 a test uses a fixture.
 """
