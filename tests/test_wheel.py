@@ -103,9 +103,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     python = venv / "bin" / "python"
     purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
     site_packages = Path(purelib.stdout.strip())
-    # The dependencies come from this interpreter's site-packages, added as plain paths: the
-    # .pth files there (an editable install of this project among them) are not run.
-    ours = [*site.getsitepackages(), sysconfig.get_paths()["purelib"]]
+    # The dependencies come from this interpreter's site-packages (and any such folder a .pth
+    # file put on its path), added as plain paths: the .pth files there (an editable install
+    # of this project among them) are not run.
+    on_path = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    ours = [*site.getsitepackages(), sysconfig.get_paths()["purelib"], *on_path]
     (site_packages / "_test_dependencies.pth").write_text("\n".join(dict.fromkeys(ours)) + "\n")
     _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
           "--no-index", "--quiet", str(wheel)])  # fmt: skip
