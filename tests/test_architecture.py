@@ -18,7 +18,7 @@ PACKAGE_OF_FOLDER = {
 
 def imports_of(path: Path) -> set[str]:
     """Every module ``path`` imports, relative imports made absolute, and each imported name
-    as a module too (``from server import mfa`` imports ``server.mfa``)."""
+    as a module too (``from a import b`` imports ``a.b``)."""
     tree = ast.parse(path.read_text())
     parts = list(path.relative_to(ROOT).with_suffix("").parts[:-1])
     if parts:
