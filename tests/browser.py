@@ -35,10 +35,12 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless Chromium for the session; each test opens its own context (no shared
-    cookies or storage). Typed as object so modules that do not use it need no Playwright."""
+    """One headless Chromium per test module; each test opens its own context (no shared
+    cookies or storage). Not one for the session: while Playwright's sync API is started it
+    keeps an asyncio event loop running in the main thread, and every later test calling
+    asyncio.run() would fail. Typed as object so modules that do not use it need no Playwright."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
