@@ -1,8 +1,9 @@
-"""``mock-radius``: serve scenarios over UDP, or validate scenario files."""
+"""The ``mock-radius`` command line: serve, validate, schema, record and import."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import ipaddress
 import json
 import signal
@@ -30,7 +31,16 @@ from mock_radius.scenario import (
 )
 from scenarios import shipped_scenarios
 
-DEFAULT_SCENARIOS = shipped_scenarios()
+DISTRIBUTION = "appgate-mfa-reference"  # the [project] name in pyproject.toml
+DESCRIPTION = """\
+A RADIUS server for testing RADIUS clients: it replays scripted scenarios over UDP
+(authentication, accounting, Status-Server), with a control API over HTTP. It can also check
+scenario files, print their format, and write new ones from a real server (record) or from a
+packet capture (import).
+
+Run alone, mock-radius serves the scenarios shipped with it, as 'mock-radius serve' does with
+its defaults ('mock-radius serve --help' lists them)."""
+EPILOG = "Each command has its own options: mock-radius COMMAND --help."
 
 
 def _stop_on_signals(reactor: Any) -> None:
@@ -67,7 +77,8 @@ def serve(args: argparse.Namespace) -> int:
     from mock_radius.udp_stats import SocketReport
 
     try:
-        scenarios = load_scenarios(Path(args.scenarios))
+        location = Path(args.scenarios) if args.scenarios else shipped_scenarios()
+        scenarios = load_scenarios(location)
         engine = Engine(
             scenarios,
             args.scenario,
@@ -377,20 +388,37 @@ def _acct_port_option(text: str) -> str:
 
 
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
-    """Help that shows each option's default, where it has one worth showing."""
+    """Help that shows each option's default, where it has one worth showing (0 is one)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, [], "", False):
+        if action.default is None or action.default is False or action.default in ([], ""):
             return action.help or ""
         return super()._get_help_string(action) or ""
 
 
+def installed_version() -> str:
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:  # a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     helpful = _ShowDefaults
-    parser = argparse.ArgumentParser(prog="mock-radius", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="serve scenarios over UDP", formatter_class=helpful)
-    run.add_argument("--scenarios", default=str(DEFAULT_SCENARIOS), help="a folder or one file")
+    parser = argparse.ArgumentParser(
+        prog="mock-radius",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    run = commands.add_parser(
+        "serve", help="serve scenarios over UDP (the default)", formatter_class=helpful
+    )
+    run.add_argument(
+        "--scenarios", help="a folder or one file (default: the scenarios shipped with the mock)"
+    )
     run.add_argument("--scenario", help="the scenario active for every user at start")
     run.add_argument("--host", default="127.0.0.1", help="address of the RADIUS ports")
     run.add_argument("--port", type=int, default=1812, help="UDP auth port, 0 for a free one")
@@ -464,9 +492,11 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="network allowed to send requests (repeatable; default loopback)",
     )
-    check = commands.add_parser("validate", help="validate scenario files")
-    check.add_argument("files", nargs="+")
-    commands.add_parser("schema", help="print the scenario format as JSON Schema")
+    check = commands.add_parser("validate", help="check scenario files", formatter_class=helpful)
+    check.add_argument("files", nargs="+", help="scenario files, or folders of them (*.yaml)")
+    commands.add_parser(
+        "schema", help="print the scenario format as JSON Schema", formatter_class=helpful
+    )
 
     def recording_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--secret", required=True, help="the clients' shared secret")
@@ -526,14 +556,21 @@ def _parser() -> argparse.ArgumentParser:
     imp = commands.add_parser(
         "import", help="a scenario from a pcap/pcapng capture", formatter_class=helpful
     )
-    imp.add_argument("capture")
-    imp.add_argument("--allow-truncated", action="store_true")
+    imp.add_argument("capture", help="the pcap or pcapng file")
+    imp.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="import what a truncated capture holds (the file says it is partial)",
+    )
     recording_options(imp)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # `mock-radius` alone: serve the shipped scenarios
+        args = parser.parse_args(["serve"])
     if args.command == "validate":
         return validate(args)
     if args.command == "record":

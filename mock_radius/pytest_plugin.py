@@ -1,12 +1,10 @@
-"""pytest plugin (entry point ``pytest11``): run the mock as a subprocess on free ports.
+"""The mock RADIUS server in a test: what the fixtures of the pytest plugin ``pytest_mock_radius``
+(entry point ``pytest11``, name ``mock_radius``) hand to a test.
 
-def test_login(mock_radius_factory):
-    mock = mock_radius_factory("scenarios/challenge.yaml", time_scale=0.1)
-    ... send RADIUS to (mock.host, mock.port) with mock.secret ...
-    assert mock.control.journal()[-1]["step"] == "right-code"
-
-@pytest.mark.mock_radius(scenarios="scenarios/push.yaml")
-def test_push(mock_radius): ...
+Each mock is ``mock-radius serve`` as a subprocess on free ports, found from its ready line and
+stopped with SIGTERM after the test; its control API is spoken with urllib, so the plugin needs
+no HTTP library. docs/pytest-plugins.md documents every type here; the plugin module imports
+this one only when a test uses a fixture.
 """
 
 from __future__ import annotations
@@ -22,14 +20,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import pytest
-
 from mock_radius.scenario import load_scenarios
+from scenarios import shipped_scenarios
 
 READY_TIMEOUT_SECONDS = 20.0
 
@@ -163,19 +159,41 @@ class MockRadius:
         return self.process.returncode
 
 
+class UnknownScenarios(ValueError):
+    """Neither a file nor a folder, nor the name of a shipped scenario."""
+
+
+def scenario_location(scenarios: str | Path | None) -> Path:
+    """What to serve: a file or a folder as given, else the shipped scenario of that name
+    (``"challenge"``); None: every shipped scenario."""
+    if scenarios is None:
+        return shipped_scenarios()
+    path = Path(scenarios)
+    if path.exists():
+        return path
+    shipped = {file.stem: file for file in shipped_scenarios().glob("*.yaml")}
+    if isinstance(scenarios, str) and scenarios in shipped:
+        return shipped[scenarios]
+    raise UnknownScenarios(
+        f"{scenarios}: no such file or folder, and no shipped scenario of that name "
+        f"(shipped: {', '.join(sorted(shipped))})"
+    )
+
+
 def start_mock_radius(
-    scenarios: str | Path,
+    scenarios: str | Path | None = None,
     *,
     scenario: str | None = None,
     time_scale: float = 1.0,
     extra_args: tuple[str, ...] = (),
 ) -> MockRadius:
     """Start ``mock-radius serve`` on free ports and wait for its ready line (no sleeping)."""
-    loaded = load_scenarios(Path(scenarios))
+    location = scenario_location(scenarios)
+    loaded = load_scenarios(location)
     chosen = next((s for s in loaded if s.name == scenario), loaded[0])
     command = [
         sys.executable, "-m", "mock_radius", "serve",
-        "--scenarios", str(scenarios), "--port", "0", "--control-port", "0",
+        "--scenarios", str(location), "--port", "0", "--control-port", "0",
         "--time-scale", str(time_scale), *extra_args,
     ]  # fmt: skip
     if scenario is not None:
@@ -206,35 +224,3 @@ def start_mock_radius(
     process.kill()
     _, err = process.communicate()
     raise RuntimeError(f"mock-radius did not start: {err.strip()}")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "mock_radius(scenarios, scenario=None, time_scale=1.0): mock RADIUS to start"
-    )
-
-
-@pytest.fixture
-def mock_radius_factory() -> Iterator[Callable[..., MockRadius]]:
-    started: list[MockRadius] = []
-
-    def start(scenarios: str | Path, **options: Any) -> MockRadius:
-        mock = start_mock_radius(scenarios, **options)
-        started.append(mock)
-        return mock
-
-    yield start
-    for mock in started:
-        mock.stop()
-
-
-@pytest.fixture
-def mock_radius(
-    request: pytest.FixtureRequest, mock_radius_factory: Callable[..., MockRadius]
-) -> MockRadius:
-    marker = request.node.get_closest_marker("mock_radius")
-    if marker is None:
-        raise pytest.UsageError("the mock_radius fixture needs @pytest.mark.mock_radius(...)")
-    scenarios = marker.kwargs.get("scenarios", marker.args[0] if marker.args else None)
-    options = {k: v for k, v in marker.kwargs.items() if k != "scenarios"}
-    return mock_radius_factory(scenarios, **options)

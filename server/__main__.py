@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib.metadata
 import logging
 import os
 import sys
@@ -13,11 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scenarios import shipped_scenarios
 from server import keys
 from server.config import (
     ConfigError,
+    DefaultTimeBasedProvider,
     RadiusProvider,
+    ServerSettings,
     Settings,
     StorageSettings,
     demo_settings,
@@ -34,7 +36,14 @@ from server.testcontrol import ownership
 from server.testcontrol import startup as test_control
 from server.tls import TlsError, TlsFiles, check_pair, self_signed
 
-DEMO_SCENARIOS = shipped_scenarios()
+DISTRIBUTION = "appgate-mfa-reference"  # the [project] name in pyproject.toml
+
+
+def installed_version() -> str:
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:  # a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def _config_path(config: str | None) -> str | None:
@@ -134,7 +143,7 @@ def serve(args: argparse.Namespace) -> int:
     mock: DemoRadius | None = None
     if _config_path(args.config) is None and not args.no_mock_radius:
         try:
-            mock = start_demo_radius(DEMO_SCENARIOS)
+            mock = start_demo_radius()
         except MockStartError as exc:
             print(f"mfa-server: the demo's mock RADIUS server did not start: {exc}; "
                   "the RADIUS demo users will time out", file=sys.stderr)  # fmt: skip
@@ -249,15 +258,25 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mfa-server",
         description="Run the reference server (the default command), check a configuration, "
-        "hash a password or print a TOTP code.",
+        "hash a password, print a TOTP code or re-encrypt the seeds with a new key.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = parser.add_subparsers(dest="command")
+    defaults = {key: field.default for key, field in ServerSettings.model_fields.items()}
 
     def add_serve_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", help="YAML configuration (default: $MFA_SERVER_CONFIG or demo)")
-        p.add_argument("--host", help="listen address (default: server.host)")
-        p.add_argument("--port", type=int, help="listen port, 0 for a free one")
-        p.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
+        p.add_argument("--host", help=f"listen address (default: server.host, {defaults['host']})")
+        p.add_argument(
+            "--port",
+            type=int,
+            help=f"listen port, 0 for a free one (default: server.port, {defaults['port']})",
+        )
+        p.add_argument(
+            "--workers",
+            type=int,
+            help=f"worker processes (default: server.workers, {defaults['workers']})",
+        )
         p.add_argument(
             "--data-dir",
             default="data",
@@ -288,7 +307,7 @@ def _parser() -> argparse.ArgumentParser:
     add_serve_options(parser)
     add_serve_options(commands.add_parser("serve", help="run the server (the default)"))
     check = commands.add_parser("check-config", help="validate a configuration file")
-    check.add_argument("file")
+    check.add_argument("file", help="the YAML configuration file to check")
     hasher = commands.add_parser("hash-password", help="print an scrypt passwordHash")
     hasher.add_argument("--stdin", action="store_true", help="read the password from stdin")
     rotate = commands.add_parser(
@@ -302,10 +321,17 @@ def _parser() -> argparse.ArgumentParser:
         "--new-key-file", required=True, help="the new key (made, mode 0600, if missing)"
     )
     code = commands.add_parser("totp", help="print the current TOTP code of a base32 secret")
-    code.add_argument("secret")
+    code.add_argument("secret", help="the secret, base32 (as in an otpauth:// URL)")
     code.add_argument("--at", type=float, help="epoch seconds instead of now")
-    code.add_argument("--digits", type=int, default=6)
-    code.add_argument("--period", type=int, default=30)
+    totp_defaults = DefaultTimeBasedProvider.model_fields
+    code.add_argument(
+        "--digits", type=int, default=totp_defaults["digits"].default,
+        help="digits of the code, as the provider's digits (default: %(default)s)",
+    )  # fmt: skip
+    code.add_argument(
+        "--period", type=int, default=totp_defaults["period"].default,
+        help="seconds per time step, as the provider's period (default: %(default)s)",
+    )  # fmt: skip
     return parser
 
 

@@ -24,7 +24,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server import errors
+from server.cancelled import AnswerWhenCancelled
 from server.config import DefaultTimeBasedProvider, Settings
+from server.demo_page import demo_page_middleware
 from server.edge import EdgeMiddleware
 from server.http_input import Incoming
 from server.keys import open_checked_key
@@ -94,7 +96,7 @@ class _Runtime:
     @property
     def ready(self) -> LoginService:
         if self.service is None:
-            raise errors.ApiError(503, "unavailable", "The server is starting or stopping.")
+            raise errors.unavailable()
         return self.service
 
 
@@ -267,7 +269,9 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(AnswerWhenCancelled),  # outermost, so it covers every request
             *control_middleware(control),
+            *demo_page_middleware(settings),  # before the Accept check: a browser's page
             Middleware(
                 EdgeMiddleware,
                 min_version=settings.server.api_versions.min,

@@ -20,6 +20,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -68,8 +70,46 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-# Seconds, given as a number or a string such as "90s", "15m", "24h" (the reference renders it so).
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+def _unit_of(value: object) -> str | None:
+    """The unit a duration was written in: ``m`` for ``10m``, None for a bare number."""
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    return match.group(2) if match else None
+
+
+def _amount(seconds: float, unit: str) -> str:
+    number = seconds / _UNIT_SECONDS[unit]
+    return f"{int(number) if number == int(number) else round(number, 6)}{unit}"
+
+
+def _limit_in(seconds: float, unit: str | None) -> str:
+    """A bound in the unit the user wrote, or the largest smaller unit that shows it whole
+    (300 s to someone who wrote hours is 5m, not 0.083333h)."""
+    if unit is None:
+        return f"{seconds:g} (seconds)"
+    units = sorted(_UNIT_SECONDS, key=_UNIT_SECONDS.__getitem__, reverse=True)
+    for candidate in units[units.index(unit) :]:
+        if (seconds / _UNIT_SECONDS[candidate]).is_integer():
+            return _amount(seconds, candidate)
+    return _amount(seconds, "ms")
+
+
+def _bound_in_users_unit(value: object, handler: ValidatorFunctionWrapHandler) -> float:
+    """A bound of a duration field (``le=300``) is checked in seconds; its message speaks the
+    unit the user wrote: ``timeout: 10m`` gets "must be at most 5m, not 10m"."""
+    try:
+        seconds: float = handler(value)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        if error["type"] != "less_than_equal":  # the only bound a duration field has
+            raise
+        limit = _limit_in(float(error["ctx"]["le"]), _unit_of(value))
+        raise ValueError(f"must be at most {limit}, not {value}") from None
+    return seconds
+
+
+# Seconds, given as a number or a string such as "90s", "15m", "24h" (the reference renders it
+# so). A bound given with the field (``Field(le=300)``) is reported in the user's unit.
+Duration = Annotated[float, BeforeValidator(parse_duration), WrapValidator(_bound_in_users_unit)]
 
 
 class _Model(BaseModel):
@@ -318,6 +358,15 @@ class ServerSettings(_Model):
             "closed. With HTTPS only."
         ),
         examples=["10s"],
+    )
+    demo_page: bool = Field(
+        False,
+        description=(
+            "Serve the demo page at GET /: the login flow in a browser (the QR code, a push, a "
+            "challenge, the token's claims), as a client of this API. The embedded demo "
+            "configuration turns it on; test control serves it too."
+        ),
+        examples=[True],
     )
     test_control: Annotated[TestControlSettings, BeforeValidator(_test_control_shorthand)] = Field(
         TestControlSettings(),
@@ -756,5 +805,5 @@ def load_settings(path: str | Path) -> Settings:
 
 def demo_settings(data_dir: Path) -> Settings:
     """The embedded demo configuration, with its data kept in ``data_dir``."""
-    text = resources.files("server").joinpath(DEMO_CONFIG_RESOURCE).read_text(encoding="utf-8")
+    text = resources.files(__package__).joinpath(DEMO_CONFIG_RESOURCE).read_text(encoding="utf-8")
     return parse_settings(text, "(embedded demo configuration)", data_dir)

@@ -41,7 +41,8 @@ environment variable `MFA_SERVER_CONFIG`, else the embedded demo configuration
 - Relative paths (the SQLite file, the key file) are resolved against the folder of the
   configuration file, not the working directory (the demo's: the `--data-dir` folder).
 - A *duration* is a number of seconds or a string with a unit: `250ms`, `90s`, `15m`, `24h`,
-  `7d`.
+  `7d`. Bounds (`duration (≤ 300)`) are in seconds, but a value over one is refused in the unit
+  it was written in: `timeout: 10m` gets `must be at most 5m, not 10m`.
 - `mfa-server check-config FILE` validates a file without starting anything: it prints
   `FILE: ok`, or one `FILE:LINE: key.path: problem` per problem and exits with status 1.
   `mfa-server --config FILE` refuses to start on the same problems (exit status 2).

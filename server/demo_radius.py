@@ -2,7 +2,8 @@
 
 The server never imports its test double; it runs ``python -m mock_radius`` as a process and
 reads its ready line, with a deadline, so a mock that cannot start costs a clear warning, not a
-hang.
+hang. The mock serves the scenarios shipped with it by default, so the server need not know
+where they are installed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import logging
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from server.ready_line import read_ready_line
 
@@ -40,11 +40,10 @@ class DemoRadius:
                 self.process.wait()
 
 
-def start_demo_radius(scenarios: Path, timeout: float = READY_TIMEOUT_SECONDS) -> DemoRadius:
+def start_demo_radius(timeout: float = READY_TIMEOUT_SECONDS) -> DemoRadius:
     """``mock-radius serve`` on free ports; raises MockStartError when it does not come up."""
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "mock_radius", "serve", "--scenarios", str(scenarios),
-         "--port", "0", "--control-port", "0"],
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mock_radius", "serve", "--port", "0", "--control-port", "0"],
         stdout=subprocess.PIPE, text=True,  # its stderr is ours: its messages reach the operator
     )  # fmt: skip
     assert process.stdout is not None

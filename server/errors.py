@@ -91,5 +91,9 @@ def validation_error(errors: list[FieldError]) -> ApiError:
     )
 
 
+def unavailable() -> ApiError:
+    return ApiError(503, "unavailable", "The server is starting or stopping.")
+
+
 def unexpected_error() -> ApiError:
     return ApiError(500, "unexpected error", "Unexpected server side error.")

@@ -62,7 +62,13 @@ def load_key(storage: StorageSettings, *, create: bool) -> bytes:
             raise
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"{path}: cannot read the seed encryption key: {exc}") from None
-    return write_key_file(path, secrets.token_bytes(KEY_BYTES))
+    try:
+        return write_key_file(path, secrets.token_bytes(KEY_BYTES))
+    except OSError as exc:  # a folder this user may not write (a container's bind mount, say)
+        raise KeyFileError(
+            f"{path}: cannot create the seed encryption key: {exc.strerror}; the folder must "
+            f"be writable by this process's user (uid {os.getuid()})"
+        ) from None
 
 
 def warn_if_exposed(storage: StorageSettings) -> None:

@@ -1,20 +1,11 @@
-"""pytest plugin (entry point ``pytest11``): mfa-server as a test double for an API client.
+"""mfa-server as a test double for an API client's tests: what the fixtures of the pytest plugin
+``pytest_appgate_mfa_server`` (entry point ``pytest11``, name ``mfa_server``) hand to a test.
 
-def test_retries(mfa_server_factory):
-    server = mfa_server_factory({"identityProviders": [...], "mfaProviders": [...]})
-    server.faults.add("POST", "/admin/authentication", status=503)
-    ... point the client under test at server.url ...
-    assert [e["status"] for e in server.journal()] == [503, 200]
-
-@pytest.mark.mfa_server(config="tests/server.yaml")
-def test_login(mfa_server):
-    mfa_server.clock.set(1_800_000_000)
-    secret = mfa_server.seed("CN=alice,OU=local")
-    ...
-
-Each server is a subprocess (``python -m server --test-control``) on a free port, in a folder
-of its own (database, seed key, log), found from its ready line and stopped with SIGTERM after
-the test. The client speaks to /_test/ with urllib, so the plugin needs no HTTP library.
+Each server is a subprocess (``python -m server --test-control``) on a free port, in a
+folder of its own (database, seed key, log), found from its ready line and stopped with SIGTERM
+after the test. The client speaks to /_test/ with urllib, so the plugin needs no HTTP library.
+docs/pytest-plugins.md documents every type here; the plugin module imports this one only when
+a test uses a fixture.
 """
 
 from __future__ import annotations
@@ -30,12 +21,10 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from server.ready_line import read_ready_line
@@ -230,41 +219,3 @@ def start_mfa_server(
     control = ControlClient(ready["url"], context)
     return MfaServer(ready["url"], ready["host"], ready["port"], folder, process, control,
                      certificate, ready)  # fmt: skip
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "mfa_server(config=None, test_control=True, tls=False): the mfa-server to start for "
-        "the mfa_server fixture (config: a dict, a YAML file, or None for the demo)",
-    )
-
-
-@pytest.fixture
-def mfa_server_factory(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[..., MfaServer]]:
-    """``factory(config=None, *, test_control=True, tls=False, extra_args=())``."""
-    started: list[MfaServer] = []
-
-    def start(config: Config = None, **options: Any) -> MfaServer:
-        server = start_mfa_server(config, tmp_path_factory.mktemp("mfa-server"), **options)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture
-def mfa_server(
-    request: pytest.FixtureRequest, mfa_server_factory: Callable[..., MfaServer]
-) -> MfaServer:
-    """The server the test's ``mfa_server`` marker describes; the demo without one."""
-    marker = request.node.get_closest_marker("mfa_server")
-    if marker is None:
-        return mfa_server_factory()
-    config = marker.kwargs.get("config", marker.args[0] if marker.args else None)
-    options = {k: v for k, v in marker.kwargs.items() if k != "config"}
-    return mfa_server_factory(config, **options)

@@ -29,12 +29,14 @@ START_TIME = 1_800_000_000.0  # a whole multiple of 30: step boundaries are easy
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The mfa_server fixtures (server/pytest_plugin.py) come with the package's pytest11 entry
-    point; an install made before the plugin existed lacks it, so register it here as well."""
-    import server.pytest_plugin as plugin
+    """The plugins' fixtures come with the package's pytest11 entry points; an install made
+    before they pointed at these modules lacks them, so register them here as well."""
+    import pytest_appgate_mfa_server
+    import pytest_mock_radius
 
-    if not config.pluginmanager.is_registered(plugin):
-        config.pluginmanager.register(plugin, "mfa_server")
+    for plugin in (pytest_appgate_mfa_server, pytest_mock_radius):
+        if not config.pluginmanager.is_registered(plugin):
+            config.pluginmanager.register(plugin)
 
 
 class FakeClock:
@@ -297,6 +299,16 @@ class ServerLog:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._done:
                     raise AssertionError(f"no {event} event on stderr")
+                self._changed.wait(left)
+
+    def wait_for_message(self, message: str, timeout: float = 15.0) -> None:
+        """Until a log line has this ``message`` (uvicorn's own lines carry no event)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not any(e.get("message") == message for e in self.events()):
+                left = deadline - time.monotonic()
+                if left <= 0 or self._done:
+                    raise AssertionError(f"no log line {message!r} on stderr")
                 self._changed.wait(left)
 
 

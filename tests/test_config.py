@@ -9,8 +9,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from server.config import ConfigError, demo_settings, load_settings, parse_duration
+from server.config import (
+    MAX_DURATION,
+    ConfigError,
+    RadiusProvider,
+    demo_settings,
+    load_settings,
+    parse_duration,
+)
 from server.passwords import hash_password, verify_hash
 from tests.conftest import base_config
 
@@ -89,6 +99,19 @@ def test_relative_paths_are_resolved_against_the_file(tmp_path: Path) -> None:
         (
             lambda c: c["server"].update(maxConnections=50, maxConnectionsPerAddress=51),
             "server.maxConnectionsPerAddress: more than maxConnections (50)",
+        ),
+        (
+            lambda c: c["mfaProviders"].append(
+                {
+                    "name": "r",
+                    "type": "Radius",
+                    "hostnames": ["h"],
+                    "sharedSecret": "s",
+                    "mode": "OneFactor",
+                    "timeout": "10m",
+                }
+            ),
+            "mfaProviders[1].timeout: must be at most 5m, not 10m",
         ),
     ],
 )
@@ -189,3 +212,54 @@ def test_durations_are_finite_positive_and_bounded(value: object) -> None:
 
     with pytest.raises(ValueError):
         parse_duration(value)
+
+
+UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+RADIUS_TIMEOUT_MAX = RadiusProvider.model_fields["timeout"].metadata[0].le  # 300 s
+
+
+def _timeout_problem(value: object) -> str | None:
+    try:
+        RadiusProvider.model_validate(
+            {
+                "name": "r",
+                "type": "Radius",
+                "hostnames": ["h"],
+                "sharedSecret": "s",
+                "mode": "OneFactor",
+                "timeout": value,
+            }
+        )
+    except ValidationError as exc:
+        return str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+    return None
+
+
+@given(st.integers(1, 10**7), st.sampled_from([*UNIT_SECONDS, ""]))
+def test_a_duration_over_its_bound_is_refused_in_the_unit_written(number: int, unit: str) -> None:
+    written = f"{number}{unit}"
+    seconds = number * UNIT_SECONDS[unit or "s"]
+    problem = _timeout_problem(written)
+    if seconds <= RADIUS_TIMEOUT_MAX:
+        assert problem is None
+        return
+    if seconds > MAX_DURATION:
+        assert problem == "a duration must be at most 10 years"
+        return
+    assert problem is not None
+    limit, _, rest = problem.removeprefix("must be at most ").partition(", not ")
+    assert rest == written
+    if not unit:
+        assert limit == f"{RADIUS_TIMEOUT_MAX} (seconds)"
+        return
+    assert parse_duration(limit) == RADIUS_TIMEOUT_MAX  # the same bound, in words the file uses
+    shown_unit = limit.lstrip("0123456789")
+    if (RADIUS_TIMEOUT_MAX / UNIT_SECONDS[unit]).is_integer():
+        assert shown_unit == unit  # 300s, 5m, 300000ms: what the user wrote
+    else:  # 1h, 2d: the largest smaller unit that shows the bound whole
+        assert shown_unit == "m"
+
+
+def test_a_bare_number_over_the_bound_is_refused_in_seconds() -> None:
+    assert _timeout_problem(301) == "must be at most 300 (seconds), not 301"
+    assert _timeout_problem(300) is None

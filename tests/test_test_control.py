@@ -568,8 +568,8 @@ def test_without_the_flag_every_test_path_is_404(tmp_path: Path) -> None:
 def _refused_start(args: list[str], config: dict[str, Any], folder: Path) -> str:
     path = folder / "refused.yaml"
     path.write_text(yaml.safe_dump(config))
-    done = subprocess.run([sys.executable, "-m", "server", "--config", str(path), *args],
-                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "server", "--config", str(path),
+                           *args], capture_output=True, text=True, timeout=30)  # fmt: skip
     assert done.returncode == 2 and done.stdout == ""
     return done.stderr
 
@@ -586,7 +586,8 @@ def test_a_start_that_would_expose_the_control_or_split_its_state_is_refused(
     config["server"]["workers"] = 2
     (tmp_path / "refused.yaml").write_text(yaml.safe_dump(config))
     checked = subprocess.run(
-        [sys.executable, "-m", "server", "check-config", str(tmp_path / "refused.yaml")],
+        [sys.executable, "-m", "server", "check-config",
+         str(tmp_path / "refused.yaml")],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert checked.returncode == 1

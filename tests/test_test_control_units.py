@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from server import errors
 from server.app import create_app
+from server.cancelled import AnswerWhenCancelled
 from server.schemas import parse_body
 from server.testcontrol.clock import LATEST, ClockError, VirtualClock
 from server.testcontrol.error_shapes import error_body
@@ -284,7 +285,9 @@ def test_off_the_app_has_no_test_control_on_it_is_in_front(tmp_path: Path) -> No
     assert all(cast(object, m.cls) is not TestControlMiddleware for m in off.user_middleware)
     config["server"]["testControl"] = True
     on = create_app(settings_from(config, tmp_path))
-    assert cast(object, on.user_middleware[0].cls) is TestControlMiddleware
+    # in front of the app's own middleware; only the answer to a forced stop wraps it
+    outer = [cast(object, m.cls) for m in on.user_middleware[:2]]
+    assert outer == [AnswerWhenCancelled, TestControlMiddleware]
 
 
 def test_in_process_the_clock_wraps_the_given_one_and_connection_faults_are_refused(

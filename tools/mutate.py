@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -199,14 +200,27 @@ def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
 def _workspace(base: Path) -> Path:
     """A copy of what the tests need, so a mutant never touches the working tree."""
     copy_dir = Path(tempfile.mkdtemp(prefix="mutate-", dir=base))
+    plugins = [path.name for path in ROOT.glob("pytest_*.py")]  # the pytest11 modules
     for name in ("server", "mock_radius", "scenarios", "tests", "pyproject.toml", "bench",
-                 "docs", "README.md", "docker", ".ci", "LICENSE"):  # fmt: skip
+                 "docs", "README.md", "docker", ".ci", "LICENSE", *plugins):  # fmt: skip
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, copy_dir / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif source.exists():
             shutil.copy2(source, copy_dir / name)
+    _link_import_names(copy_dir)
     return copy_dir
+
+
+def _link_import_names(workspace: Path) -> None:
+    """A folder that pyproject.toml installs under another import name (``package-dir``) is
+    linked under that name too, so the tests' processes, which import the copy through
+    PYTHONPATH, find it as an install would (and run the mutant through it)."""
+    setuptools = tomllib.loads((workspace / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package, folder in setuptools.get("package-dir", {}).items():
+        link = workspace.joinpath(*package.split("."))
+        if not link.exists():
+            link.symlink_to(workspace / folder, target_is_directory=True)
 
 
 def run_mutant(
