@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from server.pytest_plugin import Config, MfaServer
+    from appgate_mfa_server.pytest_plugin import Config, MfaServer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,7 +43,7 @@ def mfa_server_factory(
     - tls: HTTPS with a self-signed certificate (MfaServer.certificate is the file to trust).
     - extra_args: more options of 'mfa-server'.
     """
-    from server.pytest_plugin import start_mfa_server
+    from appgate_mfa_server.pytest_plugin import start_mfa_server
 
     started: list[MfaServer] = []
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import qrcode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from server.mfa import totp
-from server.mfa.barcode import _qrcode_matrix, _zxing_matrix, qr_jpeg
+from appgate_mfa_server.mfa import totp
+from appgate_mfa_server.mfa.barcode import _qrcode_matrix, _zxing_matrix, qr_jpeg
 
 URL = totp.otpauth_url(
     totp.new_secret(160),

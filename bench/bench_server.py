@@ -93,7 +93,7 @@ def process(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> It
 
 
 def server_args(config: Path, workers: int = 1) -> list[str]:
-    return [sys.executable, "-m", "server", "--config", str(config), "--port", "0",
+    return [sys.executable, "-m", "appgate_mfa_server", "--config", str(config), "--port", "0",
             "--workers", str(workers)]  # fmt: skip
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mock_radius_scenarios import shipped_scenarios
+
 from mock_radius.control_guard import DEFAULT_IDLE_TIMEOUT
 from mock_radius.dedup import DEFAULT_MAX_PENDING
 from mock_radius.engine import (
@@ -29,7 +31,6 @@ from mock_radius.scenario import (
     load_scenarios,
     scenario_files,
 )
-from scenarios import shipped_scenarios
 
 DISTRIBUTION = "appgate-mfa-reference"  # the [project] name in pyproject.toml
 DESCRIPTION = """\

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from mock_radius_scenarios import shipped_scenarios
+
 from mock_radius.scenario import load_scenarios
-from scenarios import shipped_scenarios
 
 READY_TIMEOUT_SECONDS = 20.0
 

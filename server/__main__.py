@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from server import keys
-from server.config import (
+from appgate_mfa_server import keys
+from appgate_mfa_server.config import (
     ConfigError,
     DefaultTimeBasedProvider,
     RadiusProvider,
@@ -25,16 +25,16 @@ from server.config import (
     demo_settings,
     load_settings,
 )
-from server.http_guard import ConnectionLimits
-from server.keys import load_key, open_checked_key, shown_url
-from server.logs import configure_logging
-from server.passwords import hash_password
-from server.runner import ServeOptions
-from server.seedcrypt import KeyFileError
-from server.store import Store, open_store
-from server.testcontrol import ownership
-from server.testcontrol import startup as test_control
-from server.tls import TlsError, TlsFiles, check_pair, self_signed
+from appgate_mfa_server.http_guard import ConnectionLimits
+from appgate_mfa_server.keys import load_key, open_checked_key, shown_url
+from appgate_mfa_server.logs import configure_logging
+from appgate_mfa_server.passwords import hash_password
+from appgate_mfa_server.runner import ServeOptions
+from appgate_mfa_server.seedcrypt import KeyFileError
+from appgate_mfa_server.store import Store, open_store
+from appgate_mfa_server.testcontrol import ownership
+from appgate_mfa_server.testcontrol import startup as test_control
+from appgate_mfa_server.tls import TlsError, TlsFiles, check_pair, self_signed
 
 DISTRIBUTION = "appgate-mfa-reference"  # the [project] name in pyproject.toml
 
@@ -116,9 +116,9 @@ def serve_options(
 
 
 def serve(args: argparse.Namespace) -> int:
-    from server import runner
-    from server.app import create_app
-    from server.demo_radius import DemoRadius, MockStartError, start_demo_radius
+    from appgate_mfa_server import runner
+    from appgate_mfa_server.app import create_app
+    from appgate_mfa_server.demo_radius import DemoRadius, MockStartError, start_demo_radius
 
     configure_logging(args.log_level)
     try:
@@ -242,7 +242,7 @@ def hash_command(args: argparse.Namespace) -> int:
 
 def totp_command(args: argparse.Namespace) -> int:
     """The current code of a TOTP secret, so the demo needs no authenticator app."""
-    from server.mfa import totp
+    from appgate_mfa_server.mfa import totp
 
     try:
         code = totp.code_at(args.secret, time.time() if args.at is None else args.at,

@@ -23,27 +23,27 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server import errors
-from server.cancelled import AnswerWhenCancelled
-from server.config import DefaultTimeBasedProvider, Settings
-from server.demo_page import demo_page_middleware
-from server.edge import EdgeMiddleware
-from server.http_input import Incoming
-from server.keys import open_checked_key
-from server.logs import SINK, quiet_loop_errors
-from server.mfa.base import MfaMethod
-from server.mfa.builtin import BuiltinTotp
-from server.mfa.radius import RadiusMfa
-from server.mfa.sealed_state import StateSealer, derive_key
-from server.push_join import PushJoiner
-from server.responses import error_response, send_json
-from server.schemas import InitializeRequest, LoginRequest, OtpRequest, parse_body
-from server.seedcrypt import SeedCipher
-from server.service import LoginService
-from server.store import Stage, Store, open_store
-from server.testcontrol import ownership
-from server.testcontrol.control import TestControl
-from server.testcontrol.middleware import control_middleware
+from appgate_mfa_server import errors
+from appgate_mfa_server.cancelled import AnswerWhenCancelled
+from appgate_mfa_server.config import DefaultTimeBasedProvider, Settings
+from appgate_mfa_server.demo_page import demo_page_middleware
+from appgate_mfa_server.edge import EdgeMiddleware
+from appgate_mfa_server.http_input import Incoming
+from appgate_mfa_server.keys import open_checked_key
+from appgate_mfa_server.logs import SINK, quiet_loop_errors
+from appgate_mfa_server.mfa.base import MfaMethod
+from appgate_mfa_server.mfa.builtin import BuiltinTotp
+from appgate_mfa_server.mfa.radius import RadiusMfa
+from appgate_mfa_server.mfa.sealed_state import StateSealer, derive_key
+from appgate_mfa_server.push_join import PushJoiner
+from appgate_mfa_server.responses import error_response, send_json
+from appgate_mfa_server.schemas import InitializeRequest, LoginRequest, OtpRequest, parse_body
+from appgate_mfa_server.seedcrypt import SeedCipher
+from appgate_mfa_server.service import LoginService
+from appgate_mfa_server.store import Stage, Store, open_store
+from appgate_mfa_server.testcontrol import ownership
+from appgate_mfa_server.testcontrol.control import TestControl
+from appgate_mfa_server.testcontrol.middleware import control_middleware
 
 log = logging.getLogger("mfa.server")
 

@@ -13,8 +13,8 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import errors
-from server.responses import send_json
+from appgate_mfa_server import errors
+from appgate_mfa_server.responses import send_json
 
 
 class AnswerWhenCancelled:

@@ -28,8 +28,10 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from server.config_errors import BELOW, load_yaml, validation_problems
-from server.config_errors import ConfigError as ConfigError  # raised by the loaders below
+from appgate_mfa_server.config_errors import BELOW, load_yaml, validation_problems
+from appgate_mfa_server.config_errors import (
+    ConfigError as ConfigError,  # raised by the loaders below
+)
 
 DEMO_CONFIG_RESOURCE = "demo.yaml"
 TEST_CONTROL_WORKERS = (

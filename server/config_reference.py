@@ -1,6 +1,6 @@
 """The configuration reference (docs/configuration.md), generated from the models in config.py.
 
-    python3 -m server.config_reference > docs/configuration.md
+    python3 -m appgate_mfa_server.config_reference > docs/configuration.md
 
 Every key gets its type, default, description and an example straight from the pydantic fields,
 so the page cannot drift from the code; a test fails when the committed page is out of date, and
@@ -22,9 +22,9 @@ import yaml
 from pydantic import BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 
-from server.config import Settings, parse_duration
+from appgate_mfa_server.config import Settings, parse_duration
 
-COMMAND = "python3 -m server.config_reference > docs/configuration.md"
+COMMAND = "python3 -m appgate_mfa_server.config_reference > docs/configuration.md"
 TOP = "Top level"
 
 INTRO = f"""\

@@ -15,7 +15,7 @@ from importlib import resources
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.config import Settings
+from appgate_mfa_server.config import Settings
 
 FILES = {
     "/": ("index.html", b"text/html; charset=utf-8"),

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from server.ready_line import read_ready_line
+from appgate_mfa_server.ready_line import read_ready_line
 
 log = logging.getLogger("mfa.server")
 

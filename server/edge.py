@@ -12,10 +12,10 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import logs
-from server.errors import not_acceptable
-from server.negotiation import accepted_version
-from server.responses import error_response
+from appgate_mfa_server import logs
+from appgate_mfa_server.errors import not_acceptable
+from appgate_mfa_server.negotiation import accepted_version
+from appgate_mfa_server.responses import error_response
 
 MAX_ECHO = 256  # characters of a bad Accept header repeated in the 406
 

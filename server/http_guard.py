@@ -41,7 +41,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-from server.testcontrol.connection import EXTENSION, ConnectionControl
+from appgate_mfa_server.testcontrol.connection import EXTENSION, ConnectionControl
 
 log = logging.getLogger("mfa.server")
 

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.types import Receive, Scope
 
-from server import errors
+from appgate_mfa_server import errors
 
 
 class Incoming:

@@ -16,9 +16,15 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from server.config import StorageSettings
-from server.seedcrypt import KEY_BYTES, KeyFileError, SeedCipher, decode_key, write_key_file
-from server.store.base import KEY_CHECK, Store
+from appgate_mfa_server.config import StorageSettings
+from appgate_mfa_server.seedcrypt import (
+    KEY_BYTES,
+    KeyFileError,
+    SeedCipher,
+    decode_key,
+    write_key_file,
+)
+from appgate_mfa_server.store.base import KEY_CHECK, Store
 
 _CHECK_TEXT = b"appgate-mfa-reference seed key check v1"
 log = logging.getLogger("mfa.server")

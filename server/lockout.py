@@ -28,8 +28,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 
-from server.config import LockoutSettings
-from server.store.base import LockoutRecord, Pending, Store
+from appgate_mfa_server.config import LockoutSettings
+from appgate_mfa_server.store.base import LockoutRecord, Pending, Store
 
 MAX_KEY_CHARS = 200
 DEFAULT_LEASE = 30.0  # an attempt's place in the budget, at most, if it is never settled

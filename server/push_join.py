@@ -20,8 +20,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from server import errors
-from server.store.base import Store
+from appgate_mfa_server import errors
+from appgate_mfa_server.store.base import Store
 
 POLL_SECONDS = 0.05
 DEADLINE_MARGIN = 5.0  # beyond the verification budget, before a claim counts as abandoned

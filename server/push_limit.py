@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from server.store.base import Store
+from appgate_mfa_server.store.base import Store
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """mfa-server as a test double for an API client's tests: what the fixtures of the pytest plugin
 ``pytest_appgate_mfa_server`` (entry point ``pytest11``, name ``mfa_server``) hand to a test.
 
-Each server is a subprocess (``python -m server --test-control``) on a free port, in a
+Each server is a subprocess (``python -m appgate_mfa_server --test-control``) on a free port, in a
 folder of its own (database, seed key, log), found from its ready line and stopped with SIGTERM
 after the test. The client speaks to /_test/ with urllib, so the plugin needs no HTTP library.
 docs/pytest-plugins.md documents every type here; the plugin module imports this one only when
@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from server.ready_line import read_ready_line
+from appgate_mfa_server.ready_line import read_ready_line
 
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -198,7 +198,14 @@ def start_mfa_server(
 ) -> MfaServer:
     """Start ``mfa-server`` on a free port and wait for its ready line (no sleeping)."""
     folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "server", *_config_args(config, folder), "--port", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "appgate_mfa_server",
+        *_config_args(config, folder),
+        "--port",
+        "0",
+    ]
     command += ["--test-control"] if test_control else []
     command += ["--tls"] if tls else []
     env = {k: v for k, v in os.environ.items() if k != "MFA_SERVER_CONFIG"}

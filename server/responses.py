@@ -9,7 +9,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 from starlette.types import Send
 
-from server.errors import ApiError
+from appgate_mfa_server.errors import ApiError
 
 MEDIA_TYPE = "application/json"
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))

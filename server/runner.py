@@ -29,9 +29,9 @@ from typing import Any
 
 import uvicorn
 
-from server import logs
-from server.http_guard import ConnectionLimits, guarded_protocol
-from server.tls import TlsFiles, server_context
+from appgate_mfa_server import logs
+from appgate_mfa_server.http_guard import ConnectionLimits, guarded_protocol
+from appgate_mfa_server.tls import TlsFiles, server_context
 
 log = logging.getLogger("mfa.server")
 

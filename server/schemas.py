@@ -7,7 +7,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
-from server.errors import FieldError, validation_error
+from appgate_mfa_server.errors import FieldError, validation_error
 
 NonEmpty = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
 

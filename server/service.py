@@ -16,9 +16,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from server import errors, logs
-from server.config import Settings
-from server.lockout import (
+from appgate_mfa_server import errors, logs
+from appgate_mfa_server.config import Settings
+from appgate_mfa_server.lockout import (
     Attempt,
     Locked,
     LockoutGuard,
@@ -27,7 +27,7 @@ from server.lockout import (
     login_key,
     mfa_key,
 )
-from server.mfa.base import (
+from appgate_mfa_server.mfa.base import (
     Accepted,
     BadState,
     ChallengeAgain,
@@ -37,12 +37,12 @@ from server.mfa.base import (
     Rejected,
     Unavailable,
 )
-from server.push_join import PushJoiner
-from server.push_limit import PushLimiter
-from server.schemas import InitializeRequest, LoginRequest, OtpRequest
-from server.store.base import SeedRecord, Stage, Store, TokenRecord
-from server.tokens import hash_token, issue_token, new_session_id
-from server.users import UserDirectory, UserInfo
+from appgate_mfa_server.push_join import PushJoiner
+from appgate_mfa_server.push_limit import PushLimiter
+from appgate_mfa_server.schemas import InitializeRequest, LoginRequest, OtpRequest
+from appgate_mfa_server.store.base import SeedRecord, Stage, Store, TokenRecord
+from appgate_mfa_server.tokens import hash_token, issue_token, new_session_id
+from appgate_mfa_server.users import UserDirectory, UserInfo
 
 INVALID_CREDENTIALS = "Invalid username or password."
 UNKNOWN_PROVIDER = "Unknown identity provider."

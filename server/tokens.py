@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from server.store.base import Stage, TokenRecord
+from appgate_mfa_server.store.base import Stage, TokenRecord
 
 TOKEN_BYTES = 32
 

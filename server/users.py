@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server import passwords
-from server.config import Settings, User
-from server.store.base import user_dn
+from appgate_mfa_server import passwords
+from appgate_mfa_server.config import Settings, User
+from appgate_mfa_server.store.base import user_dn
 
 
 @dataclass(frozen=True)

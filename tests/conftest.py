@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 import yaml
 
-from server.app import create_app
-from server.config import Settings, parse_settings
+from appgate_mfa_server.app import create_app
+from appgate_mfa_server.config import Settings, parse_settings
 from tests.browser import browser  # noqa: F401 - the fixture, for the browser pages' tests
 
 ACCEPT = {"Accept": "application/vnd.appgate.peer-v22+json"}
@@ -177,7 +177,7 @@ class _Lines:
 
 @pytest.fixture(autouse=True, scope="session")
 def _quiet_in_process_logs() -> Iterator[_Lines]:
-    from server import logs
+    from appgate_mfa_server import logs
 
     lines = _Lines()
     previous, logs.SINK._stream = logs.SINK._stream, lines  # type: ignore[assignment]
@@ -335,7 +335,7 @@ def mfa_server(
             resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
 
     process = ServerProcess(
-        [sys.executable, "-m", "server", *args, "--port", "0"],
+        [sys.executable, "-m", "appgate_mfa_server", *args, "--port", "0"],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,

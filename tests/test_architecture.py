@@ -45,8 +45,8 @@ RULES = [
     (list(map(str, (ROOT / "server" / "mfa").glob("*.py"))), ["starlette", "uvicorn"],
      "MFA logic knows no HTTP"),
     (list(map(str, (ROOT / "server" / "store").glob("*.py"))),
-     ["starlette", "uvicorn", "server.mfa", "server.app",
-      "server.service"],
+     ["starlette", "uvicorn", "appgate_mfa_server.mfa", "appgate_mfa_server.app",
+      "appgate_mfa_server.service"],
      "the store knows neither the HTTP layer nor the MFA logic"),
     (["server/service.py"], ["starlette", "uvicorn"], "the login flow knows no HTTP"),
     (list(map(str, (ROOT / "server").rglob("*.py"))), ["mock_radius"],
@@ -73,9 +73,12 @@ def test_relative_imports_are_seen() -> None:
     probe = ROOT / "server" / "mfa" / "_probe_for_the_test.py"
     probe.write_text("from ..store import base\nfrom . import radius\nfrom .. import app\n")
     try:
-        assert {"server.store", "server.store.base", "server.mfa.radius", "server.app"} <= (
-            imports_of(probe)
-        )
+        assert {
+            "appgate_mfa_server.store",
+            "appgate_mfa_server.store.base",
+            "appgate_mfa_server.mfa.radius",
+            "appgate_mfa_server.app",
+        } <= (imports_of(probe))
     finally:
         probe.unlink()
 

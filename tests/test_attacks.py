@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from server.passwords import hash_password
+from appgate_mfa_server.passwords import hash_password
 from tests.conftest import (
     ACCEPT,
     DEVICE_ID,

@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
-from server.config import DefaultTimeBasedProvider
-from server.mfa import totp
-from server.mfa.base import Accepted, Initialized
-from server.mfa.builtin import BuiltinTotp
-from server.seedcrypt import SeedCipher
-from server.store import open_store
-from server.store.base import SeedRecord, Store
-from server.users import UserInfo
+from appgate_mfa_server.config import DefaultTimeBasedProvider
+from appgate_mfa_server.mfa import totp
+from appgate_mfa_server.mfa.base import Accepted, Initialized
+from appgate_mfa_server.mfa.builtin import BuiltinTotp
+from appgate_mfa_server.seedcrypt import SeedCipher
+from appgate_mfa_server.store import open_store
+from appgate_mfa_server.store.base import SeedRecord, Store
+from appgate_mfa_server.users import UserInfo
 
 NOW = 1_800_000_000.0
 ALICE = UserInfo(provider="local", username="alice", admin=True, mfa_provider="builtin")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from appgate_mfa_server import __main__ as server_cli
 from mock_radius import cli as mock_cli
-from server import __main__ as server_cli
 from tests.conftest import wait_for_json_line
 from tests.programs import command as program_command
 

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from server.config import (
+from appgate_mfa_server.config import (
     MAX_DURATION,
     ConfigError,
     RadiusProvider,
@@ -21,7 +21,7 @@ from server.config import (
     load_settings,
     parse_duration,
 )
-from server.passwords import hash_password, verify_hash
+from appgate_mfa_server.passwords import hash_password, verify_hash
 from tests.conftest import base_config
 
 
@@ -167,13 +167,17 @@ def test_password_hashes_round_trip() -> None:
 def test_check_config_and_hash_password_commands(tmp_path: Path) -> None:
     good = _write(tmp_path, base_config(tmp_path))
     ok = subprocess.run(
-        [sys.executable, "-m", "server", "check-config", str(good)], capture_output=True, text=True
+        [sys.executable, "-m", "appgate_mfa_server", "check-config", str(good)],
+        capture_output=True,
+        text=True,
     )
     assert ok.returncode == 0 and ok.stdout.strip() == f"{good}: ok"
     bad = tmp_path / "bad.yaml"
     bad.write_text("server: {port: -1}\nidentityProviders: []\n")
     failed = subprocess.run(
-        [sys.executable, "-m", "server", "check-config", str(bad)], capture_output=True, text=True
+        [sys.executable, "-m", "appgate_mfa_server", "check-config", str(bad)],
+        capture_output=True,
+        text=True,
     )
     assert failed.returncode == 1  # as `mock-radius validate`
     assert failed.stderr.splitlines() == [
@@ -181,7 +185,7 @@ def test_check_config_and_hash_password_commands(tmp_path: Path) -> None:
         f"{bad}:2: identityProviders: List should have at least 1 item after validation, not 0",
     ]
     hashed = subprocess.run(
-        [sys.executable, "-m", "server", "hash-password", "--stdin"],
+        [sys.executable, "-m", "appgate_mfa_server", "hash-password", "--stdin"],
         input="s3cret\n",
         capture_output=True,
         text=True,
@@ -196,7 +200,7 @@ def test_password_hash_users_log_in(tmp_path: Path) -> None:
         {"username": "hashed", "passwordHash": hash_password("pw-1")}
     )
     path = _write(tmp_path, config)
-    from server.users import UserDirectory
+    from appgate_mfa_server.users import UserDirectory
 
     directory = UserDirectory(load_settings(path))
     assert directory.check_password("service", "hashed", "pw-1") is not None
@@ -208,7 +212,7 @@ def test_password_hash_users_log_in(tmp_path: Path) -> None:
 def test_durations_are_finite_positive_and_bounded(value: object) -> None:
     """A NaN cooldown would never lock (every comparison with it is false), an infinite token
     lifetime never expires and cannot be written as a date."""
-    from server.config import parse_duration
+    from appgate_mfa_server.config import parse_duration
 
     with pytest.raises(ValueError):
         parse_duration(value)

@@ -16,8 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mfa_shared import safe_yaml
-from server.config import (
+from appgate_mfa_server.config import (
     ApiVersions,
     ConfigError,
     DefaultTimeBasedProvider,
@@ -30,6 +29,7 @@ from server.config import (
     User,
     parse_settings,
 )
+from mfa_shared import safe_yaml
 
 SOURCE = "conf.yaml"
 LINE = re.compile(rf"^{re.escape(SOURCE)}:(\d+): (.+)$")
@@ -362,7 +362,7 @@ def test_any_input_gives_settings_or_located_problems(text: str) -> None:
 
 def _check(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server", "check-config", str(path)],
+        [sys.executable, "-m", "appgate_mfa_server", "check-config", str(path)],
         capture_output=True,
         text=True,
         timeout=30,

@@ -17,8 +17,8 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from server.app import create_app
-from server.config import demo_settings
+from appgate_mfa_server.app import create_app
+from appgate_mfa_server.config import demo_settings
 from tests.conftest import ACCEPT, base_config, mfa_server, serve_in_thread, settings_from, totp_now
 
 BROWSER_ACCEPT = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from appgate_mfa_server import __main__ as server_cli
+from appgate_mfa_server.config import RadiusProvider, Settings, demo_settings, load_settings
 from mock_radius import cli as mock_cli
-from server import __main__ as server_cli
-from server.config import RadiusProvider, Settings, demo_settings, load_settings
 from tests.conftest import wait_for_json_line
 from tests.programs import command as program_command
 from tests.programs import launcher

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 import pytest
 from pydantic import BaseModel, TypeAdapter
 
-from server import config
-from server.config_reference import COMMAND, MissingDocumentation, render, slug
+from appgate_mfa_server import config
+from appgate_mfa_server.config_reference import COMMAND, MissingDocumentation, render, slug
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", ROOT / "bench" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from server.http_guard import address_key
+from appgate_mfa_server.http_guard import address_key
 from tests.conftest import ACCEPT, DEVICE_ID, config_args, mfa_server, rss_kib, wait_for_json_line
 from tests.tls_files import make_ca_and_server
 

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.app import create_app
-from server.negotiation import accepted_version
-from server.store.sqlite import SqliteStore
+from appgate_mfa_server.app import create_app
+from appgate_mfa_server.negotiation import accepted_version
+from appgate_mfa_server.store.sqlite import SqliteStore
 from tests.conftest import (
     ACCEPT,
     DEVICE_ID,
@@ -257,7 +257,7 @@ def test_500_has_no_trace_and_no_secret(tmp_path: Path, caplog: pytest.LogCaptur
         thread.join(10)
     assert response.status_code == 500
     assert response.json() == {"id": "unexpected error", "message": "Unexpected server side error."}
-    from server.logs import JsonFormatter
+    from appgate_mfa_server.logs import JsonFormatter
 
     formatter = JsonFormatter()
     lines = [formatter.format(record) for record in caplog.records]

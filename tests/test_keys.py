@@ -14,10 +14,10 @@ import httpx
 import pytest
 import yaml
 
-from server.config import StorageSettings
-from server.keys import KeyMismatch, open_checked_key, shown_url
-from server.seedcrypt import SeedCipher
-from server.store import SeedRecord, open_store
+from appgate_mfa_server.config import StorageSettings
+from appgate_mfa_server.keys import KeyMismatch, open_checked_key, shown_url
+from appgate_mfa_server.seedcrypt import SeedCipher
+from appgate_mfa_server.store import SeedRecord, open_store
 from tests.conftest import base_config, http_call, http_login, mfa_server, totp_now
 
 INIT = "/admin/authentication/otp/initialize"
@@ -35,7 +35,7 @@ def _write_config(tmp_path: Path, key_file: str = "./seed.key") -> Path:
 def _start(config: Path) -> subprocess.CompletedProcess[str]:
     """A start that is expected to fail (so it returns, instead of serving)."""
     return subprocess.run(
-        [sys.executable, "-m", "server", "--config", str(config), "--port", "0"],
+        [sys.executable, "-m", "appgate_mfa_server", "--config", str(config), "--port", "0"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -96,7 +96,7 @@ def test_rotate_key_reencrypts_every_seed(tmp_path: Path) -> None:
     secret = _enrol_alice(config)
     new_key = tmp_path / "new.key"
     rotated = subprocess.run(
-        [sys.executable, "-m", "server", "rotate-key", "--config", str(config),
+        [sys.executable, "-m", "appgate_mfa_server", "rotate-key", "--config", str(config),
          "--new-key-file", str(new_key)],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
@@ -111,7 +111,7 @@ def test_rotate_key_reencrypts_every_seed(tmp_path: Path) -> None:
         code = totp_now(secret, time.time() + 30)  # her authenticator app keeps working
         assert http_call(httpx, url, OTP, token, {"otp": code}).status_code == 200
     again = subprocess.run(
-        [sys.executable, "-m", "server", "rotate-key", "--config", str(moved),
+        [sys.executable, "-m", "appgate_mfa_server", "rotate-key", "--config", str(moved),
          "--new-key-file", str(new_key)],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.lockout import (
+from appgate_mfa_server.lockout import (
     Admission,
     Locked,
     LockoutGuard,
@@ -25,8 +25,8 @@ from server.lockout import (
     login_key,
     settle,
 )
-from server.store import Store, open_store
-from server.store.base import LockoutRecord
+from appgate_mfa_server.store import Store, open_store
+from appgate_mfa_server.store.base import LockoutRecord
 from tests.conftest import LiveServer, totp_now
 
 LOCKED = {
@@ -476,7 +476,7 @@ def test_radius_timeouts_through_the_server_never_lock(tmp_path: Path) -> None:
     guess (with the limit at 5, a counted sixth would be refused as locked out)."""
     import socket
 
-    from server.app import create_app
+    from appgate_mfa_server.app import create_app
     from tests.conftest import FakeClock, base_config, serve_in_thread, settings_from
 
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from server import logs
+from appgate_mfa_server import logs
 from tests.conftest import ACCEPT, base_config, mfa_server
 
 

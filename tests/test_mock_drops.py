@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pyrad import packet as rp
 
+from appgate_mfa_server.mfa.radius_client import ACCEPT, RadiusTarget, authenticate
 from mock_radius.attributes import dictionary
 from mock_radius.pytest_plugin import MockRadius
-from server.mfa.radius_client import ACCEPT, RadiusTarget, authenticate
 from tests.radius_client import radclient, send
 
 ROOT = Path(__file__).resolve().parent.parent

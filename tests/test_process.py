@@ -91,7 +91,7 @@ def test_bad_configuration_stops_the_start(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("identityProviders: [{name: x, users: [{username: u}]}]\nextra: 1\n")
     result = subprocess.run(
-        [sys.executable, "-m", "server", "--config", str(bad)],
+        [sys.executable, "-m", "appgate_mfa_server", "--config", str(bad)],
         capture_output=True,
         text=True,
         timeout=30,

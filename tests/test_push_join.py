@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from server import errors
-from server.push_join import PushJoiner
-from server.store import open_store
-from server.store.base import Store
+from appgate_mfa_server import errors
+from appgate_mfa_server.push_join import PushJoiner
+from appgate_mfa_server.store import open_store
+from appgate_mfa_server.store.base import Store
 
 KEY = b"k" * 32
 

@@ -17,9 +17,9 @@ import pytest
 
 import pytest_appgate_mfa_server
 import pytest_mock_radius
+from appgate_mfa_server import pytest_plugin as server_plugin
 from mock_radius import pytest_plugin as mock_plugin
 from mock_radius.scenario import load_scenario
-from server import pytest_plugin as server_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = (ROOT / "docs" / "pytest-plugins.md").read_text()

@@ -12,14 +12,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyrad import packet as rp
 
-from server.config import RadiusProvider
-from server.mfa import radius_client as rc
-from server.mfa.base import Accepted, BadState, ChallengeAgain, NeedsInput, Rejected, Unavailable
-from server.mfa.radius import RadiusMfa
-from server.mfa.sealed_state import StateError, StateSealer, UpstreamState, derive_key
-from server.push_limit import PushLimit
-from server.service import _refusal
-from server.users import UserInfo
+from appgate_mfa_server.config import RadiusProvider
+from appgate_mfa_server.mfa import radius_client as rc
+from appgate_mfa_server.mfa.base import (
+    Accepted,
+    BadState,
+    ChallengeAgain,
+    NeedsInput,
+    Rejected,
+    Unavailable,
+)
+from appgate_mfa_server.mfa.radius import RadiusMfa
+from appgate_mfa_server.mfa.sealed_state import StateError, StateSealer, UpstreamState, derive_key
+from appgate_mfa_server.push_limit import PushLimit
+from appgate_mfa_server.service import _refusal
+from appgate_mfa_server.users import UserInfo
 
 SEALER = StateSealer(derive_key(b"k" * 32))
 CAROL = UserInfo("corp", "carol", False, "r")

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-from server.config import RadiusProvider
-from server.mfa import radius_client as rc
-from server.mfa.base import Accepted, Unavailable
-from server.mfa.radius import RadiusMfa
-from server.mfa.sealed_state import StateSealer, derive_key
-from server.users import UserInfo
+from appgate_mfa_server.config import RadiusProvider
+from appgate_mfa_server.mfa import radius_client as rc
+from appgate_mfa_server.mfa.base import Accepted, Unavailable
+from appgate_mfa_server.mfa.radius import RadiusMfa
+from appgate_mfa_server.mfa.sealed_state import StateSealer, derive_key
+from appgate_mfa_server.users import UserInfo
 
 SECRET = b"wire-secret"
 ACCESS_REQUEST, ACCESS_ACCEPT = 1, 2

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import yaml
 
+from appgate_mfa_server.passwords import hash_password
 from mock_radius.pytest_plugin import MockRadius, start_mock_radius
-from server.passwords import hash_password
 from tests.conftest import ACCEPT, DEVICE_ID, ServerProcess, http_call, http_login, mfa_server
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"

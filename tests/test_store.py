@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from server.store import open_store
-from server.store.base import (
+from appgate_mfa_server.store import open_store
+from appgate_mfa_server.store.base import (
     KEY_CHECK,
     LockoutRecord,
     Pending,
@@ -21,7 +21,7 @@ from server.store.base import (
     Store,
     TokenRecord,
 )
-from server.store.schema import SCHEMA_VERSION, TABLES
+from appgate_mfa_server.store.schema import SCHEMA_VERSION, TABLES
 
 Factory = Callable[[], Awaitable[Store]]
 
@@ -478,7 +478,7 @@ def test_sqlite_checkpoints_in_the_background(tmp_path: Path, monkeypatch: Any) 
     store's own task copies the write-ahead log into the database file from a worker thread."""
     import time
 
-    from server.store import sqlite as sqlite_store
+    from appgate_mfa_server.store import sqlite as sqlite_store
 
     monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY_SECONDS", 0.02)
     database = tmp_path / "wal.db"
@@ -557,7 +557,7 @@ def test_the_constraints_of_a_new_database_are_pinned(tmp_path: Path) -> None:
 
 def test_a_closed_postgresql_store_has_closed_its_pool(postgres_url: str) -> None:
     """A server that stops hands its connections back to PostgreSQL at once."""
-    from server.store.postgres import PostgresStore
+    from appgate_mfa_server.store.postgres import PostgresStore
 
     async def body() -> None:
         store = open_store(postgres_url)

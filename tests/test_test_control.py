@@ -22,8 +22,8 @@ import httpx
 import pytest
 import yaml
 
+from appgate_mfa_server.pytest_plugin import MfaServer, start_mfa_server
 from mock_radius.pytest_plugin import start_mock_radius
-from server.pytest_plugin import MfaServer, start_mfa_server
 from tests.conftest import ACCEPT, base_config, http_call, http_login, mfa_server, totp_now
 
 T0 = 1_800_000_000  # a whole multiple of 30
@@ -568,7 +568,7 @@ def test_without_the_flag_every_test_path_is_404(tmp_path: Path) -> None:
 def _refused_start(args: list[str], config: dict[str, Any], folder: Path) -> str:
     path = folder / "refused.yaml"
     path.write_text(yaml.safe_dump(config))
-    done = subprocess.run([sys.executable, "-m", "server", "--config", str(path),
+    done = subprocess.run([sys.executable, "-m", "appgate_mfa_server", "--config", str(path),
                            *args], capture_output=True, text=True, timeout=30)  # fmt: skip
     assert done.returncode == 2 and done.stdout == ""
     return done.stderr
@@ -586,7 +586,7 @@ def test_a_start_that_would_expose_the_control_or_split_its_state_is_refused(
     config["server"]["workers"] = 2
     (tmp_path / "refused.yaml").write_text(yaml.safe_dump(config))
     checked = subprocess.run(
-        [sys.executable, "-m", "server", "check-config",
+        [sys.executable, "-m", "appgate_mfa_server", "check-config",
          str(tmp_path / "refused.yaml")],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
@@ -617,8 +617,14 @@ def _start_and_stop(args: list[str], folder: Path, env: dict[str, str] | None = 
 
 
 def _refused(args: list[str], folder: Path, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run([sys.executable, "-m", "server", *args, "--port", "0"], cwd=folder,
-                          env=env, capture_output=True, text=True, timeout=30)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "appgate_mfa_server", *args, "--port", "0"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 2 and done.stdout == "", done
     assert "Traceback" not in done.stderr
     return done.stderr

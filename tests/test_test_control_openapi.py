@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from server.testcontrol.routes import control_app
+from appgate_mfa_server.testcontrol.routes import control_app
 from tests.conftest import LiveServer, base_config
 
 ROOT = Path(__file__).parent.parent

@@ -14,19 +14,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server import errors
-from server.app import create_app
-from server.cancelled import AnswerWhenCancelled
-from server.schemas import parse_body
-from server.testcontrol.clock import LATEST, ClockError, VirtualClock
-from server.testcontrol.error_shapes import error_body
-from server.testcontrol.faults import MAX_FAULTS, FaultBook, FaultRequest
-from server.testcontrol.journal import Journal
-from server.testcontrol.middleware import TestControlMiddleware
-from server.testcontrol.origins import HostRule, refusal
-from server.testcontrol.seeds import normalized_secret
-from server.testcontrol.startup import is_loopback
-from server.testcontrol.startup import refusal as start_refusal
+from appgate_mfa_server import errors
+from appgate_mfa_server.app import create_app
+from appgate_mfa_server.cancelled import AnswerWhenCancelled
+from appgate_mfa_server.schemas import parse_body
+from appgate_mfa_server.testcontrol.clock import LATEST, ClockError, VirtualClock
+from appgate_mfa_server.testcontrol.error_shapes import error_body
+from appgate_mfa_server.testcontrol.faults import MAX_FAULTS, FaultBook, FaultRequest
+from appgate_mfa_server.testcontrol.journal import Journal
+from appgate_mfa_server.testcontrol.middleware import TestControlMiddleware
+from appgate_mfa_server.testcontrol.origins import HostRule, refusal
+from appgate_mfa_server.testcontrol.seeds import normalized_secret
+from appgate_mfa_server.testcontrol.startup import is_loopback
+from appgate_mfa_server.testcontrol.startup import refusal as start_refusal
 from tests.conftest import ACCEPT, FakeClock, base_config, serve_in_thread, settings_from
 from tests.test_architecture import imports_of
 
@@ -260,7 +260,7 @@ def test_the_app_itself_refuses_a_database_of_the_other_kind(tmp_path: Path) -> 
     process of its own (a worker, or a test serving it in-process)."""
     import asyncio
 
-    from server.testcontrol.ownership import NotItsDatabase
+    from appgate_mfa_server.testcontrol.ownership import NotItsDatabase
 
     config = base_config(tmp_path)
 

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from server.mfa import totp
-from server.mfa.barcode import qr_jpeg
+from appgate_mfa_server.mfa import totp
+from appgate_mfa_server.mfa.barcode import qr_jpeg
 
 RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()
 

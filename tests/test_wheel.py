@@ -233,9 +233,6 @@ def test_mock_radius_serves_the_shipped_scenarios_from_another_folder(
 # the plugins come from the wheel's entry points.
 
 ACCEPT = {"Accept": "application/vnd.appgate.peer-v22+json"}
-# BEFORE_THE_RENAME: staged; the commit that makes the import names unique removes every line
-# BEFORE_THE_RENAME: that names it (these, the marker and its uses).
-BEFORE_THE_RENAME = pytest.mark.xfail(strict=True, reason="top-level server and scenarios")
 
 
 def _client_pytest(installed: Installed, folder: Path, *args: str) -> str:
@@ -325,7 +322,6 @@ def test_the_mock_fixture(mock_radius):
 """
 
 
-@BEFORE_THE_RENAME
 def test_a_client_project_with_its_own_server_and_scenarios_modules(
     installed: Installed, tmp_path: Path
 ) -> None:

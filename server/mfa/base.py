@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from server.lockout import LockoutPolicy
-from server.push_limit import PushLimit
-from server.store.base import SeedRecord
-from server.users import UserInfo
+from appgate_mfa_server.lockout import LockoutPolicy
+from appgate_mfa_server.push_limit import PushLimit
+from appgate_mfa_server.store.base import SeedRecord
+from appgate_mfa_server.users import UserInfo
 
 
 @dataclass(slots=True)  # not frozen: a frozen init costs 3 us, and these are made per request

@@ -5,15 +5,15 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 
-from server.config import DefaultTimeBasedProvider
-from server.lockout import LockoutPolicy
-from server.mfa import totp
-from server.mfa.barcode import qr_jpeg
-from server.mfa.base import Accepted, Initialized, InitializeOutcome, Rejected, Verdict
-from server.push_limit import PushLimit
-from server.seedcrypt import SeedCipher
-from server.store.base import SeedRecord, Store
-from server.users import UserInfo
+from appgate_mfa_server.config import DefaultTimeBasedProvider
+from appgate_mfa_server.lockout import LockoutPolicy
+from appgate_mfa_server.mfa import totp
+from appgate_mfa_server.mfa.barcode import qr_jpeg
+from appgate_mfa_server.mfa.base import Accepted, Initialized, InitializeOutcome, Rejected, Verdict
+from appgate_mfa_server.push_limit import PushLimit
+from appgate_mfa_server.seedcrypt import SeedCipher
+from appgate_mfa_server.store.base import SeedRecord, Store
+from appgate_mfa_server.users import UserInfo
 
 INVALID_OTP = "Invalid OTP."
 NOT_ENROLLED = "No OTP seed for this user. Initialize MFA first."

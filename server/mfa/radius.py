@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.config import RadiusProvider
-from server.lockout import LockoutPolicy
-from server.mfa import radius_client as rc
-from server.mfa.base import (
+from appgate_mfa_server.config import RadiusProvider
+from appgate_mfa_server.lockout import LockoutPolicy
+from appgate_mfa_server.mfa import radius_client as rc
+from appgate_mfa_server.mfa.base import (
     Accepted,
     BadState,
     ChallengeAgain,
@@ -19,10 +19,10 @@ from server.mfa.base import (
     Unavailable,
     Verdict,
 )
-from server.mfa.sealed_state import StateError, StateSealer, UpstreamState
-from server.push_limit import PushLimit
-from server.store.base import SeedRecord
-from server.users import UserInfo
+from appgate_mfa_server.mfa.sealed_state import StateError, StateSealer, UpstreamState
+from appgate_mfa_server.push_limit import PushLimit
+from appgate_mfa_server.store.base import SeedRecord
+from appgate_mfa_server.users import UserInfo
 
 DEFAULT_STATE_LIFETIME = 300.0
 MAX_STATE_LIFETIME = 3600.0  # whatever Session-Timeout the RADIUS server asks for

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from server.store.base import LockoutRecord, SeedRecord, Stage, Store, TokenRecord
-from server.store.sqlite import SqliteStore
+from appgate_mfa_server.store.base import LockoutRecord, SeedRecord, Stage, Store, TokenRecord
+from appgate_mfa_server.store.sqlite import SqliteStore
 
 
 def open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):
         return SqliteStore(url.removeprefix("sqlite:///"))
     if url.startswith(("postgresql://", "postgres://")):
-        from server.store.postgres import PostgresStore
+        from appgate_mfa_server.store.postgres import PostgresStore
 
         return PostgresStore(url)
     raise ValueError(f"unsupported storage url scheme: {url.split(':', 1)[0]}")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from server.store.schema import SEEDS, TOKENS
+from appgate_mfa_server.store.schema import SEEDS, TOKENS
 
 
 class Stage(enum.StrEnum):

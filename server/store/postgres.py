@@ -14,8 +14,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from server.store.schema import Dialect
-from server.store.sql import Connection, Row, SqlStore
+from appgate_mfa_server.store.schema import Dialect
+from appgate_mfa_server.store.sql import Connection, Row, SqlStore
 
 MIGRATION_LOCK = 0x6D66_6131  # any constant shared by every process of this server
 Pool = AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]]

@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from server.store.base import (
+from appgate_mfa_server.store.base import (
     KEY_CHECK,
     LOCKOUT_COLUMNS,
     SEED_COLUMNS,
@@ -37,7 +37,7 @@ from server.store.base import (
     seed_from_row,
     token_from_row,
 )
-from server.store.schema import META, SEEDS, SESSIONS, TABLES, TOKENS, Dialect, plan
+from appgate_mfa_server.store.schema import META, SEEDS, SESSIONS, TABLES, TOKENS, Dialect, plan
 
 PURGE_SHARE = 0.2  # of the time, at most, that a purge holds the database (SQLite: the loop)
 PUSH_RESULT_GRACE = 60.0  # a push's answer stays readable this long after its deadline

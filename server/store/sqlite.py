@@ -23,8 +23,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from server.store.schema import Dialect
-from server.store.sql import Row, SqlStore
+from appgate_mfa_server.store.schema import Dialect
+from appgate_mfa_server.store.sql import Row, SqlStore
 
 
 class _Connection:

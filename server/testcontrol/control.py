@@ -7,15 +7,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from server import errors
-from server.config import Settings
-from server.seedcrypt import SeedCipher
-from server.store.base import Store
-from server.testcontrol.clock import VirtualClock
-from server.testcontrol.faults import FaultBook
-from server.testcontrol.journal import Journal
-from server.testcontrol.origins import HostRule
-from server.testcontrol.seeds import SeedPlacer, SeedRequest
+from appgate_mfa_server import errors
+from appgate_mfa_server.config import Settings
+from appgate_mfa_server.seedcrypt import SeedCipher
+from appgate_mfa_server.store.base import Store
+from appgate_mfa_server.testcontrol.clock import VirtualClock
+from appgate_mfa_server.testcontrol.faults import FaultBook
+from appgate_mfa_server.testcontrol.journal import Journal
+from appgate_mfa_server.testcontrol.origins import HostRule
+from appgate_mfa_server.testcontrol.seeds import SeedPlacer, SeedRequest
 
 log = logging.getLogger("mfa.testcontrol")
 

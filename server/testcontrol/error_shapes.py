@@ -6,7 +6,7 @@ from __future__ import annotations
 import http
 from typing import Any
 
-from server import errors
+from appgate_mfa_server import errors
 
 _OWN: dict[int, errors.ApiError] = {
     400: errors.json_error("The request body is not valid JSON."),

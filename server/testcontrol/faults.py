@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StrictInt, StrictStr
 
-from server import errors
-from server.errors import FieldError
-from server.schemas import _Body
+from appgate_mfa_server import errors
+from appgate_mfa_server.errors import FieldError
+from appgate_mfa_server.schemas import _Body
 
 MAX_FAULTS = 100
 MAX_DELAY_SECONDS = 60.0

@@ -16,7 +16,7 @@ import re
 from collections import deque
 from typing import Any, NamedTuple
 
-from server.negotiation import accepted_version
+from appgate_mfa_server.negotiation import accepted_version
 
 MAX_ENTRIES = 1000
 MAX_BYTES = 256 * 1024

@@ -17,13 +17,13 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.responses import MEDIA_TYPE, error_response
-from server.testcontrol.connection import from_scope
-from server.testcontrol.control import TestControl
-from server.testcontrol.error_shapes import error_body
-from server.testcontrol.faults import NO_BODY, Fault
-from server.testcontrol.origins import refusal
-from server.testcontrol.routes import PREFIX, control_app
+from appgate_mfa_server.responses import MEDIA_TYPE, error_response
+from appgate_mfa_server.testcontrol.connection import from_scope
+from appgate_mfa_server.testcontrol.control import TestControl
+from appgate_mfa_server.testcontrol.error_shapes import error_body
+from appgate_mfa_server.testcontrol.faults import NO_BODY, Fault
+from appgate_mfa_server.testcontrol.origins import refusal
+from appgate_mfa_server.testcontrol.routes import PREFIX, control_app
 
 log = logging.getLogger("mfa.testcontrol")
 GARBAGE_BYTES = 256

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import Scope
 
-from server import errors
+from appgate_mfa_server import errors
 
 
 class HostRule:

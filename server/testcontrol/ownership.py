@@ -10,9 +10,9 @@ other database; a server without test control refuses a database that carries th
 
 from __future__ import annotations
 
-from server.config import Settings
-from server.keys import shown_url
-from server.store.base import TEST_CONTROL_MARK, Store
+from appgate_mfa_server.config import Settings
+from appgate_mfa_server.keys import shown_url
+from appgate_mfa_server.store.base import TEST_CONTROL_MARK, Store
 
 MARK_VALUE = b"made by a server with test control"
 

@@ -15,16 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server import errors
-from server.errors import FieldError
-from server.http_input import read_json_object
-from server.responses import error_response, json_response, no_content
-from server.schemas import _Body, parse_body
-from server.testcontrol.clock import ClockError
-from server.testcontrol.connection import from_scope
-from server.testcontrol.control import TestControl, event
-from server.testcontrol.faults import FaultRequest
-from server.testcontrol.seeds import SeedRequest
+from appgate_mfa_server import errors
+from appgate_mfa_server.errors import FieldError
+from appgate_mfa_server.http_input import read_json_object
+from appgate_mfa_server.responses import error_response, json_response, no_content
+from appgate_mfa_server.schemas import _Body, parse_body
+from appgate_mfa_server.testcontrol.clock import ClockError
+from appgate_mfa_server.testcontrol.connection import from_scope
+from appgate_mfa_server.testcontrol.control import TestControl, event
+from appgate_mfa_server.testcontrol.faults import FaultRequest
+from appgate_mfa_server.testcontrol.seeds import SeedRequest
 
 log = logging.getLogger("mfa.testcontrol")
 PREFIX = "/_test/"

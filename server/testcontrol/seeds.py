@@ -9,12 +9,12 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, StrictBool, StrictStr
 
-from server import errors
-from server.config import DefaultTimeBasedProvider, Settings
-from server.errors import FieldError
-from server.schemas import _Body
-from server.seedcrypt import SeedCipher
-from server.store.base import SeedRecord, user_dn
+from appgate_mfa_server import errors
+from appgate_mfa_server.config import DefaultTimeBasedProvider, Settings
+from appgate_mfa_server.errors import FieldError
+from appgate_mfa_server.schemas import _Body
+from appgate_mfa_server.seedcrypt import SeedCipher
+from appgate_mfa_server.store.base import SeedRecord, user_dn
 
 MIN_SECRET_BYTES = 10  # 80 bits, as the well-known JBSWY3DPEHPK3PXP
 MAX_SECRET_BYTES = 64  # 512 bits, the most the server makes itself

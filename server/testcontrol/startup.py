@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from server.config import TEST_CONTROL_WORKERS, Settings
+from appgate_mfa_server.config import TEST_CONTROL_WORKERS, Settings
 
 WARNING = (
     "test control is on: /_test/ can set the clock, seeds and answers of this server; "
