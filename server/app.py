@@ -39,7 +39,7 @@ from appgate_mfa_server.push_join import PushJoiner
 from appgate_mfa_server.responses import error_response, send_json
 from appgate_mfa_server.schemas import InitializeRequest, LoginRequest, OtpRequest, parse_body
 from appgate_mfa_server.seedcrypt import SeedCipher
-from appgate_mfa_server.service import LoginService
+from appgate_mfa_server.service import Credentials, LoginService
 from appgate_mfa_server.store import Stage, Store, open_store
 from appgate_mfa_server.testcontrol import ownership
 from appgate_mfa_server.testcontrol.control import TestControl
@@ -128,25 +128,29 @@ def _routes(runtime: _Runtime, settings: Settings) -> list[Route]:
     async def identity_provider_names(request: Incoming) -> Answer:
         return 200, runtime.ready.identity_provider_names()
 
-    async def authenticate(request: Incoming) -> Answer:
+    async def credentials(request: Incoming) -> Credentials:
         body = parse_body(LoginRequest, await body_of(request))
-        return 200, await runtime.ready.authenticate(body)
+        return Credentials(body.providerName, body.username, body.password)
+
+    async def authenticate(request: Incoming) -> Answer:
+        given = await credentials(request)
+        return 200, await runtime.ready.authenticate(given)
 
     async def login(request: Incoming) -> Answer:
-        body = parse_body(LoginRequest, await body_of(request))
-        return 200, await runtime.ready.login(body)
+        given = await credentials(request)
+        return 200, await runtime.ready.login(given)
 
     async def initialize(request: Incoming) -> Answer:
         service = runtime.ready
         session = await service.resolve(request.bearer_token(), Stage.PARTIAL, with_seed=True)
         body = parse_body(InitializeRequest, await body_of(request))
-        return 200, await service.initialize(session, body)
+        return 200, await service.initialize(session, body.userPassword)
 
     async def otp(request: Incoming) -> Answer:
         service = runtime.ready
         session = await service.resolve(request.bearer_token(), Stage.PARTIAL, with_seed=True)
         body = parse_body(OtpRequest, await body_of(request))
-        return 200, await service.verify_otp(session, body)
+        return 200, await service.verify_otp(session, body.otp, body.state)
 
     async def authorization(request: Incoming) -> Answer:
         return 200, await runtime.ready.authorize(request.bearer_token())

@@ -17,9 +17,10 @@ could therefore hold every connection or all the memory. This subclass adds, per
 - a deadline for a client that reads no answer: once the answers it does not read fill the
   buffers, it has ``head_timeout`` to start reading before the connection is dropped.
 
-Errors it answers use the API's JSON shape. Under test control it also hands each request a
-handle on its connection (a reset, a close without an answer, raw bytes:
-server/testcontrol/connection.py), which ASGI does not offer.
+Errors it answers use the API's JSON shape. It also offers a hook, ``ConnectionExtension``: a
+handle made per connection and put into each request's scope, for what ASGI does not offer (a
+reset, a close without an answer, raw bytes); the place that composes the server chooses one
+(test control's, server/testcontrol/connection.py) or none.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import ssl
 from asyncio import sslproto
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import (
@@ -40,8 +41,6 @@ from uvicorn.protocols.http.httptools_impl import (
     HttpToolsProtocol,
     RequestResponseCycle,
 )
-
-from appgate_mfa_server.testcontrol.connection import EXTENSION, ConnectionControl
 
 log = logging.getLogger("mfa.server")
 
@@ -56,6 +55,32 @@ class ConnectionLimits:
     max_connections_per_address: int = 100
     tls_handshake_timeout: float = 10.0
     max_unanswered: int = 16  # pipelined requests parsed ahead of their answers
+
+
+class ConnectionHandle(Protocol):
+    def connection_lost(self) -> None:
+        """Called once the connection is gone."""
+
+
+Handle = TypeVar("Handle", bound=ConnectionHandle)
+
+
+@dataclass(frozen=True)
+class ConnectionExtension(Generic[Handle]):
+    """A handle on each connection, made by ``make`` when HTTP starts on it and put into the
+    scope of every request it carries, at ``scope["extensions"][name]`` (an ASGI extension,
+    a dict): how a part of the application reaches the connection beneath a request."""
+
+    name: str
+    make: Callable[[asyncio.Transport, asyncio.AbstractEventLoop], Handle]
+
+    def put(self, scope: Any, handle: Handle) -> None:
+        scope.setdefault("extensions", {})[self.name] = {"handle": handle}
+
+    def find(self, scope: Any) -> object | None:
+        """What the server put into this request's scope; None from a server without it."""
+        extension = scope.get("extensions", {}).get(self.name)
+        return extension.get("handle") if isinstance(extension, dict) else None
 
 
 def error_bytes(status: int, error_id: str, message: str) -> bytes:
@@ -164,14 +189,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     slots = _Slots()
     refusals = _Refusals()
     tls: ssl.SSLContext | None = None  # HTTPS: the handshake runs here, under a deadline
-    connection_control = False  # test control: a ConnectionControl in every request's scope
+    extension: ConnectionExtension[Any] | None = None  # a handle per connection, in each scope
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_head = True
         self._head_bytes = 0
         self._head_started = 0.0
-        self._control: ConnectionControl | None = None
+        self._handle: ConnectionHandle | None = None
         self._address: str | None = None  # while it holds a slot
         self._established = False  # HTTP runs on it (after the TLS handshake, if any)
         self._secured: sslproto.SSLProtocol | None = None  # HTTPS: the TLS protocol below
@@ -224,8 +249,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._established = True
         super().connection_made(transport)
         self.flow = _Flow(transport, self._may_read)
-        if self.connection_control:
-            self._control = ConnectionControl(transport, self.loop)
+        if self.extension is not None:
+            self._handle = self.extension.make(transport, self.loop)
         self._head_started = self.loop.time()
         self._start_sweeping()
 
@@ -235,8 +260,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self._established:
             return  # refused, or lost in the TLS handshake: uvicorn never saw it
         super().connection_lost(exc)
-        if self._control is not None:
-            self._control.connection_lost()
+        if self._handle is not None:
+            self._handle.connection_lost()
 
     def _give_back_slot(self) -> None:
         if self._address is not None:
@@ -287,8 +312,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._control is not None:
-            self.scope.setdefault("extensions", {})[EXTENSION] = {"control": self._control}
+        if self.extension is not None and self._handle is not None:
+            self.extension.put(self.scope, self._handle)
         if not self._in_head:
             self._in_head = True
             self._head_bytes = 0
@@ -385,7 +410,7 @@ def guarded_protocol(
     limits: ConnectionLimits,
     *,
     tls: ssl.SSLContext | None = None,
-    connection_control: bool = False,
+    extension: ConnectionExtension[Any] | None = None,
 ) -> type[GuardedHttpToolsProtocol]:
     """The protocol class uvicorn should instantiate, bound to these limits, with the
     connection counts of one worker."""
@@ -394,6 +419,6 @@ def guarded_protocol(
         "slots": _Slots(),
         "refusals": _Refusals(),
         "tls": tls,
-        "connection_control": connection_control,
+        "extension": extension,
     }
     return type("GuardedHttpTools", (GuardedHttpToolsProtocol,), attributes)

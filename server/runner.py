@@ -30,7 +30,7 @@ from typing import Any
 import uvicorn
 
 from appgate_mfa_server import logs
-from appgate_mfa_server.http_guard import ConnectionLimits, guarded_protocol
+from appgate_mfa_server.http_guard import ConnectionExtension, ConnectionLimits, guarded_protocol
 from appgate_mfa_server.tls import TlsFiles, server_context
 
 log = logging.getLogger("mfa.server")
@@ -58,7 +58,8 @@ class ServeOptions:
     backlog: int = 2048
     tls: TlsFiles | None = None
     ready_fields: dict[str, object] = field(default_factory=dict)
-    test_control: bool = False  # each request gets a handle on its connection (for faults)
+    # a handle on its connection in each request's scope (test control's, for its faults)
+    extension: ConnectionExtension[Any] | None = None
 
 
 def loop_name() -> str:
@@ -155,7 +156,7 @@ def _uvicorn_config(app: Any, options: ServeOptions) -> uvicorn.Config:
     protocol = guarded_protocol(
         options.limits,
         tls=None if options.tls is None else server_context(options.tls),
-        connection_control=options.test_control,
+        extension=options.extension,
     )
     return uvicorn.Config(
         app,

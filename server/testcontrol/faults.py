@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, StrictInt, StrictStr
 
 from appgate_mfa_server import errors
 from appgate_mfa_server.errors import FieldError
-from appgate_mfa_server.schemas import _Body
+from appgate_mfa_server.schemas import RequestBody
 
 MAX_FAULTS = 100
 MAX_DELAY_SECONDS = 60.0
@@ -29,7 +29,7 @@ NO_BODY = (204, 304)
 ConnectionFault = Literal["reset", "empty", "garbage"]
 
 
-class FaultRequest(_Body):
+class FaultRequest(RequestBody):
     """The body of POST /_test/faults; unknown fields are errors here (a typo would otherwise
     script something else than meant)."""
 

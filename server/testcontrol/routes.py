@@ -19,7 +19,7 @@ from appgate_mfa_server import errors
 from appgate_mfa_server.errors import FieldError
 from appgate_mfa_server.http_input import read_json_object
 from appgate_mfa_server.responses import error_response, json_response, no_content
-from appgate_mfa_server.schemas import _Body, parse_body
+from appgate_mfa_server.schemas import RequestBody, parse_body
 from appgate_mfa_server.testcontrol.clock import ClockError
 from appgate_mfa_server.testcontrol.connection import from_scope
 from appgate_mfa_server.testcontrol.control import TestControl, event
@@ -31,7 +31,7 @@ PREFIX = "/_test/"
 Seconds = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
-class ClockRequest(_Body):
+class ClockRequest(RequestBody):
     """Exactly one of ``now`` (epoch seconds; null for real time) and ``advance`` (seconds)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
