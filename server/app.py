@@ -16,10 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.convertors import PathConvertor, register_url_convertor
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -36,7 +33,7 @@ from appgate_mfa_server.mfa.builtin import BuiltinTotp
 from appgate_mfa_server.mfa.radius import RadiusMfa
 from appgate_mfa_server.mfa.sealed_state import StateSealer, derive_key
 from appgate_mfa_server.push_join import PushJoiner
-from appgate_mfa_server.responses import error_response, send_json
+from appgate_mfa_server.responses import exception_handlers, send_json
 from appgate_mfa_server.schemas import InitializeRequest, LoginRequest, OtpRequest, parse_body
 from appgate_mfa_server.seedcrypt import SeedCipher
 from appgate_mfa_server.service import Credentials, LoginService
@@ -195,30 +192,6 @@ def _direct_routes(routes: list[Route]) -> dict[tuple[str, str], ASGIApp]:
     }
 
 
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, errors.ApiError)
-    return error_response(exc)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        return error_response(errors.not_found())
-    if exc.status_code == 405:
-        response = error_response(errors.method_not_allowed())
-        response.headers.update(exc.headers or {})  # Allow, as RFC 9110 requires
-        return response
-    return error_response(errors.ApiError(exc.status_code, "http error", "The request failed."))
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error(
-        "unexpected error",
-        extra={"fields": {"event": "unexpected_error", "type": type(exc).__name__}},
-    )
-    return error_response(errors.unexpected_error())
-
-
 def create_app(
     settings: Settings,
     *,
@@ -264,11 +237,6 @@ def create_app(
             await the_store.close()
             SINK.flush()
 
-    handlers: dict[type[Exception] | int, Callable[[Request, Exception], Awaitable[Response]]] = {
-        errors.ApiError: _api_error,
-        HTTPException: _http_error,
-        Exception: _unexpected,
-    }
     routes = _routes(runtime, settings)
     app = Starlette(
         routes=routes,
@@ -284,7 +252,7 @@ def create_app(
                 direct=_direct_routes(routes),
             ),
         ],
-        exception_handlers=handlers,
+        exception_handlers=exception_handlers(log),
         lifespan=lifespan,
     )
     # A trailing slash is a path of its own (404), never a redirect built from the Host header.

@@ -42,6 +42,8 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from appgate_mfa_server import errors
+
 log = logging.getLogger("mfa.server")
 
 SLICE_BYTES = 1024  # bytes parsed at a time, so a pipelined burst stops near max_unanswered
@@ -83,11 +85,11 @@ class ConnectionExtension(Generic[Handle]):
         return extension.get("handle") if isinstance(extension, dict) else None
 
 
-def error_bytes(status: int, error_id: str, message: str) -> bytes:
+def error_bytes(error: errors.ApiError) -> bytes:
     """A complete HTTP/1.1 error response that closes the connection."""
-    body = json.dumps({"id": error_id, "message": message}).encode()
+    body = json.dumps(error.body()).encode()
     head = (
-        STATUS_LINE[status] + b"content-type: application/json\r\n"
+        STATUS_LINE[error.status] + b"content-type: application/json\r\n"
         b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
     )
     return head + body
@@ -299,9 +301,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
         super().data_received(data)
         if self._in_head and self._head_bytes > self.limits.max_header_bytes:
-            limit = self.limits.max_header_bytes
-            message = f"The request head is larger than {limit} bytes."
-            self._refuse(431, "request header fields too large", message)
+            self._refuse(errors.header_too_large(self.limits.max_header_bytes))
 
     def _unanswered(self) -> int:
         running = self._running is not None and not self._running.response_complete
@@ -350,7 +350,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().pause_writing()
 
     def send_400_response(self, msg: str) -> None:
-        self._refuse(400, "bad request", "The request is not valid HTTP/1.1.")
+        self._refuse(errors.bad_request())
 
     # Deadlines are checked by one sweep over the connections a few times per timeout, not by a
     # timer per request: arming and cancelling a timer on every request cost more.
@@ -371,10 +371,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return "head"
         return None
 
-    def _refuse(self, status: int, error_id: str, message: str) -> None:
+    def _refuse(self, error: errors.ApiError) -> None:
         self._in_head = False
         if not self.transport.is_closing():
-            self.transport.write(error_bytes(status, error_id, message))
+            self.transport.write(error_bytes(error))
             self.transport.close()
 
 
@@ -396,9 +396,7 @@ def _sweep_forever(loop: asyncio.AbstractEventLoop, connections: set[Any], timeo
                 continue
             late = connection._late(deadline)
             if late == "head":
-                connection._refuse(
-                    408, "request timeout", "The request head did not arrive in time."
-                )
+                connection._refuse(errors.request_timeout("head"))
             elif late == "reader":
                 connection.transport.abort()  # nothing more can reach a client that won't read
         loop.call_later(every, sweep)

@@ -103,8 +103,8 @@ def _refusal(outcome: NeedsInput | Rejected | Unavailable | BadState) -> errors.
         return errors.authentication_failed(outcome.reason)
     if isinstance(outcome, Unavailable):
         if outcome.invalid:
-            return errors.ApiError(502, "radius invalid response", outcome.message)
-        return errors.ApiError(504, "radius timeout", outcome.message)
+            return errors.radius_invalid_response(outcome.message)
+        return errors.radius_timeout(outcome.message)
     if outcome.malformed:
         return errors.validation_error([errors.FieldError("state", outcome.reason)])
     return errors.authentication_failed(outcome.reason)

@@ -220,3 +220,32 @@ def test_private_uses_are_seen() -> None:
         ]
     finally:
         probe.unlink()
+
+
+def hand_written_errors(path: Path) -> list[int]:
+    """The lines of ``path`` that write an error's shape themselves: an ``ApiError`` built
+    from a status, or a dict with ``"id"`` and ``"message"``."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name == "ApiError" and node.args:
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Dict):
+            keys = {key.value for key in node.keys if isinstance(key, ast.Constant)}
+            if {"id", "message"} <= keys:
+                lines.append(node.lineno)
+    return lines
+
+
+def test_every_error_of_the_api_is_written_in_errors_py_only() -> None:
+    """Each error's status, id and message live in server/errors.py, once; everyone else
+    builds from its functions."""
+    found = {
+        str(path.relative_to(ROOT)): hand_written_errors(path)
+        for path in project_files("server")
+        if path.name != "errors.py"
+    }
+    assert {name: lines for name, lines in found.items() if lines} == {}
+    probe = ast.parse('errors.ApiError(502, "x", "y")\nbody = {"id": "x", "message": "y"}\n')
+    assert len([n for n in ast.walk(probe) if isinstance(n, ast.Call | ast.Dict)]) == 2

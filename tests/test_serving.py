@@ -85,7 +85,8 @@ def test_a_huge_header_is_refused_and_costs_little_memory(tmp_path: Path) -> Non
         if answer:
             assert answer.startswith(b"HTTP/1.1 431")
             body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
-            assert body["id"] == "request header fields too large"
+            assert body == {"id": "request header fields too large",
+                            "message": "The request head is larger than 32768 bytes."}  # fmt: skip
         assert rss_kib(process.pid) - before < 8 * 1024  # not the 16 MiB it was sent
         assert _names_ok(url)
 
@@ -107,11 +108,30 @@ def test_slow_heads_are_cut_off_while_others_are_served(tmp_path: Path) -> None:
             assert sock.recv(4096) == b""  # closed after the answer
             sock.close()
         assert all(a.startswith(b"HTTP/1.1 408") for a in answers), {a[:20] for a in answers}
-        assert json.loads(answers[0].split(b"\r\n\r\n", 1)[1])["id"] == "request timeout"
+        assert json.loads(answers[0].split(b"\r\n\r\n", 1)[1]) == {
+            "id": "request timeout", "message": "The request head did not arrive in time."
+        }  # fmt: skip
         # a client that keeps trickling bytes does not restart the clock
         trickled, answer = _trickle(address, every=0.2, give_up_after=50)
         assert answer.startswith(b"HTTP/1.1 408")
         assert trickled < 25  # cut off after about 5 bytes (1 s), long before 50 (10 s)
+        assert _names_ok(url)
+
+
+def test_bytes_that_are_not_http_get_a_json_400_and_the_connection_closed(
+    tmp_path: Path,
+) -> None:
+    with mfa_server(config_args(tmp_path), tmp_path) as (url, _process, ready):
+        with socket.create_connection(("127.0.0.1", ready["port"])) as sock:
+            sock.sendall(b"\x16\x03\x01 not HTTP at all\r\n\r\n")
+            sock.settimeout(10)
+            answer = b""
+            while data := sock.recv(4096):  # until the server closes
+                answer += data
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 400 ") and b"connection: close" in head
+        assert json.loads(body) == {"id": "bad request",
+                                    "message": "The request is not valid HTTP/1.1."}  # fmt: skip
         assert _names_ok(url)
 
 

@@ -125,9 +125,7 @@ class FaultBook:
         if found:
             raise errors.validation_error(found)
         if len(self._faults) >= MAX_FAULTS:
-            raise errors.ApiError(
-                409, "conflict", f"{MAX_FAULTS} faults are waiting already; delete some first."
-            )
+            raise errors.conflict(f"{MAX_FAULTS} faults are waiting already; delete some first.")
         self._last_id += 1
         fault = Fault(
             self._last_id, request.method.upper(), request.path, request.status, request.body,
