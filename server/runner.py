@@ -32,6 +32,7 @@ import uvicorn
 from appgate_mfa_server import logs
 from appgate_mfa_server.http_guard import ConnectionExtension, ConnectionLimits, guarded_protocol
 from appgate_mfa_server.tls import TlsFiles, server_context
+from mfa_shared.ready_line import ready_line
 
 log = logging.getLogger("mfa.server")
 
@@ -107,18 +108,16 @@ def _ready_line(options: ServeOptions, sock: socket.socket, workers: list[dict[s
     host, port = sock.getsockname()[:2]
     scheme = "https" if options.tls else "http"
     shown = f"[{host}]" if ":" in host else host
-    line: dict[str, object] = {
-        "event": "listening",
-        "host": host,
-        "port": port,
-        "scheme": scheme,
-        "url": f"{scheme}://{shown}:{port}",
-        "workers": len(workers),
-        "loop": workers[0]["loop"],
-        "pids": [w["pid"] for w in workers],
+    return ready_line(
+        host=host,
+        port=port,
+        scheme=scheme,
+        url=f"{scheme}://{shown}:{port}",
+        workers=len(workers),
+        loop=workers[0]["loop"],
+        pids=[w["pid"] for w in workers],
         **options.ready_fields,
-    }
-    return json.dumps(line)
+    )
 
 
 def raise_open_files_limit() -> int:

@@ -21,6 +21,7 @@ import yaml
 
 from appgate_mfa_server.app import create_app
 from appgate_mfa_server.config import Settings, parse_settings
+from mfa_shared.ready_line import read_json_line, read_ready_line
 from tests.browser import browser  # noqa: F401 - the fixture, for the browser pages' tests
 
 ACCEPT = {"Accept": "application/vnd.appgate.peer-v22+json"}
@@ -228,25 +229,18 @@ def rss_kib(pid: int) -> int:
 
 def wait_for_json_line(stream: Any, key: str, timeout: float = 15.0) -> dict[str, Any]:
     """Read lines until one is a JSON object holding ``key``; fails rather than hangs."""
-    import json
-    import selectors
+    found = read_json_line(stream, lambda line: key in line, timeout)
+    if found is None:
+        raise AssertionError(f"no JSON line with {key!r} within {timeout}s")
+    return found
 
-    deadline = time.monotonic() + timeout
-    selector = selectors.DefaultSelector()
-    selector.register(stream, selectors.EVENT_READ)
-    while time.monotonic() < deadline:
-        if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
-            break
-        line = stream.readline()
-        if not line:
-            break
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(data, dict) and key in data:
-            return data
-    raise AssertionError(f"no JSON line with {key!r} within {timeout}s")
+
+def wait_for_ready_line(stream: Any, timeout: float = 15.0) -> dict[str, Any]:
+    """The ready line of mfa-server or mock-radius; fails rather than hangs."""
+    found = read_ready_line(stream, timeout)
+    if found is None:
+        raise AssertionError(f"no ready line within {timeout}s")
+    return found
 
 
 class ServerLog:
@@ -346,7 +340,7 @@ def mfa_server(
     process.log = ServerLog(process.stderr)
     try:
         assert process.stdout is not None
-        ready = wait_for_json_line(process.stdout, "port")
+        ready = wait_for_ready_line(process.stdout)
         yield ready["url"], process, ready
     finally:
         process.send_signal(signal.SIGTERM)

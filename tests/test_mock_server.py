@@ -20,7 +20,7 @@ from pyrad import packet as rp
 
 from mock_radius.pytest_plugin import MockRadius
 from mock_radius.scenario import load_scenario
-from tests.conftest import wait_for_json_line
+from tests.conftest import wait_for_ready_line
 from tests.radius_client import build_request, send
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -396,7 +396,7 @@ def _in_the_background(command: list[str]) -> tuple[subprocess.Popen[str], int, 
     )  # fmt: skip
     assert shell.stdout is not None
     pid = int(shell.stdout.readline().strip().removeprefix("pid="))
-    ready = wait_for_json_line(shell.stdout, "port")
+    ready = wait_for_ready_line(shell.stdout)
     return shell, pid, ready
 
 

@@ -17,7 +17,7 @@ from pyrad import packet as rp
 
 from mock_radius.pytest_plugin import MockRadius
 from mock_radius.scenario import load_scenario
-from tests.conftest import wait_for_json_line
+from tests.conftest import wait_for_ready_line
 from tests.radius_client import build_request, radclient, send
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -60,7 +60,7 @@ def _recording(
     )  # fmt: skip
     _STARTED.append(process)
     assert process.stdout is not None
-    return process, wait_for_json_line(process.stdout, "port")
+    return process, wait_for_ready_line(process.stdout)
 
 
 def _lenient(tmp_path: Path) -> Path:

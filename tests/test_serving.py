@@ -27,7 +27,7 @@ def _names_ok(url: str, **options: Any) -> bool:
 
 def test_ready_line_says_how_it_serves(tmp_path: Path) -> None:
     with mfa_server(config_args(tmp_path), tmp_path) as (url, process, ready):
-        assert ready["event"] == "listening"
+        assert ready["event"] == "ready"
         assert ready["scheme"] == "http" and ready["url"] == url
         assert ready["workers"] == 1 and ready["pids"] == [process.pid]
         assert ready["loop"] == "uvloop"  # uvicorn's loop factory, not asyncio.run's default
