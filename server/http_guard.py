@@ -33,6 +33,7 @@ import ssl
 from asyncio import sslproto
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum, StrEnum
 from typing import Any, Generic, Protocol, TypeVar
 
 from uvicorn.protocols.http.flow_control import FlowControl
@@ -85,6 +86,25 @@ class ConnectionExtension(Generic[Handle]):
         return extension.get("handle") if isinstance(extension, dict) else None
 
 
+class Limit(StrEnum):
+    """A limit on connections, by its name in the configuration (and in the log)."""
+
+    CONNECTIONS = "maxConnections"
+    PER_ADDRESS = "maxConnectionsPerAddress"
+
+    def of(self, limits: ConnectionLimits) -> int:
+        if self is Limit.CONNECTIONS:
+            return limits.max_connections
+        return limits.max_connections_per_address
+
+
+class Late(Enum):
+    """What a connection is late with."""
+
+    HEAD = "head"  # the client has not sent its request head in time
+    READER = "reader"  # the client has read no answer for too long
+
+
 def error_bytes(error: errors.ApiError) -> bytes:
     """A complete HTTP/1.1 error response that closes the connection."""
     body = json.dumps(error.body()).encode()
@@ -120,13 +140,13 @@ class _Slots:
         self.total = 0
         self.by_address: dict[str, int] = {}  # at most max_connections keys
 
-    def take(self, address: str, limits: ConnectionLimits) -> str | None:
-        """None when the connection may stay, else the name of the limit it is over."""
+    def take(self, address: str, limits: ConnectionLimits) -> Limit | None:
+        """None when the connection may stay, else the limit it is over."""
         held = self.by_address.get(address, 0)
         if self.total >= limits.max_connections:
-            return "maxConnections"
+            return Limit.CONNECTIONS
         if held >= limits.max_connections_per_address:
-            return "maxConnectionsPerAddress"
+            return Limit.PER_ADDRESS
         self.total += 1
         self.by_address[address] = held + 1
         return None
@@ -148,10 +168,10 @@ class _Refusals:
     WINDOW_SECONDS = 5.0
 
     def __init__(self) -> None:
-        self.count: dict[str, int] = {}  # limit name -> refusals in the open window
-        self._window_open: set[str] = set()
+        self.count: dict[Limit, int] = {}  # refusals in the open window
+        self._window_open: set[Limit] = set()
 
-    def add(self, loop: asyncio.AbstractEventLoop, name: str, limit: int, address: str) -> None:
+    def add(self, loop: asyncio.AbstractEventLoop, name: Limit, limit: int, address: str) -> None:
         if name in self._window_open:
             self.count[name] = self.count.get(name, 0) + 1
             return
@@ -159,16 +179,18 @@ class _Refusals:
         self._log(name, 1, limit, address)
         loop.call_later(self.WINDOW_SECONDS, self._close_window, name, limit)
 
-    def _close_window(self, name: str, limit: int) -> None:
+    def _close_window(self, name: Limit, limit: int) -> None:
         self._window_open.discard(name)
         count = self.count.pop(name, 0)
         if count:
             self._log(name, count, limit, None)
 
     @staticmethod
-    def _log(name: str, count: int, limit: int, address: str | None) -> None:
-        fields: dict[str, object] = {"event": "connections_refused", "count": count, name: limit}
-        if address is not None and name == "maxConnectionsPerAddress":
+    def _log(name: Limit, count: int, limit: int, address: str | None) -> None:
+        fields: dict[str, object] = {
+            "event": "connections_refused", "count": count, name.value: limit
+        }  # fmt: skip
+        if address is not None and name is Limit.PER_ADDRESS:
             fields["address"] = address  # the first of the burst: who is holding its share
         log.warning("connections refused", extra={"fields": fields})
 
@@ -215,8 +237,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         address = address_key(transport.get_extra_info("peername"))
         over = self.slots.take(address, self.limits)
         if over is not None:
-            limit = getattr(self.limits, _LIMIT_FIELDS[over])
-            self.refusals.add(self.loop, over, limit, address)
+            self.refusals.add(self.loop, over, over.of(self.limits), address)
             transport.abort()
             return
         self._address = address
@@ -361,14 +382,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             state.mfa_sweeping = True
             _sweep_forever(self.loop, self.connections, self.limits.head_timeout)
 
-    def _late(self, deadline: float) -> str | None:
-        """``head`` when the request head is late, ``reader`` when the client has read no
-        answer for too long; None otherwise. A head is not late while the server has paused
-        reading for want of answers: then the server, not the client, is behind."""
+    def _late(self, deadline: float) -> Late | None:
+        """What the connection is late with, if anything. A head is not late while the server
+        has paused reading for want of answers: then the server, not the client, is behind."""
         if self.flow is not None and self.flow.write_paused and self._write_paused_at <= deadline:
-            return "reader"
+            return Late.READER
         if self._in_head and self._head_started <= deadline and self._may_read():
-            return "head"
+            return Late.HEAD
         return None
 
     def _refuse(self, error: errors.ApiError) -> None:
@@ -376,12 +396,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(error_bytes(error))
             self.transport.close()
-
-
-_LIMIT_FIELDS = {
-    "maxConnections": "max_connections",
-    "maxConnectionsPerAddress": "max_connections_per_address",
-}
 
 
 def _sweep_forever(loop: asyncio.AbstractEventLoop, connections: set[Any], timeout: float) -> None:
@@ -395,9 +409,9 @@ def _sweep_forever(loop: asyncio.AbstractEventLoop, connections: set[Any], timeo
             if not isinstance(connection, GuardedHttpToolsProtocol):
                 continue
             late = connection._late(deadline)
-            if late == "head":
+            if late is Late.HEAD:
                 connection._refuse(errors.request_timeout("head"))
-            elif late == "reader":
+            elif late is Late.READER:
                 connection.transport.abort()  # nothing more can reach a client that won't read
         loop.call_later(every, sweep)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StrictInt, StrictStr
 
@@ -26,7 +27,14 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
 _HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]{0,1024}$")
 _FRAMING = {"content-length", "transfer-encoding", "connection"}  # the server's to write
 NO_BODY = (204, 304)
-ConnectionFault = Literal["reset", "empty", "garbage"]
+
+
+class ConnectionFault(StrEnum):
+    """How a fault breaks the connection instead of answering."""
+
+    RESET = "reset"  # a TCP reset
+    EMPTY = "empty"  # closed without an answer
+    GARBAGE = "garbage"  # random bytes that are no HTTP, then closed
 
 
 class FaultRequest(RequestBody):
