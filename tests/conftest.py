@@ -22,8 +22,11 @@ import yaml
 from appgate_mfa_server.app import create_app
 from appgate_mfa_server.config import Settings, parse_settings
 from mfa_shared.ready_line import read_json_line, read_ready_line
+from mock_radius.pytest_plugin import MockRadius, start_mock_radius
 from tests.browser import browser  # noqa: F401 - the fixture, for the browser pages' tests
 
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = REPO / "scenarios"  # the shipped scenarios, as the checkout has them
 ACCEPT = {"Accept": "application/vnd.appgate.peer-v22+json"}
 DEVICE_ID = "4c07bc67-57ea-42dd-b702-c2d6c45419fc"
 START_TIME = 1_800_000_000.0  # a whole multiple of 30: step boundaries are easy to reason about
@@ -184,6 +187,24 @@ def _quiet_in_process_logs() -> Iterator[_Lines]:
     previous, logs.SINK._stream = logs.SINK._stream, lines  # type: ignore[assignment]
     yield lines
     logs.SINK._stream = previous
+
+
+MOCK_TIME_SCALE = 0.1  # the module mock's, unless its marker says otherwise
+
+
+@pytest.fixture(scope="module")
+def mock(request: pytest.FixtureRequest) -> Iterator[MockRadius]:
+    """One ``mock-radius serve`` process for the whole test module, with every scenario of
+    SCENARIOS and the time scale MOCK_TIME_SCALE. A module that needs others writes the marker
+    of the plugin's mock_radius fixture (the same arguments) for all its tests, e.g.
+    ``pytestmark = pytest.mark.mock_radius(time_scale=0.5, extra_args=("--mismatch-hint",))``.
+    Tests share it: each resets the users it drives. It must stop cleanly at the module's end."""
+    marker = request.node.get_closest_marker("mock_radius")
+    args, options = (marker.args, marker.kwargs) if marker is not None else ((), {})
+    server = start_mock_radius(*(args or (SCENARIOS,)), **{"time_scale": MOCK_TIME_SCALE,
+                                                           **options})  # fmt: skip
+    yield server
+    assert server.stop() == 0
 
 
 @pytest.fixture
@@ -392,8 +413,6 @@ def http_call(client: Any, url: str, path: str, token: str, body: Any = None) ->
 
 # PostgreSQL: a server started by .ci/run (MFA_TEST_POSTGRES_URL), else one started here with
 # .ci/start-postgres (the Debian package must be installed); each test gets its own database.
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")

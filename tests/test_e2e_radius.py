@@ -24,18 +24,17 @@ from typing import Any
 import httpx
 import pytest
 
-from mock_radius.pytest_plugin import MockRadius, start_mock_radius
+from mock_radius.pytest_plugin import MockRadius
 from mock_radius.scenario import Scenario, load_scenario, scenario_files
-from tests.conftest import ACCEPT, http_call, http_login, server_process, totp_now
+from tests.conftest import ACCEPT, SCENARIOS, http_call, http_login, server_process, totp_now
 from tests.e2e_spec import EndToEnd, check_journal, run_calls
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SCENARIO_FILES = scenario_files(SCENARIOS)  # exactly the files the mock serves
 RADIUS_TIMEOUT = 2
-TIME_SCALE = 0.1
 # the matrix's cases provoke failures and push on purpose; neither a lockout nor a push limit
 # may leak into the next case
 MATRIX_LIMITS = {"lockout": {"maxFailedAttempts": 1000}, "pushLimit": 1000}
+pytestmark = pytest.mark.mock_radius(time_scale=0.1)  # the module's mock
 
 
 def journal_mark(mock: MockRadius) -> int:
@@ -83,13 +82,6 @@ def e2e_config(scenarios: list[Scenario], port: int, folder: Path) -> dict[str, 
         "identityProviders": idps,
         "mfaProviders": providers,
     }
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[MockRadius]:
-    server = start_mock_radius(SCENARIOS, time_scale=TIME_SCALE)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -6,25 +6,15 @@ scenarios run side by side. Delays run at time scale 0.1.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from pyrad import packet as rp
 
-from mock_radius.pytest_plugin import MockRadius, start_mock_radius
+from mock_radius.pytest_plugin import MockRadius
 from tests.radius_client import build_request, radclient, send
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SECRET = "testing123"
 SCALE = 0.1
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[MockRadius]:
-    server = start_mock_radius(SCENARIOS, time_scale=SCALE)
-    yield server
-    assert server.stop() == 0
+pytestmark = pytest.mark.mock_radius(time_scale=SCALE)  # the module's mock
 
 
 @pytest.fixture(autouse=True)
