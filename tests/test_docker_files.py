@@ -180,6 +180,7 @@ def test_the_health_check_asks_the_server_on_its_port(tmp_path: Path, tls: bool)
         )
 
 
+@pytest.mark.slow
 def test_the_health_check_asks_the_mock_its_control_api(tmp_path: Path) -> None:
     port = _free_port()
     mock_radius = launcher("mock-radius", tmp_path)

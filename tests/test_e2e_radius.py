@@ -92,7 +92,17 @@ def server_url(mock: MockRadius, tmp_path_factory: pytest.TempPathFactory) -> It
         yield url
 
 
-@pytest.mark.parametrize("scenario_file", SCENARIO_FILES, ids=lambda p: p.stem)
+def _matrix_case(scenario_file: Path) -> Any:
+    """A scenario whose server answers 502 or 504 waits out the provider's whole timeout for
+    each, so it is slow."""
+    spec = EndToEnd.model_validate(load_scenario(scenario_file).end_to_end or {})
+    waits = any(call.status in (502, 504) for case in spec.cases for call in case.calls)
+    return pytest.param(scenario_file, marks=[pytest.mark.slow] if waits else [])
+
+
+@pytest.mark.parametrize(
+    "scenario_file", [_matrix_case(f) for f in SCENARIO_FILES], ids=lambda p: p.stem
+)
 def test_scenario_through_the_server(
     scenario_file: Path, mock: MockRadius, server_url: str
 ) -> None:
@@ -179,6 +189,7 @@ def test_sealed_state_refuses_tampering_and_other_users(mock: MockRadius, tmp_pa
         )
 
 
+@pytest.mark.slow
 def test_failover_to_the_second_hostname(mock: MockRadius, tmp_path: Path) -> None:
     # 127.0.0.2 on the mock's port: a socket that reads nothing, so no ICMP error either
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
@@ -281,6 +292,7 @@ def test_a_retried_push_joins_the_one_in_flight(mock: MockRadius, server_url: st
     assert len(requests) == 1  # one Access-Request, one prompt on the phone
 
 
+@pytest.mark.slow
 def test_fifty_pushes_wait_together_and_totp_stays_fast(
     mock_radius_factory: Any, tmp_path: Path
 ) -> None:

@@ -147,6 +147,7 @@ def test_a_huge_body_is_refused_before_it_is_sent(mock: MockRadius) -> None:
     assert mock.control.health()["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_idle_connections_are_closed(mock: MockRadius) -> None:
     """The fixture sets --control-idle-timeout 1: an idle connection, and one that sent half a
     request head, are closed within a generous multiple of it."""

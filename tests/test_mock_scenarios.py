@@ -193,6 +193,7 @@ def _rad(mock: MockRadius, user: str, password: str, **kw: float) -> tuple[str |
     return result.received(), result.elapsed
 
 
+@pytest.mark.slow
 def test_radclient_push_password_timeout_reject_one_factor(mock: MockRadius) -> None:
     received, elapsed = _rad(mock, "paula", "push-secret")
     assert received == "Access-Accept" and elapsed >= 2 * SCALE
@@ -206,6 +207,7 @@ def test_radclient_push_password_timeout_reject_one_factor(mock: MockRadius) -> 
     assert _rad(mock, "chris", "chris-pass")[0] == "Access-Challenge"
 
 
+@pytest.mark.slow
 def test_radclient_without_message_authenticator_gets_no_answer(mock: MockRadius) -> None:
     """The shipped scenarios require a Message-Authenticator: a request without one is dropped
     in silence, as FreeRADIUS does, and the journal says why."""
@@ -220,6 +222,7 @@ def test_radclient_without_message_authenticator_gets_no_answer(mock: MockRadius
     assert signed.received() == "Access-Accept"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("user", "accepted"),
     [

@@ -27,7 +27,10 @@ from tests.conftest import (
 LOCKED = "Too many failed attempts. Try again later."
 # the module's mock; with the mismatch hint on the wire, a test below tells the RADIUS server's
 # Reply-Message from the server's own reasons
-pytestmark = pytest.mark.mock_radius(time_scale=0.5, extra_args=("--mismatch-hint",))
+pytestmark = [
+    pytest.mark.mock_radius(time_scale=0.5, extra_args=("--mismatch-hint",)),
+    pytest.mark.slow,  # two server processes for every test
+]
 
 
 def _config(url: str) -> dict[str, Any]:

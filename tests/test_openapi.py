@@ -105,6 +105,7 @@ def _provider(name: str, port: int, **settings: Any) -> dict[str, Any]:
             "sharedSecret": "testing123", "timeout": 2, **settings}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_every_response_type_matches_the_document(mock: MockRadius, tmp_path: Path) -> None:
     config = {
         "storage": {"url": "sqlite:///./o.db", "encryptionKeyFile": "./o.key"},

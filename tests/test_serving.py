@@ -35,6 +35,7 @@ def test_ready_line_says_how_it_serves(tmp_path: Path) -> None:
     assert process.returncode == 0
 
 
+@pytest.mark.slow
 def test_workers_share_the_port_restart_and_stop_together(tmp_path: Path) -> None:
     with mfa_server([*config_args(tmp_path), "--workers", "2"], tmp_path) as (url, sup, ready):
         assert ready["workers"] == 2 and len(set(ready["pids"])) == 2
@@ -91,6 +92,7 @@ def test_a_huge_header_is_refused_and_costs_little_memory(tmp_path: Path) -> Non
         assert _names_ok(url)
 
 
+@pytest.mark.slow
 def test_slow_heads_are_cut_off_while_others_are_served(tmp_path: Path) -> None:
     # every connection comes from 127.0.0.1 here: no share per address
     args = config_args(tmp_path, requestTimeout="1s", maxConnectionsPerAddress=1000)
@@ -150,6 +152,7 @@ def _trickle(address: tuple[str, int], every: float, give_up_after: int) -> tupl
     return give_up_after, b""
 
 
+@pytest.mark.slow
 def test_connections_over_the_cap_are_closed_and_logged_once(tmp_path: Path) -> None:
     args = config_args(tmp_path, maxConnections=20, maxConnectionsPerAddress=20)
     with mfa_server(args, tmp_path) as (url, process, ready):
@@ -175,6 +178,7 @@ def _closed_without_answer(sock: socket.socket) -> bool:
         return True
 
 
+@pytest.mark.slow
 def test_an_answer_before_the_body_closes_the_connection(tmp_path: Path) -> None:
     """A request answered before its body was read (a 406 here) must not leave the rest of
     that body free to trickle in on a kept-alive connection, outside every deadline."""

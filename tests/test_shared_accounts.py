@@ -74,6 +74,7 @@ def _journal_steps(mock: MockRadius, since: int) -> list[str | None]:
             if not e["outcome"].startswith("retransmission")]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_eight_right_pushes_at_once_for_one_user_all_pass_within_two_delays(
     mock: MockRadius, postgres_url: str, tmp_path: Path
 ) -> None:
@@ -112,6 +113,7 @@ async def _carol_logins(urls: list[str], passwords: list[str]) -> list[httpx.Res
         return list(await asyncio.gather(*map(login, urls, passwords)))
 
 
+@pytest.mark.slow
 def test_twenty_right_scrypt_logins_at_once_all_pass(
     mock: MockRadius, postgres_url: str, tmp_path: Path
 ) -> None:
@@ -137,6 +139,7 @@ def test_twenty_right_scrypt_logins_at_once_all_pass(
     assert events("login_lockout") == 1
 
 
+@pytest.mark.slow
 def test_pushes_beyond_the_limit_are_refused_until_the_window_moves(
     mock: MockRadius, tmp_path: Path
 ) -> None:

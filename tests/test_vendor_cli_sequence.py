@@ -160,9 +160,16 @@ def server(tmp_path: Path, mock: MockRadius) -> Iterator[tuple[str, Path]]:
         yield url, ca
 
 
-def test_totp_user_signs_in_twice_and_out(server: tuple[str, Path]) -> None:
-    url, ca = server
-    cli = VendorCli(url, ca)
+@pytest.fixture
+def cli(server: tuple[str, Path]) -> Iterator[VendorCli]:
+    """The CLI against ``server``, its connection closed before the server stops (an idle TLS
+    client holds a graceful stop for its whole 5 s)."""
+    vendor = VendorCli(*server)
+    yield vendor
+    vendor.http.close()
+
+
+def test_totp_user_signs_in_twice_and_out(cli: VendorCli) -> None:
     first: dict[str, Any] = {}
 
     def enrol(init: dict[str, Any]) -> str:
@@ -181,10 +188,8 @@ def test_totp_user_signs_in_twice_and_out(server: tuple[str, Path]) -> None:
     cli.sign_out(cli.sign_in("local", "alice", "alice-pass", seeded))
 
 
-def test_radius_challenge_without_sending_the_state_back(server: tuple[str, Path],
-                                                         mock: MockRadius) -> None:  # fmt: skip
+def test_radius_challenge_without_sending_the_state_back(cli: VendorCli, mock: MockRadius) -> None:
     mock.control.reset("carol")
-    cli = VendorCli(*server)
 
     def code(init: dict[str, Any]) -> str:
         assert init["type"] == "Challenge"
@@ -195,15 +200,12 @@ def test_radius_challenge_without_sending_the_state_back(server: tuple[str, Path
     cli.sign_out(cli.sign_in("corp", "carol", "carol-pass", code))
 
 
-def test_two_challenge_rounds_the_way_the_cli_prompts(
-    server: tuple[str, Path], mock: MockRadius
-) -> None:
+def test_two_challenge_rounds_the_way_the_cli_prompts(cli: VendorCli, mock: MockRadius) -> None:
     """chris's RADIUS server asks two codes in a row. The CLI never sends a state and only
     knows 200 (done) and 401 (prompt again): the second round must be a 401, and the next code
     must answer the second State, kept with the token."""
     mock.control.reset("chris")
     mark = mock.control.health()["journal"]["lastSeq"]
-    cli = VendorCli(*server)
 
     def codes(init: dict[str, Any]) -> list[str]:
         assert init["type"] == "Challenge" and init["responseMessage"] == "Enter the first code"
@@ -217,9 +219,8 @@ def test_two_challenge_rounds_the_way_the_cli_prompts(
     assert steps == ["first-challenge", "second-challenge", "accept"]
 
 
-def test_radius_push_with_a_dummy_otp(server: tuple[str, Path], mock: MockRadius) -> None:
+def test_radius_push_with_a_dummy_otp(cli: VendorCli, mock: MockRadius) -> None:
     mock.control.reset("paula")
-    cli = VendorCli(*server)
 
     def dummy(init: dict[str, Any]) -> str:
         assert init == {"type": "Push", "timeout": 6, "sendPassword": False}
@@ -228,8 +229,7 @@ def test_radius_push_with_a_dummy_otp(server: tuple[str, Path], mock: MockRadius
     cli.sign_out(cli.sign_in("phone", "paula", "paula-pass", dummy))
 
 
-def test_user_without_mfa_and_the_exact_sequence(server: tuple[str, Path]) -> None:
-    cli = VendorCli(*server)
+def test_user_without_mfa_and_the_exact_sequence(cli: VendorCli) -> None:
     cli.sign_out(cli.sign_in("service", "bob", "bob-pass", lambda init: "unused"))
     assert [(step, status) for step, status, _ in cli.seen] == [
         ("POST /authentication", 406),

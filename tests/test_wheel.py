@@ -38,6 +38,7 @@ NOT_SOURCES = shutil.ignore_patterns(
     ".hypothesis", ".benchmarks", "tests", "bench", "docs",
 )  # fmt: skip
 DISTRIBUTION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
+pytestmark = pytest.mark.slow  # a wheel built, a virtual environment made, programs started
 PROBE = """
 import importlib, importlib.metadata, json, sys
 from mock_radius.pytest_plugin import scenario_location
