@@ -24,7 +24,6 @@ import asyncio
 import collections
 import hashlib
 import hmac
-import json
 import os
 import shutil
 import statistics
@@ -38,7 +37,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mfa_shared.ready_line import read_ready_line
+
 ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT_SECONDS = 20.0
 SECRET = b"testing123"
 SCENARIO = """\
 name: bench
@@ -181,7 +183,7 @@ class _Drain(threading.Thread):
     def run(self) -> None:
         for line in self.stream:  # type: ignore[attr-defined]
             self.lines.append(line)
-            if "Ready to process requests" in line or '"event": "ready"' in line:
+            if "Ready to process requests" in line:  # freeradius's
                 self.ready.set()
 
 
@@ -203,11 +205,8 @@ def _mock(folder: Path, profile: Path | None, root: Path = ROOT) -> Iterator[tup
                                text=True, cwd=root, env=env)  # fmt: skip
     try:
         assert process.stdout is not None
-        for line in process.stdout:
-            if line.startswith("{"):
-                ready = json.loads(line)
-                break
-        else:
+        ready = read_ready_line(process.stdout, READY_TIMEOUT_SECONDS)
+        if ready is None:
             raise RuntimeError("mock-radius did not start")
         drain = _Drain(process.stdout)
         drain.start()

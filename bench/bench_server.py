@@ -39,6 +39,8 @@ from pathlib import Path
 import pyotp
 import yaml
 
+from mfa_shared.ready_line import read_ready_line
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from httpload import Connection, run
 
@@ -47,6 +49,7 @@ ACCEPT = "application/vnd.appgate.peer-v22+json"
 DEVICE = "4c07bc67-57ea-42dd-b702-c2d6c45419fc"
 INIT = "/admin/authentication/otp/initialize"
 USERS = 40_000
+READY_TIMEOUT_SECONDS = 60.0
 RADIUS_SCENARIO = """\
 name: bench-challenge
 secret: testing123
@@ -81,12 +84,10 @@ def process(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> It
                              text=True, env={**os.environ, **(env or {})})  # fmt: skip
     try:
         assert child.stdout is not None
-        for line in child.stdout:
-            if line.startswith("{") and '"port"' in line:
-                yield json.loads(line)
-                break
-        else:
+        ready = read_ready_line(child.stdout, READY_TIMEOUT_SECONDS)
+        if ready is None:
             raise RuntimeError(f"{' '.join(args[:4])} did not start")
+        yield ready
     finally:
         child.terminate()
         child.wait(30)
@@ -99,9 +100,9 @@ def server_args(config: Path, workers: int = 1) -> list[str]:
 
 CEILING = [
     sys.executable, "-c",
-    "import json,uvicorn,socket;from ceiling import app;"
+    "import uvicorn,socket;from ceiling import app;from mfa_shared.ready_line import ready_line;"
     "s=socket.socket(2,1,6);s.bind(('127.0.0.1',0));s.listen(2048);"
-    "print(json.dumps({'port':s.getsockname()[1]}),flush=True);"
+    "print(ready_line(port=s.getsockname()[1]),flush=True);"
     "uvicorn.Server(uvicorn.Config(app,log_level='warning',access_log=False)).run(sockets=[s])",
 ]  # fmt: skip
 

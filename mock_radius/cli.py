@@ -14,6 +14,7 @@ from typing import Any
 
 from mock_radius_scenarios import shipped_scenarios
 
+from mfa_shared.ready_line import ready_line
 from mock_radius.control_guard import DEFAULT_IDLE_TIMEOUT
 from mock_radius.dedup import DEFAULT_MAX_PENDING
 from mock_radius.engine import (
@@ -136,18 +137,17 @@ def serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # CannotListenError and friends
         print(f"mock-radius: cannot listen: {exc}", file=sys.stderr)
         return 2
-    ready = {
-        "event": "ready",
-        "host": args.host,
-        "port": udp.getHost().port,
-        "acctPort": None if acct is None else acct.getHost().port,
-        "controlPort": control.getHost().port,
-        "scenarios": sorted(engine.scenarios),
-        "active": engine.active,
-        "timeScale": args.time_scale,
-        "receiveBuffer": granted,
-    }
-    reactor.callWhenRunning(lambda: print(json.dumps(ready), flush=True))
+    ready = ready_line(
+        host=args.host,
+        port=udp.getHost().port,
+        acctPort=None if acct is None else acct.getHost().port,
+        controlPort=control.getHost().port,
+        scenarios=sorted(engine.scenarios),
+        active=engine.active,
+        timeScale=args.time_scale,
+        receiveBuffer=granted,
+    )
+    reactor.callWhenRunning(lambda: print(ready, flush=True))
     _stop_on_signals(reactor)
     reactor.run(installSignalHandlers=False)
     journal.close()
@@ -297,16 +297,16 @@ def record(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"mock-radius record: cannot listen: {exc}", file=sys.stderr)
         return 2
-    ready = {
-        "event": "recording",
-        "host": host,
-        "port": listening.getHost().port,
-        "acctPort": None if accounting is None else accounting.getHost().port,
-        "upstream": f"{args.upstream[0]}:{args.upstream[1]}",
-        "upstreamAcct": f"{proxy.upstream_acct[0]}:{proxy.upstream_acct[1]}",
-        "out": str(out),
-    }
-    reactor.callWhenRunning(lambda: print(json.dumps(ready), flush=True))
+    upstream = f"{args.upstream[0]}:{args.upstream[1]}"
+    ready = ready_line(
+        host=host,
+        port=listening.getHost().port,
+        acctPort=None if accounting is None else accounting.getHost().port,
+        upstream=upstream,
+        upstreamAcct=f"{proxy.upstream_acct[0]}:{proxy.upstream_acct[1]}",
+        out=str(out),
+    )
+    reactor.callWhenRunning(lambda: print(ready, flush=True))
     _stop_on_signals(reactor)
     reactor.run(installSignalHandlers=False)
     proxy.finish()
@@ -319,7 +319,7 @@ def record(args: argparse.Namespace) -> int:
     if status["relayed"]:
         notes.append(f"Status-Server: {status['relayed']} relayed, {status['answered']} answered "
                      "by the upstream (the mock answers every one itself).")  # fmt: skip
-    source = f"a recording proxy in front of {ready['upstream']}"
+    source = f"a recording proxy in front of {upstream}"
     if not _write_recording(args, "record", proxy.exchanges, out, source, notes,
                             passwords=passwords, require_ma=proxy.requires_ma,
                             ma_note=_ma_note(proxy, args)):  # fmt: skip

@@ -10,12 +10,10 @@ this one only when a test uses a fixture.
 from __future__ import annotations
 
 import json
-import selectors
 import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +24,7 @@ from typing import IO, Any
 
 from mock_radius_scenarios import shipped_scenarios
 
+from mfa_shared.ready_line import read_ready_line
 from mock_radius.scenario import load_scenarios
 
 READY_TIMEOUT_SECONDS = 20.0
@@ -200,28 +199,14 @@ def start_mock_radius(
     if scenario is not None:
         command += ["--scenario", scenario]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if not selector.select(timeout=deadline - time.monotonic()):
-            break
-        line = process.stdout.readline()
-        if not line:
-            break
-        try:
-            ready = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(ready, dict) and ready.get("event") == "ready":
-            selector.close()
-            assert process.stderr is not None
-            control = ControlClient(f"http://127.0.0.1:{ready['controlPort']}")
-            return MockRadius(
-                ready["host"], ready["port"], ready["controlPort"], chosen.secret, process,
-                control, ready.get("acctPort"), [_Drain(process.stdout), _Drain(process.stderr)],
-            )  # fmt: skip
-    process.kill()
-    _, err = process.communicate()
-    raise RuntimeError(f"mock-radius did not start: {err.strip()}")
+    assert process.stdout is not None and process.stderr is not None
+    ready = read_ready_line(process.stdout, READY_TIMEOUT_SECONDS)
+    if ready is None:
+        process.kill()
+        _, err = process.communicate()
+        raise RuntimeError(f"mock-radius did not start: {err.strip()}")
+    control = ControlClient(f"http://127.0.0.1:{ready['controlPort']}")
+    return MockRadius(
+        ready["host"], ready["port"], ready["controlPort"], chosen.secret, process,
+        control, ready.get("acctPort"), [_Drain(process.stdout), _Drain(process.stderr)],
+    )  # fmt: skip

@@ -34,6 +34,7 @@ from appgate_mfa_server.seedcrypt import KeyFileError
 from appgate_mfa_server.store import Store, open_store
 from appgate_mfa_server.testcontrol import ownership
 from appgate_mfa_server.testcontrol import startup as test_control
+from appgate_mfa_server.testcontrol.connection import CONNECTION
 from appgate_mfa_server.tls import TlsError, TlsFiles, check_pair, self_signed
 
 DISTRIBUTION = "appgate-mfa-reference"  # the [project] name in pyproject.toml
@@ -111,7 +112,7 @@ def serve_options(
         keep_alive=server.keep_alive_timeout,
         tls=tls,
         ready_fields=ready,
-        test_control=server.test_control.enabled,
+        extension=CONNECTION if server.test_control.enabled else None,
     )
 
 
@@ -137,7 +138,7 @@ def serve(args: argparse.Namespace) -> int:
     if refused is not None:
         print(f"mfa-server: {refused}", file=sys.stderr)
         return 2
-    if options.test_control:
+    if settings.server.test_control.enabled:
         fields = {"event": "test_control_on", "message": test_control.WARNING}
         logging.getLogger("mfa.server").warning("test control", extra={"fields": fields})
     mock: DemoRadius | None = None

@@ -16,10 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.convertors import PathConvertor, register_url_convertor
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -36,10 +33,10 @@ from appgate_mfa_server.mfa.builtin import BuiltinTotp
 from appgate_mfa_server.mfa.radius import RadiusMfa
 from appgate_mfa_server.mfa.sealed_state import StateSealer, derive_key
 from appgate_mfa_server.push_join import PushJoiner
-from appgate_mfa_server.responses import error_response, send_json
+from appgate_mfa_server.responses import exception_handlers, send_json
 from appgate_mfa_server.schemas import InitializeRequest, LoginRequest, OtpRequest, parse_body
 from appgate_mfa_server.seedcrypt import SeedCipher
-from appgate_mfa_server.service import LoginService
+from appgate_mfa_server.service import Credentials, LoginService
 from appgate_mfa_server.store import Stage, Store, open_store
 from appgate_mfa_server.testcontrol import ownership
 from appgate_mfa_server.testcontrol.control import TestControl
@@ -128,25 +125,29 @@ def _routes(runtime: _Runtime, settings: Settings) -> list[Route]:
     async def identity_provider_names(request: Incoming) -> Answer:
         return 200, runtime.ready.identity_provider_names()
 
-    async def authenticate(request: Incoming) -> Answer:
+    async def credentials(request: Incoming) -> Credentials:
         body = parse_body(LoginRequest, await body_of(request))
-        return 200, await runtime.ready.authenticate(body)
+        return Credentials(body.providerName, body.username, body.password)
+
+    async def authenticate(request: Incoming) -> Answer:
+        given = await credentials(request)
+        return 200, await runtime.ready.authenticate(given)
 
     async def login(request: Incoming) -> Answer:
-        body = parse_body(LoginRequest, await body_of(request))
-        return 200, await runtime.ready.login(body)
+        given = await credentials(request)
+        return 200, await runtime.ready.login(given)
 
     async def initialize(request: Incoming) -> Answer:
         service = runtime.ready
         session = await service.resolve(request.bearer_token(), Stage.PARTIAL, with_seed=True)
         body = parse_body(InitializeRequest, await body_of(request))
-        return 200, await service.initialize(session, body)
+        return 200, await service.initialize(session, body.userPassword)
 
     async def otp(request: Incoming) -> Answer:
         service = runtime.ready
         session = await service.resolve(request.bearer_token(), Stage.PARTIAL, with_seed=True)
         body = parse_body(OtpRequest, await body_of(request))
-        return 200, await service.verify_otp(session, body)
+        return 200, await service.verify_otp(session, body.otp, body.state)
 
     async def authorization(request: Incoming) -> Answer:
         return 200, await runtime.ready.authorize(request.bearer_token())
@@ -189,30 +190,6 @@ def _direct_routes(routes: list[Route]) -> dict[tuple[str, str], ASGIApp]:
         for method in route.methods or ()
         if method != "HEAD"
     }
-
-
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, errors.ApiError)
-    return error_response(exc)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        return error_response(errors.not_found())
-    if exc.status_code == 405:
-        response = error_response(errors.method_not_allowed())
-        response.headers.update(exc.headers or {})  # Allow, as RFC 9110 requires
-        return response
-    return error_response(errors.ApiError(exc.status_code, "http error", "The request failed."))
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error(
-        "unexpected error",
-        extra={"fields": {"event": "unexpected_error", "type": type(exc).__name__}},
-    )
-    return error_response(errors.unexpected_error())
 
 
 def create_app(
@@ -260,11 +237,6 @@ def create_app(
             await the_store.close()
             SINK.flush()
 
-    handlers: dict[type[Exception] | int, Callable[[Request, Exception], Awaitable[Response]]] = {
-        errors.ApiError: _api_error,
-        HTTPException: _http_error,
-        Exception: _unexpected,
-    }
     routes = _routes(runtime, settings)
     app = Starlette(
         routes=routes,
@@ -280,7 +252,7 @@ def create_app(
                 direct=_direct_routes(routes),
             ),
         ],
-        exception_handlers=handlers,
+        exception_handlers=exception_handlers(log),
         lifespan=lifespan,
     )
     # A trailing slash is a path of its own (404), never a redirect built from the Host header.

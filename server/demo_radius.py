@@ -13,7 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from appgate_mfa_server.ready_line import read_ready_line
+from mfa_shared.ready_line import read_ready_line
 
 log = logging.getLogger("mfa.server")
 
@@ -47,7 +47,7 @@ def start_demo_radius(timeout: float = READY_TIMEOUT_SECONDS) -> DemoRadius:
         stdout=subprocess.PIPE, text=True,  # its stderr is ours: its messages reach the operator
     )  # fmt: skip
     assert process.stdout is not None
-    ready = read_ready_line(process.stdout, "ready", timeout)
+    ready = read_ready_line(process.stdout, timeout)
     if ready is None:
         ended = process.poll()
         process.kill()

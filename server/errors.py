@@ -1,13 +1,15 @@
 """Every failure the API can answer, as exceptions that know their status and JSON body.
 
-The logic raises these; the HTTP layer only renders them, so the body shapes of the contract
-live in one place.
+The logic raises these; the HTTP layer only renders them (the guarded protocol too, for what it
+refuses before the application sees a request), so the status, id and message of each error of
+the contract are written here and nowhere else.
 """
 
 from __future__ import annotations
 
+import http
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,11 @@ class ApiError(Exception):
 
 def json_error(message: str) -> ApiError:
     return ApiError(400, "json error", message)
+
+
+def bad_request() -> ApiError:
+    """What the HTTP edge answers to bytes that are not an HTTP/1.1 request."""
+    return ApiError(400, "bad request", "The request is not valid HTTP/1.1.")
 
 
 def token_error(message: str = "Token error. Login again.") -> ApiError:
@@ -64,8 +71,12 @@ def not_acceptable(received: str | None, min_version: int, max_version: int) -> 
     )
 
 
-def request_timeout() -> ApiError:
-    return ApiError(408, "request timeout", "The request body did not arrive in time.")
+def request_timeout(part: Literal["head", "body"] = "body") -> ApiError:
+    return ApiError(408, "request timeout", f"The request {part} did not arrive in time.")
+
+
+def conflict(message: str) -> ApiError:
+    return ApiError(409, "conflict", message)
 
 
 def mfa_required() -> ApiError:
@@ -82,6 +93,12 @@ def unsupported_media_type(message: str) -> ApiError:
     return ApiError(415, "unsupported media type", message)
 
 
+def header_too_large(limit: int) -> ApiError:
+    return ApiError(
+        431, "request header fields too large", f"The request head is larger than {limit} bytes."
+    )
+
+
 def validation_error(errors: list[FieldError]) -> ApiError:
     return ApiError(
         422,
@@ -91,9 +108,36 @@ def validation_error(errors: list[FieldError]) -> ApiError:
     )
 
 
+def unexpected_error() -> ApiError:
+    return ApiError(500, "unexpected error", "Unexpected server side error.")
+
+
+def radius_invalid_response(
+    message: str = "No answer of the RADIUS server could be verified.",
+) -> ApiError:
+    """RADIUS answered, but no answer verified; ``message`` names the hosts and why."""
+    return ApiError(502, "radius invalid response", message)
+
+
 def unavailable() -> ApiError:
     return ApiError(503, "unavailable", "The server is starting or stopping.")
 
 
-def unexpected_error() -> ApiError:
-    return ApiError(500, "unexpected error", "Unexpected server side error.")
+def radius_timeout(message: str = "No RADIUS server answered in time.") -> ApiError:
+    """No RADIUS server answered; ``message`` names the hosts tried."""
+    return ApiError(504, "radius timeout", message)
+
+
+def http_error(status: int) -> ApiError:
+    """An HTTP error of the framework's that has no error of its own here."""
+    return ApiError(status, "http error", "The request failed.")
+
+
+def status_error(status: int) -> ApiError:
+    """An error of a status this server never answers with itself (a scripted 429, say): its
+    HTTP reason phrase, as an id and as a message."""
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        return http_error(status)
+    return ApiError(status, phrase.lower(), f"{phrase}.")

@@ -17,9 +17,10 @@ could therefore hold every connection or all the memory. This subclass adds, per
 - a deadline for a client that reads no answer: once the answers it does not read fill the
   buffers, it has ``head_timeout`` to start reading before the connection is dropped.
 
-Errors it answers use the API's JSON shape. Under test control it also hands each request a
-handle on its connection (a reset, a close without an answer, raw bytes:
-server/testcontrol/connection.py), which ASGI does not offer.
+Errors it answers use the API's JSON shape. It also offers a hook, ``ConnectionExtension``: a
+handle made per connection and put into each request's scope, for what ASGI does not offer (a
+reset, a close without an answer, raw bytes); the place that composes the server chooses one
+(test control's, server/testcontrol/connection.py) or none.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import ssl
 from asyncio import sslproto
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, Generic, Protocol, TypeVar
 
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import (
@@ -41,7 +43,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-from appgate_mfa_server.testcontrol.connection import EXTENSION, ConnectionControl
+from appgate_mfa_server import errors
 
 log = logging.getLogger("mfa.server")
 
@@ -58,11 +60,56 @@ class ConnectionLimits:
     max_unanswered: int = 16  # pipelined requests parsed ahead of their answers
 
 
-def error_bytes(status: int, error_id: str, message: str) -> bytes:
+class ConnectionHandle(Protocol):
+    def connection_lost(self) -> None:
+        """Called once the connection is gone."""
+
+
+Handle = TypeVar("Handle", bound=ConnectionHandle)
+
+
+@dataclass(frozen=True)
+class ConnectionExtension(Generic[Handle]):
+    """A handle on each connection, made by ``make`` when HTTP starts on it and put into the
+    scope of every request it carries, at ``scope["extensions"][name]`` (an ASGI extension,
+    a dict): how a part of the application reaches the connection beneath a request."""
+
+    name: str
+    make: Callable[[asyncio.Transport, asyncio.AbstractEventLoop], Handle]
+
+    def put(self, scope: Any, handle: Handle) -> None:
+        scope.setdefault("extensions", {})[self.name] = {"handle": handle}
+
+    def find(self, scope: Any) -> object | None:
+        """What the server put into this request's scope; None from a server without it."""
+        extension = scope.get("extensions", {}).get(self.name)
+        return extension.get("handle") if isinstance(extension, dict) else None
+
+
+class Limit(StrEnum):
+    """A limit on connections, by its name in the configuration (and in the log)."""
+
+    CONNECTIONS = "maxConnections"
+    PER_ADDRESS = "maxConnectionsPerAddress"
+
+    def of(self, limits: ConnectionLimits) -> int:
+        if self is Limit.CONNECTIONS:
+            return limits.max_connections
+        return limits.max_connections_per_address
+
+
+class Late(Enum):
+    """What a connection is late with."""
+
+    HEAD = "head"  # the client has not sent its request head in time
+    READER = "reader"  # the client has read no answer for too long
+
+
+def error_bytes(error: errors.ApiError) -> bytes:
     """A complete HTTP/1.1 error response that closes the connection."""
-    body = json.dumps({"id": error_id, "message": message}).encode()
+    body = json.dumps(error.body()).encode()
     head = (
-        STATUS_LINE[status] + b"content-type: application/json\r\n"
+        STATUS_LINE[error.status] + b"content-type: application/json\r\n"
         b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
     )
     return head + body
@@ -93,13 +140,13 @@ class _Slots:
         self.total = 0
         self.by_address: dict[str, int] = {}  # at most max_connections keys
 
-    def take(self, address: str, limits: ConnectionLimits) -> str | None:
-        """None when the connection may stay, else the name of the limit it is over."""
+    def take(self, address: str, limits: ConnectionLimits) -> Limit | None:
+        """None when the connection may stay, else the limit it is over."""
         held = self.by_address.get(address, 0)
         if self.total >= limits.max_connections:
-            return "maxConnections"
+            return Limit.CONNECTIONS
         if held >= limits.max_connections_per_address:
-            return "maxConnectionsPerAddress"
+            return Limit.PER_ADDRESS
         self.total += 1
         self.by_address[address] = held + 1
         return None
@@ -121,10 +168,10 @@ class _Refusals:
     WINDOW_SECONDS = 5.0
 
     def __init__(self) -> None:
-        self.count: dict[str, int] = {}  # limit name -> refusals in the open window
-        self._window_open: set[str] = set()
+        self.count: dict[Limit, int] = {}  # refusals in the open window
+        self._window_open: set[Limit] = set()
 
-    def add(self, loop: asyncio.AbstractEventLoop, name: str, limit: int, address: str) -> None:
+    def add(self, loop: asyncio.AbstractEventLoop, name: Limit, limit: int, address: str) -> None:
         if name in self._window_open:
             self.count[name] = self.count.get(name, 0) + 1
             return
@@ -132,16 +179,18 @@ class _Refusals:
         self._log(name, 1, limit, address)
         loop.call_later(self.WINDOW_SECONDS, self._close_window, name, limit)
 
-    def _close_window(self, name: str, limit: int) -> None:
+    def _close_window(self, name: Limit, limit: int) -> None:
         self._window_open.discard(name)
         count = self.count.pop(name, 0)
         if count:
             self._log(name, count, limit, None)
 
     @staticmethod
-    def _log(name: str, count: int, limit: int, address: str | None) -> None:
-        fields: dict[str, object] = {"event": "connections_refused", "count": count, name: limit}
-        if address is not None and name == "maxConnectionsPerAddress":
+    def _log(name: Limit, count: int, limit: int, address: str | None) -> None:
+        fields: dict[str, object] = {
+            "event": "connections_refused", "count": count, name.value: limit
+        }  # fmt: skip
+        if address is not None and name is Limit.PER_ADDRESS:
             fields["address"] = address  # the first of the burst: who is holding its share
         log.warning("connections refused", extra={"fields": fields})
 
@@ -164,14 +213,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     slots = _Slots()
     refusals = _Refusals()
     tls: ssl.SSLContext | None = None  # HTTPS: the handshake runs here, under a deadline
-    connection_control = False  # test control: a ConnectionControl in every request's scope
+    extension: ConnectionExtension[Any] | None = None  # a handle per connection, in each scope
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_head = True
         self._head_bytes = 0
         self._head_started = 0.0
-        self._control: ConnectionControl | None = None
+        self._handle: ConnectionHandle | None = None
         self._address: str | None = None  # while it holds a slot
         self._established = False  # HTTP runs on it (after the TLS handshake, if any)
         self._secured: sslproto.SSLProtocol | None = None  # HTTPS: the TLS protocol below
@@ -188,8 +237,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         address = address_key(transport.get_extra_info("peername"))
         over = self.slots.take(address, self.limits)
         if over is not None:
-            limit = getattr(self.limits, _LIMIT_FIELDS[over])
-            self.refusals.add(self.loop, over, limit, address)
+            self.refusals.add(self.loop, over, over.of(self.limits), address)
             transport.abort()
             return
         self._address = address
@@ -224,8 +272,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._established = True
         super().connection_made(transport)
         self.flow = _Flow(transport, self._may_read)
-        if self.connection_control:
-            self._control = ConnectionControl(transport, self.loop)
+        if self.extension is not None:
+            self._handle = self.extension.make(transport, self.loop)
         self._head_started = self.loop.time()
         self._start_sweeping()
 
@@ -235,8 +283,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self._established:
             return  # refused, or lost in the TLS handshake: uvicorn never saw it
         super().connection_lost(exc)
-        if self._control is not None:
-            self._control.connection_lost()
+        if self._handle is not None:
+            self._handle.connection_lost()
 
     def _give_back_slot(self) -> None:
         if self._address is not None:
@@ -274,9 +322,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
         super().data_received(data)
         if self._in_head and self._head_bytes > self.limits.max_header_bytes:
-            limit = self.limits.max_header_bytes
-            message = f"The request head is larger than {limit} bytes."
-            self._refuse(431, "request header fields too large", message)
+            self._refuse(errors.header_too_large(self.limits.max_header_bytes))
 
     def _unanswered(self) -> int:
         running = self._running is not None and not self._running.response_complete
@@ -287,8 +333,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._control is not None:
-            self.scope.setdefault("extensions", {})[EXTENSION] = {"control": self._control}
+        if self.extension is not None and self._handle is not None:
+            self.extension.put(self.scope, self._handle)
         if not self._in_head:
             self._in_head = True
             self._head_bytes = 0
@@ -325,7 +371,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().pause_writing()
 
     def send_400_response(self, msg: str) -> None:
-        self._refuse(400, "bad request", "The request is not valid HTTP/1.1.")
+        self._refuse(errors.bad_request())
 
     # Deadlines are checked by one sweep over the connections a few times per timeout, not by a
     # timer per request: arming and cancelling a timer on every request cost more.
@@ -336,27 +382,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             state.mfa_sweeping = True
             _sweep_forever(self.loop, self.connections, self.limits.head_timeout)
 
-    def _late(self, deadline: float) -> str | None:
-        """``head`` when the request head is late, ``reader`` when the client has read no
-        answer for too long; None otherwise. A head is not late while the server has paused
-        reading for want of answers: then the server, not the client, is behind."""
+    def _late(self, deadline: float) -> Late | None:
+        """What the connection is late with, if anything. A head is not late while the server
+        has paused reading for want of answers: then the server, not the client, is behind."""
         if self.flow is not None and self.flow.write_paused and self._write_paused_at <= deadline:
-            return "reader"
+            return Late.READER
         if self._in_head and self._head_started <= deadline and self._may_read():
-            return "head"
+            return Late.HEAD
         return None
 
-    def _refuse(self, status: int, error_id: str, message: str) -> None:
+    def _refuse(self, error: errors.ApiError) -> None:
         self._in_head = False
         if not self.transport.is_closing():
-            self.transport.write(error_bytes(status, error_id, message))
+            self.transport.write(error_bytes(error))
             self.transport.close()
-
-
-_LIMIT_FIELDS = {
-    "maxConnections": "max_connections",
-    "maxConnectionsPerAddress": "max_connections_per_address",
-}
 
 
 def _sweep_forever(loop: asyncio.AbstractEventLoop, connections: set[Any], timeout: float) -> None:
@@ -370,11 +409,9 @@ def _sweep_forever(loop: asyncio.AbstractEventLoop, connections: set[Any], timeo
             if not isinstance(connection, GuardedHttpToolsProtocol):
                 continue
             late = connection._late(deadline)
-            if late == "head":
-                connection._refuse(
-                    408, "request timeout", "The request head did not arrive in time."
-                )
-            elif late == "reader":
+            if late is Late.HEAD:
+                connection._refuse(errors.request_timeout("head"))
+            elif late is Late.READER:
                 connection.transport.abort()  # nothing more can reach a client that won't read
         loop.call_later(every, sweep)
 
@@ -385,7 +422,7 @@ def guarded_protocol(
     limits: ConnectionLimits,
     *,
     tls: ssl.SSLContext | None = None,
-    connection_control: bool = False,
+    extension: ConnectionExtension[Any] | None = None,
 ) -> type[GuardedHttpToolsProtocol]:
     """The protocol class uvicorn should instantiate, bound to these limits, with the
     connection counts of one worker."""
@@ -394,6 +431,6 @@ def guarded_protocol(
         "slots": _Slots(),
         "refusals": _Refusals(),
         "tls": tls,
-        "connection_control": connection_control,
+        "extension": extension,
     }
     return type("GuardedHttpTools", (GuardedHttpToolsProtocol,), attributes)

@@ -12,6 +12,7 @@ seconds after it came: a later ``/otp`` (a retry after a denial, say) starts a n
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -75,10 +76,9 @@ class PushJoiner:
             body = await work()
         except Exception as exc:
             error = exc if isinstance(exc, errors.ApiError) else errors.unexpected_error()
-            shape = {"status": error.status, "id": error.id, "message": error.message,
-                     "extra": error.extra}  # fmt: skip
+            fields = dataclasses.asdict(error)  # status, id, message, extra: ApiError(**fields)
             await self._store.finish_push(
-                token_hash, me, self._seal({"error": shape}), self._clock()
+                token_hash, me, self._seal({"error": fields}), self._clock()
             )
             raise
         await self._store.finish_push(token_hash, me, self._seal({"body": body}), self._clock())

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from appgate_mfa_server.ready_line import read_ready_line
+from mfa_shared.ready_line import read_ready_line
 
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -215,7 +215,7 @@ def start_mfa_server(
             text=True,
         )  # fmt: skip
     assert process.stdout is not None
-    ready = read_ready_line(process.stdout, "listening", READY_TIMEOUT_SECONDS)
+    ready = read_ready_line(process.stdout, READY_TIMEOUT_SECONDS)
     if ready is None:
         process.kill()
         process.wait()

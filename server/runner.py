@@ -25,13 +25,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Any
 
 import uvicorn
 
 from appgate_mfa_server import logs
-from appgate_mfa_server.http_guard import ConnectionLimits, guarded_protocol
+from appgate_mfa_server.http_guard import ConnectionExtension, ConnectionLimits, guarded_protocol
 from appgate_mfa_server.tls import TlsFiles, server_context
+from mfa_shared.ready_line import ready_line
 
 log = logging.getLogger("mfa.server")
 
@@ -58,7 +60,8 @@ class ServeOptions:
     backlog: int = 2048
     tls: TlsFiles | None = None
     ready_fields: dict[str, object] = field(default_factory=dict)
-    test_control: bool = False  # each request gets a handle on its connection (for faults)
+    # a handle on its connection in each request's scope (test control's, for its faults)
+    extension: ConnectionExtension[Any] | None = None
 
 
 def loop_name() -> str:
@@ -106,18 +109,16 @@ def _ready_line(options: ServeOptions, sock: socket.socket, workers: list[dict[s
     host, port = sock.getsockname()[:2]
     scheme = "https" if options.tls else "http"
     shown = f"[{host}]" if ":" in host else host
-    line: dict[str, object] = {
-        "event": "listening",
-        "host": host,
-        "port": port,
-        "scheme": scheme,
-        "url": f"{scheme}://{shown}:{port}",
-        "workers": len(workers),
-        "loop": workers[0]["loop"],
-        "pids": [w["pid"] for w in workers],
+    return ready_line(
+        host=host,
+        port=port,
+        scheme=scheme,
+        url=f"{scheme}://{shown}:{port}",
+        workers=len(workers),
+        loop=workers[0]["loop"],
+        pids=[w["pid"] for w in workers],
         **options.ready_fields,
-    }
-    return json.dumps(line)
+    )
 
 
 def raise_open_files_limit() -> int:
@@ -155,7 +156,7 @@ def _uvicorn_config(app: Any, options: ServeOptions) -> uvicorn.Config:
     protocol = guarded_protocol(
         options.limits,
         tls=None if options.tls is None else server_context(options.tls),
-        connection_control=options.test_control,
+        extension=options.extension,
     )
     return uvicorn.Config(
         app,
@@ -203,6 +204,14 @@ def serve(make_app: AppFactory, options: ServeOptions) -> int:
         finally:
             sock.close()
     return _Supervisor(make_app, options, sockets).run()
+
+
+class Start(Enum):
+    """How the wait for the workers to be ready ended."""
+
+    READY = "ready"
+    STOPPED = "stopped"  # SIGTERM or SIGINT came first
+    FAILED = "failed"  # a worker ended, or the time ran out
 
 
 @dataclass
@@ -263,9 +272,9 @@ class _Supervisor:
             for index in range(len(self.sockets)):
                 self._fork(index)
             started = self._wait_until_ready()
-            if started != "ready":
+            if started is not Start.READY:
                 failed = self._stop_all()
-                return failed if started == "stopped" else 1  # asked to stop: a clean exit
+                return failed if started is Start.STOPPED else 1  # asked to stop: a clean exit
             ready = sorted((w for w in self.workers.values()), key=lambda w: w.index)
             line = _ready_line(self.options, self.sockets[0], [w.ready or {} for w in ready])
             print(line, flush=True)
@@ -274,26 +283,25 @@ class _Supervisor:
             for sock in self.sockets:
                 sock.close()
 
-    def _wait_until_ready(self) -> str:
-        """ "ready", "stopped" (SIGTERM or SIGINT came first) or "failed"."""
+    def _wait_until_ready(self) -> Start:
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         buffers: dict[int, bytes] = {}
         while any(w.ready is None for w in self.workers.values()):
             pending = {w.pipe: w for w in self.workers.values() if w.ready is None}
             left = deadline - time.monotonic()
             if left <= 0:
-                return "failed"
+                return Start.FAILED
             readable, _, _ = select.select(list(pending), [], [], min(left, 0.5))
             for fd in readable:
                 chunk = os.read(fd, 4096)
                 if not chunk:  # the worker ended before it was ready
-                    return "failed"
+                    return Start.FAILED
                 buffers[fd] = buffers.get(fd, b"") + chunk
                 if b"\n" in buffers[fd]:
                     pending[fd].ready = json.loads(buffers[fd].split(b"\n", 1)[0])
             if signal.sigtimedwait([signal.SIGTERM, signal.SIGINT], 0) is not None:
-                return "stopped"
-        return "ready"
+                return Start.STOPPED
+        return Start.READY
 
     def _supervise(self) -> int:
         while True:

@@ -19,12 +19,15 @@ def _refuse_null(value: object) -> object:
     return value
 
 
-class _Body(BaseModel):
-    # Clients of other versions may send fields we do not know; they are ignored, not errors.
+class RequestBody(BaseModel):
+    """The base of every JSON body a route reads (test control's too), parsed by
+    ``parse_body``. Clients of other versions may send fields we do not know: they are ignored,
+    not errors (a model that must refuse them says ``extra="forbid"``)."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class LoginRequest(_Body):
+class LoginRequest(RequestBody):
     providerName: NonEmpty
     deviceId: NonEmpty
     username: NonEmpty
@@ -40,7 +43,7 @@ class LoginRequest(_Body):
         return value
 
 
-class InitializeRequest(_Body):
+class InitializeRequest(RequestBody):
     userPassword: NonEmpty | None = None
 
     @field_validator("userPassword", mode="before")
@@ -49,7 +52,7 @@ class InitializeRequest(_Body):
         return _refuse_null(value)
 
 
-class OtpRequest(_Body):
+class OtpRequest(RequestBody):
     otp: NonEmpty
     state: NonEmpty | None = None
 
@@ -68,7 +71,7 @@ _MESSAGES = {
     "string_too_long": "is too long",
 }
 
-Body = TypeVar("Body", bound=_Body)
+Model = TypeVar("Model", bound=RequestBody)
 
 
 def _field_errors(error: ValidationError) -> list[FieldError]:
@@ -82,7 +85,7 @@ def _field_errors(error: ValidationError) -> list[FieldError]:
     return found
 
 
-def parse_body(model: type[Body], data: dict[str, Any] | None) -> Body:
+def parse_body(model: type[Model], data: dict[str, Any] | None) -> Model:
     """The validated body, or the contract's 422 naming every wrong field."""
     if data is None and model is InitializeRequest:  # the usual initialize: no body at all
         return NO_INITIALIZE_BODY  # type: ignore[return-value]

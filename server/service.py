@@ -1,9 +1,10 @@
 """The login flow as plain async methods: credentials -> partial token -> MFA -> full token.
 
-Every method takes already-validated input and either returns the response body or raises an
-ApiError; the outcomes of MFA methods become errors in one place (``_refusal``). Every guess
-(a password, an OTP, a RADIUS challenge's answer) goes through one guard (``_guess``, on
-server/lockout.py): admitted within the account's budget, evaluated, settled by its verdict.
+Every method takes already-validated plain values (the HTTP layer parses the bodies) and either
+returns the response body or raises an ApiError; the outcomes of MFA methods become errors in
+one place (``_refusal``). Every guess (a password, an OTP, a RADIUS challenge's answer) goes
+through one guard (``_guess``, on server/lockout.py): admitted within the account's budget,
+evaluated, settled by its verdict.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from appgate_mfa_server.mfa.base import (
 )
 from appgate_mfa_server.push_join import PushJoiner
 from appgate_mfa_server.push_limit import PushLimiter
-from appgate_mfa_server.schemas import InitializeRequest, LoginRequest, OtpRequest
 from appgate_mfa_server.store.base import SeedRecord, Stage, Store, TokenRecord
 from appgate_mfa_server.tokens import hash_token, issue_token, new_session_id
 from appgate_mfa_server.users import UserDirectory, UserInfo
@@ -77,6 +77,15 @@ _LOCK_EVENTS: dict[Scope, tuple[str, str]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a client logs in with."""
+
+    provider: str
+    username: str
+    password: str
+
+
 @dataclass(slots=True)
 class Session:
     """A live token, its user, and (when asked for) the user's seed, read in the same query."""
@@ -94,8 +103,8 @@ def _refusal(outcome: NeedsInput | Rejected | Unavailable | BadState) -> errors.
         return errors.authentication_failed(outcome.reason)
     if isinstance(outcome, Unavailable):
         if outcome.invalid:
-            return errors.ApiError(502, "radius invalid response", outcome.message)
-        return errors.ApiError(504, "radius timeout", outcome.message)
+            return errors.radius_invalid_response(outcome.message)
+        return errors.radius_timeout(outcome.message)
     if outcome.malformed:
         return errors.validation_error([errors.FieldError("state", outcome.reason)])
     return errors.authentication_failed(outcome.reason)
@@ -205,18 +214,19 @@ class LoginService:
         if attempt.tripped:
             _event(lockout_event, key=key, until=_iso(attempt.locked_until))
 
-    async def _check_password(self, request: LoginRequest) -> UserInfo:
+    async def _check_password(self, credentials: Credentials) -> UserInfo:
         """The user whose credentials these are, through the login lockout, or 401."""
-        if self._settings.identity_provider(request.providerName) is None:
-            _event("login_failed", provider=request.providerName, cause="unknown provider")
+        provider, username = credentials.provider, credentials.username
+        if self._settings.identity_provider(provider) is None:
+            _event("login_failed", provider=provider, cause="unknown provider")
             raise errors.authentication_failed(UNKNOWN_PROVIDER)
         # Password guessing is throttled per account, known or not (so the answer does not
         # tell which accounts exist); while locked, right and wrong passwords get one answer.
-        key = login_key(request.providerName, request.username)
-        who = {"provider": request.providerName, "username": request.username}
+        key = login_key(provider, username)
+        who = {"provider": provider, "username": username}
         async with self._guess("login", key, self._login_lockout, who) as attempt:
-            check = (request.providerName, request.username, request.password)
-            if self._users.uses_scrypt(request.providerName):  # ~50 ms of CPU: off the loop
+            check = (provider, username, credentials.password)
+            if self._users.uses_scrypt(provider):  # ~50 ms of CPU: off the loop
                 user = await asyncio.to_thread(self._users.check_password, *check)
             else:  # clear-text demo passwords compare in microseconds; a thread hop costs more
                 user = self._users.check_password(*check)
@@ -254,15 +264,15 @@ class LoginService:
             body["bannerMessage"] = self._settings.server.banner_message
         return body
 
-    async def authenticate(self, request: LoginRequest) -> dict[str, Any]:
-        user = await self._check_password(request)
+    async def authenticate(self, credentials: Credentials) -> dict[str, Any]:
+        user = await self._check_password(credentials)
         value, record = await self._new_session(user, Stage.PARTIAL)
         _event("login_ok", provider=user.provider, username=user.username, mfa=user.mfa_provider)
         return self._login_response(user, value, record)
 
-    async def login(self, request: LoginRequest) -> dict[str, Any]:
+    async def login(self, credentials: Credentials) -> dict[str, Any]:
         """The vendor's Simplified Login: a full token at once, for users who owe no MFA."""
-        user = await self._check_password(request)
+        user = await self._check_password(credentials)
         if user.mfa_provider is not None:
             _event("login_refused_mfa", provider=user.provider, username=user.username)
             raise errors.authentication_failed(MFA_OWED)
@@ -270,9 +280,10 @@ class LoginService:
         _event("login_ok", provider=user.provider, username=user.username, mfa=None, simple=True)
         return self._login_response(user, value, record)
 
-    async def initialize(self, session: Session, request: InitializeRequest) -> dict[str, Any]:
+    async def initialize(self, session: Session, user_password: str | None) -> dict[str, Any]:
         """``session`` comes from ``resolve(token, Stage.PARTIAL, with_seed=True)``, done
-        before the body is read so that a token error wins over a body error."""
+        before the body is read so that a token error wins over a body error;
+        ``user_password``: the client's password for the RADIUS server, if it sent one."""
         user = session.user
         method = self._method_for(user)
         if method is None:
@@ -282,13 +293,13 @@ class LoginService:
             await self._check_rounds(session, method, session.record.challenge_rounds + 1)
         if method.initialize_guesses:  # the client's password goes to RADIUS: a guess
             async with self._guess("mfa", mfa_key(user.dn), method.lockout, who) as attempt:
-                outcome = await method.initialize(user, request.userPassword, session.seed)
+                outcome = await method.initialize(user, user_password, session.seed)
                 if isinstance(outcome, Rejected):
                     attempt.wrong()  # a right password is no success of the MFA: no verdict
             if attempt.tripped:
                 raise errors.authentication_failed(LOCKED_OUT)
         else:
-            outcome = await method.initialize(user, request.userPassword, session.seed)
+            outcome = await method.initialize(user, user_password, session.seed)
         if not isinstance(outcome, Initialized):
             _event("mfa_initialize_failed", **who, outcome=type(outcome).__name__)
             raise _refusal(outcome)
@@ -310,17 +321,18 @@ class LoginService:
                provider=session.user.provider, rounds=rounds)  # fmt: skip
         raise errors.authentication_failed(TOO_MANY_ROUNDS)
 
-    async def verify_otp(self, session: Session, request: OtpRequest) -> dict[str, Any]:
+    async def verify_otp(self, session: Session, otp: str, state: str | None) -> dict[str, Any]:
+        """``state``: the RADIUS State the client sent back, if any."""
         method = self._method_for(session.user)
         if method is None:
             raise errors.authentication_failed(NO_MFA)
         if not method.joins_retries:
-            return await self._verify(session, method, request)
+            return await self._verify(session, method, otp, state)
         # a joiner waits as long as the push may, its wait for a lockout place included
         body, joined = await self._pushes.run_once(
             session.record.token_hash,
             method.verify_budget + method.lockout.lease,
-            lambda: self._verify(session, method, request),
+            lambda: self._verify(session, method, otp, state),
         )
         if joined:
             user = session.user
@@ -328,15 +340,15 @@ class LoginService:
         return body
 
     async def _verify(
-        self, session: Session, method: MfaMethod, request: OtpRequest
+        self, session: Session, method: MfaMethod, otp: str, sent_state: str | None
     ) -> dict[str, Any]:
         record, user = session.record, session.user
         who = {"username": user.username, "provider": user.provider}
         async with self._guess("mfa", mfa_key(user.dn), method.lockout, who) as attempt:
             if method.push_limit is not None:
                 await self._take_push(user, method)
-            state = request.state if request.state is not None else record.challenge_state
-            verdict = await method.verify(user, request.otp, state, session.seed)
+            state = sent_state if sent_state is not None else record.challenge_state
+            verdict = await method.verify(user, otp, state, session.seed)
             if isinstance(verdict, Accepted):
                 attempt.right()
             elif isinstance(verdict, Rejected | ChallengeAgain):

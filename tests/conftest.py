@@ -21,8 +21,12 @@ import yaml
 
 from appgate_mfa_server.app import create_app
 from appgate_mfa_server.config import Settings, parse_settings
+from mfa_shared.ready_line import read_json_line, read_ready_line
+from mock_radius.pytest_plugin import MockRadius, start_mock_radius
 from tests.browser import browser  # noqa: F401 - the fixture, for the browser pages' tests
 
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = REPO / "scenarios"  # the shipped scenarios, as the checkout has them
 ACCEPT = {"Accept": "application/vnd.appgate.peer-v22+json"}
 DEVICE_ID = "4c07bc67-57ea-42dd-b702-c2d6c45419fc"
 START_TIME = 1_800_000_000.0  # a whole multiple of 30: step boundaries are easy to reason about
@@ -185,6 +189,24 @@ def _quiet_in_process_logs() -> Iterator[_Lines]:
     logs.SINK._stream = previous
 
 
+MOCK_TIME_SCALE = 0.1  # the module mock's, unless its marker says otherwise
+
+
+@pytest.fixture(scope="module")
+def mock(request: pytest.FixtureRequest) -> Iterator[MockRadius]:
+    """One ``mock-radius serve`` process for the whole test module, with every scenario of
+    SCENARIOS and the time scale MOCK_TIME_SCALE. A module that needs others writes the marker
+    of the plugin's mock_radius fixture (the same arguments) for all its tests, e.g.
+    ``pytestmark = pytest.mark.mock_radius(time_scale=0.5, extra_args=("--mismatch-hint",))``.
+    Tests share it: each resets the users it drives. It must stop cleanly at the module's end."""
+    marker = request.node.get_closest_marker("mock_radius")
+    args, options = (marker.args, marker.kwargs) if marker is not None else ((), {})
+    server = start_mock_radius(*(args or (SCENARIOS,)), **{"time_scale": MOCK_TIME_SCALE,
+                                                           **options})  # fmt: skip
+    yield server
+    assert server.stop() == 0
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -228,25 +250,18 @@ def rss_kib(pid: int) -> int:
 
 def wait_for_json_line(stream: Any, key: str, timeout: float = 15.0) -> dict[str, Any]:
     """Read lines until one is a JSON object holding ``key``; fails rather than hangs."""
-    import json
-    import selectors
+    found = read_json_line(stream, lambda line: key in line, timeout)
+    if found is None:
+        raise AssertionError(f"no JSON line with {key!r} within {timeout}s")
+    return found
 
-    deadline = time.monotonic() + timeout
-    selector = selectors.DefaultSelector()
-    selector.register(stream, selectors.EVENT_READ)
-    while time.monotonic() < deadline:
-        if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
-            break
-        line = stream.readline()
-        if not line:
-            break
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(data, dict) and key in data:
-            return data
-    raise AssertionError(f"no JSON line with {key!r} within {timeout}s")
+
+def wait_for_ready_line(stream: Any, timeout: float = 15.0) -> dict[str, Any]:
+    """The ready line of mfa-server or mock-radius; fails rather than hangs."""
+    found = read_ready_line(stream, timeout)
+    if found is None:
+        raise AssertionError(f"no ready line within {timeout}s")
+    return found
 
 
 class ServerLog:
@@ -346,7 +361,7 @@ def mfa_server(
     process.log = ServerLog(process.stderr)
     try:
         assert process.stdout is not None
-        ready = wait_for_json_line(process.stdout, "port")
+        ready = wait_for_ready_line(process.stdout)
         yield ready["url"], process, ready
     finally:
         process.send_signal(signal.SIGTERM)
@@ -398,8 +413,6 @@ def http_call(client: Any, url: str, path: str, token: str, body: Any = None) ->
 
 # PostgreSQL: a server started by .ci/run (MFA_TEST_POSTGRES_URL), else one started here with
 # .ci/start-postgres (the Debian package must be installed); each test gets its own database.
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")

@@ -16,14 +16,24 @@ PACKAGE_OF_FOLDER = {
 }
 
 
+def module_of(path: Path) -> str:
+    """The import name of a project file (``server/app.py`` is ``appgate_mfa_server.app``)."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    parts[0] = PACKAGE_OF_FOLDER.get(parts[0], parts[0])
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_of(path: Path) -> str:
+    """The package a relative import in ``path`` starts from."""
+    module = module_of(path)
+    return module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
 def imports_of(path: Path) -> set[str]:
     """Every module ``path`` imports, relative imports made absolute, and each imported name
     as a module too (``from a import b`` imports ``a.b``)."""
     tree = ast.parse(path.read_text())
-    parts = list(path.relative_to(ROOT).with_suffix("").parts[:-1])
-    if parts:
-        parts[0] = PACKAGE_OF_FOLDER.get(parts[0], parts[0])
-    package = ".".join(parts)
+    package = package_of(path)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -38,6 +48,24 @@ def imports_of(path: Path) -> set[str]:
     return found
 
 
+def project_files(*folders: str) -> list[Path]:
+    return sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py"))
+
+
+SERVER = "appgate_mfa_server"
+# The places that compose the server from its parts: the command line and the app factory.
+COMPOSITION = ["server/__main__.py", "server/app.py"]
+# Beside the composition, what a production module of the server may not import: test control
+# is a layer put in front of the server, known to nothing beneath it.
+WITHOUT_TEST_CONTROL = [
+    str(path) for path in project_files("server")
+    if "testcontrol" not in path.parts and str(path.relative_to(ROOT)) not in COMPOSITION
+]  # fmt: skip
+HTTP_LAYER = [f"{SERVER}.{m}" for m in ("app", "schemas", "http_input", "responses", "edge",
+              "cancelled", "demo_page", "http_guard", "runner")]  # fmt: skip
+SERVICE_LAYER = ["server/service.py", "server/lockout.py", "server/push_limit.py",
+                 "server/push_join.py", "server/keys.py"]  # fmt: skip
+
 RULES = [
     # (modules, forbidden import prefixes, why)
     (["mock_radius/engine.py", "mock_radius/scenario.py", "mock_radius/matching.py",
@@ -48,7 +76,10 @@ RULES = [
      ["starlette", "uvicorn", "appgate_mfa_server.mfa", "appgate_mfa_server.app",
       "appgate_mfa_server.service"],
      "the store knows neither the HTTP layer nor the MFA logic"),
-    (["server/service.py"], ["starlette", "uvicorn"], "the login flow knows no HTTP"),
+    (SERVICE_LAYER, ["starlette", "uvicorn", *HTTP_LAYER],
+     "the login flow takes plain values: the HTTP layer parses the bodies"),
+    (WITHOUT_TEST_CONTROL, [f"{SERVER}.testcontrol"],
+     "test control is wired in by the composition points only"),
     (list(map(str, (ROOT / "server").rglob("*.py"))), ["mock_radius"],
      "the server never depends on its test double"),
     (list(map(str, (ROOT / "mfa_shared").rglob("*.py"))),
@@ -99,3 +130,122 @@ def test_the_server_runs_its_test_double_only_as_a_process_of_the_demo() -> None
     )  # fmt: skip
     assert naming == ["server/demo_radius.py"]
     assert not any(n.startswith("mock_radius") for n in imports_of(ROOT / "server/demo_radius.py"))
+
+
+PROJECT_FOLDERS = ("server", "mock_radius", "mfa_shared", "scenarios")
+PROJECT_MODULES = {module_of(path) for path in project_files(*PROJECT_FOLDERS)}
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def private_uses(path: Path) -> list[str]:
+    """The private names (``_x``) of other project modules that ``path`` reaches: imported
+    (``from m import _x``) or read off an imported module (``m._x``)."""
+    tree = ast.parse(path.read_text())
+    package = package_of(path)
+    tops = {module.split(".")[0] for module in PROJECT_MODULES}
+    modules: dict[str, str] = {}  # a local name -> the project module it stands for
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in PROJECT_MODULES and alias.asname:
+                    modules[alias.asname] = alias.name
+                elif alias.name.split(".")[0] in tops:
+                    top = alias.name.split(".")[0]
+                    modules[top] = top
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*parent, *([base] if base else [])])
+            if base.split(".")[0] not in tops:
+                continue
+            for alias in node.names:
+                if _is_private(alias.name):
+                    found.append(f"{base}.{alias.name}")
+                elif f"{base}.{alias.name}" in PROJECT_MODULES:
+                    modules[alias.asname or alias.name] = f"{base}.{alias.name}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _is_private(node.attr):
+            chain = _dotted(node.value)
+            if chain is None:
+                continue
+            head, _, rest = chain.partition(".")
+            if head in modules:
+                module = ".".join(filter(None, (modules[head], rest)))
+                if module in PROJECT_MODULES:
+                    found.append(f"{module}.{node.attr}")
+    return sorted(found)
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return None if inner is None else f"{inner}.{node.attr}"
+    return None
+
+
+@pytest.mark.parametrize("path", project_files("server", "mock_radius", "mfa_shared"), ids=str)
+def test_no_module_reaches_for_another_modules_private_names(path: Path) -> None:
+    """A name with a leading underscore is its module's own business: what another module
+    needs gets a public name (and with it, a promise)."""
+    used = private_uses(path)
+    assert not used, f"{path.relative_to(ROOT)} uses private names of other modules: {used}"
+
+
+def test_private_uses_are_seen() -> None:
+    """The rule above sees every way of reaching a private name, relative imports included."""
+    probe = ROOT / "server" / "mfa" / "_probe_for_the_private_rule.py"
+    probe.write_text(
+        "from ..schemas import _Hidden\n"
+        "from appgate_mfa_server import logs\n"
+        "from .. import errors as e\n"
+        "import appgate_mfa_server.tokens\n"
+        "import mfa_shared.safe_yaml as y\n"
+        "x = logs._hidden, e._hidden, appgate_mfa_server.tokens._hidden, y._hidden\n"
+        "self_is_fine = object()._own, logs.SINK._stream_is_an_object_not_a_module\n"
+    )
+    try:
+        assert private_uses(probe) == [
+            "appgate_mfa_server.errors._hidden",
+            "appgate_mfa_server.logs._hidden",
+            "appgate_mfa_server.schemas._Hidden",
+            "appgate_mfa_server.tokens._hidden",
+            "mfa_shared.safe_yaml._hidden",
+        ]
+    finally:
+        probe.unlink()
+
+
+def hand_written_errors(path: Path) -> list[int]:
+    """The lines of ``path`` that write an error's shape themselves: an ``ApiError`` built
+    from a status, or a dict with ``"id"`` and ``"message"``."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name == "ApiError" and node.args:
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Dict):
+            keys = {key.value for key in node.keys if isinstance(key, ast.Constant)}
+            if {"id", "message"} <= keys:
+                lines.append(node.lineno)
+    return lines
+
+
+def test_every_error_of_the_api_is_written_in_errors_py_only() -> None:
+    """Each error's status, id and message live in server/errors.py, once; everyone else
+    builds from its functions."""
+    found = {
+        str(path.relative_to(ROOT)): hand_written_errors(path)
+        for path in project_files("server")
+        if path.name != "errors.py"
+    }
+    assert {name: lines for name, lines in found.items() if lines} == {}
+    probe = ast.parse('errors.ApiError(502, "x", "y")\nbody = {"id": "x", "message": "y"}\n')
+    assert len([n for n in ast.walk(probe) if isinstance(n, ast.Call | ast.Dict)]) == 2

@@ -100,6 +100,7 @@ def _enrol(url: str, user: str = "alice") -> tuple[str, str]:
         return secret, http_login(client, url, "local", user, f"{user}-pass")
 
 
+@pytest.mark.slow
 def test_a_burst_of_200_wrong_codes_on_two_processes_gets_5_evaluated(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -122,6 +123,7 @@ def test_a_burst_of_200_wrong_codes_on_two_processes_gets_5_evaluated(
     assert _events(procs, "mfa_refused_locked") == 195 + 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_burst_of_password_guesses_gets_10_evaluated(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -149,6 +151,7 @@ def test_a_burst_of_password_guesses_gets_10_evaluated(
     assert _events(procs, "login_refused_locked") == 70 + count
 
 
+@pytest.mark.slow
 def test_logout_racing_authorization_leaves_no_live_token(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -189,6 +192,7 @@ def test_logout_racing_authorization_leaves_no_live_token(
         assert both_answered_ok  # the race was run, not avoided: both sides answered OK
 
 
+@pytest.mark.slow
 def test_failed_logins_cost_the_same_for_known_and_unknown_names(tmp_path: Path) -> None:
     """alice has a clear-text password, carol an scrypt hash, zed does not exist: a wrong
     password must take the same time for each (else the timing tells who exists)."""
@@ -210,6 +214,7 @@ def test_failed_logins_cost_the_same_for_known_and_unknown_names(tmp_path: Path)
     assert (slowest - fastest) / slowest < 0.3, medians
 
 
+@pytest.mark.slow
 def test_a_token_is_spent_once_across_two_processes(postgres_url: str, tmp_path: Path) -> None:
     """The same MFA token sent to /authorization 20 times at once, half on each process: one
     full token comes out (replace_token is the one atomic step that spends it)."""

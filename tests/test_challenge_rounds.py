@@ -109,6 +109,7 @@ def test_three_rounds_end_in_a_login(radius: MockRadius, tmp_path: Path, sends_s
     assert _steps(radius, mark) == ["first", "second", "third", "accept"]
 
 
+@pytest.mark.slow
 def test_a_thousand_wrong_rounds_are_locked_out_after_five(
     radius: MockRadius, tmp_path: Path
 ) -> None:

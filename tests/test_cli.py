@@ -17,7 +17,7 @@ import pytest
 
 from appgate_mfa_server import __main__ as server_cli
 from mock_radius import cli as mock_cli
-from tests.conftest import wait_for_json_line
+from tests.conftest import wait_for_ready_line
 from tests.programs import command as program_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,7 +105,7 @@ def test_mock_radius_alone_serves_the_shipped_scenarios() -> None:
     )  # fmt: skip
     try:
         assert process.stdout is not None
-        ready = wait_for_json_line(process.stdout, "scenarios")
+        ready = wait_for_ready_line(process.stdout)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(15)

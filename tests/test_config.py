@@ -164,6 +164,7 @@ def test_password_hashes_round_trip() -> None:
     assert not verify_hash("x", "scrypt$garbage")
 
 
+@pytest.mark.slow
 def test_check_config_and_hash_password_commands(tmp_path: Path) -> None:
     good = _write(tmp_path, base_config(tmp_path))
     ok = subprocess.run(

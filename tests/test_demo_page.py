@@ -117,6 +117,7 @@ def _signed_in_as(page: Any) -> str:
     return user
 
 
+@pytest.mark.slow
 def test_alice_scans_the_qr_code_from_the_screen_and_her_code_is_accepted(page: Any) -> None:
     assert page.text_content("#banner") == "Demo reference server. Authorized use only."
     _sign_in(page, "local", "alice")
@@ -139,6 +140,7 @@ def test_alice_scans_the_qr_code_from_the_screen_and_her_code_is_accepted(page: 
     assert _signed_in_as(page) == "alice"
 
 
+@pytest.mark.slow
 def test_carol_answers_the_challenge_she_is_shown(page: Any) -> None:
     _sign_in(page, "radius-challenge", "carol")
     page.wait_for_selector("#otp", state="visible")
@@ -149,6 +151,7 @@ def test_carol_answers_the_challenge_she_is_shown(page: Any) -> None:
     assert _signed_in_as(page) == "carol"
 
 
+@pytest.mark.slow
 def test_paula_waits_on_a_spinner_for_her_push(page: Any) -> None:
     _sign_in(page, "radius-push", "paula")
     page.wait_for_selector("#spinner", state="visible")  # the mock approves after 2 s
@@ -158,6 +161,7 @@ def test_paula_waits_on_a_spinner_for_her_push(page: Any) -> None:
     page.wait_for_selector("#login", state="visible")
 
 
+@pytest.mark.slow
 def test_pete_is_told_his_push_was_denied(page: Any) -> None:
     _sign_in(page, "radius-push", "pete")
     page.wait_for_selector("#error", state="visible")

@@ -22,7 +22,7 @@ import yaml
 from appgate_mfa_server import __main__ as server_cli
 from appgate_mfa_server.config import RadiusProvider, Settings, demo_settings, load_settings
 from mock_radius import cli as mock_cli
-from tests.conftest import wait_for_json_line
+from tests.conftest import wait_for_ready_line
 from tests.programs import command as program_command
 from tests.programs import launcher
 
@@ -84,7 +84,7 @@ def test_the_mock_command_line_runs(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        ready = wait_for_json_line(process.stdout, "controlPort")
+        ready = wait_for_ready_line(process.stdout)
         assert len(ready["scenarios"]) == 15
     finally:
         process.terminate()
@@ -152,13 +152,13 @@ def _check(pid: int) -> tuple[int, str]:
 
 
 @contextmanager
-def _process(argv: list[str], ready_key: str | None, cwd: Path) -> Iterator[subprocess.Popen[str]]:
+def _process(argv: list[str], ready: bool, cwd: Path) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                text=True)  # fmt: skip
     try:
-        if ready_key is not None:
+        if ready:
             assert process.stdout is not None
-            wait_for_json_line(process.stdout, ready_key, timeout=30)
+            wait_for_ready_line(process.stdout, timeout=30)
         yield process
     finally:
         process.send_signal(signal.SIGTERM)
@@ -171,7 +171,7 @@ def test_the_health_check_asks_the_server_on_its_port(tmp_path: Path, tls: bool)
     argv = [*launcher("mfa-server", tmp_path), "--host", "127.0.0.1", "--port", str(port),
             "--no-mock-radius", "--data-dir", str(tmp_path)]  # fmt: skip
     argv += ["--tls"] if tls else []
-    with _process(argv, "port", tmp_path) as server:
+    with _process(argv, True, tmp_path) as server:
         status, said = _check(server.pid)
         assert status == 0, said
         scheme = "https" if tls else "http"
@@ -180,14 +180,15 @@ def test_the_health_check_asks_the_server_on_its_port(tmp_path: Path, tls: bool)
         )
 
 
+@pytest.mark.slow
 def test_the_health_check_asks_the_mock_its_control_api(tmp_path: Path) -> None:
     port = _free_port()
     mock_radius = launcher("mock-radius", tmp_path)
     argv = [*mock_radius, "serve", "--port", "0", "--control-port", str(port)]
-    with _process(argv, "controlPort", tmp_path) as mock:
+    with _process(argv, True, tmp_path) as mock:
         assert _check(mock.pid) == (0, f"mock-radius answers at http://127.0.0.1:{port}/health")
     unchecked = [*mock_radius, "serve", "--port", "0"]
-    with _process(unchecked, "controlPort", tmp_path) as mock:
+    with _process(unchecked, True, tmp_path) as mock:
         status, said = _check(mock.pid)
     assert status == 1
     assert said == "mock-radius serve without --control-port: its control API is on a free port"
@@ -204,13 +205,13 @@ def test_the_health_check_fails_when_nobody_answers(tmp_path: Path) -> None:
         "--port",
         str(port),
     ]
-    with _process(sleeper, None, tmp_path) as process:
+    with _process(sleeper, False, tmp_path) as process:
         status, said = _check(process.pid)
     assert status == 1
     assert said.startswith(f"http://127.0.0.1:{port}/admin/identity-providers/names: ")
     assert f"; https://127.0.0.1:{port}/" in said
     short = [sys.executable, "-c", "import time; time.sleep(60)", "mock-radius", "validate", "x"]
-    with _process(short, None, tmp_path) as process:
+    with _process(short, False, tmp_path) as process:
         assert _check(process.pid) == (0, "mock-radius validate runs briefly: nothing to check")
 
 

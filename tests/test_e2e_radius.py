@@ -24,18 +24,17 @@ from typing import Any
 import httpx
 import pytest
 
-from mock_radius.pytest_plugin import MockRadius, start_mock_radius
+from mock_radius.pytest_plugin import MockRadius
 from mock_radius.scenario import Scenario, load_scenario, scenario_files
-from tests.conftest import ACCEPT, http_call, http_login, server_process, totp_now
+from tests.conftest import ACCEPT, SCENARIOS, http_call, http_login, server_process, totp_now
 from tests.e2e_spec import EndToEnd, check_journal, run_calls
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SCENARIO_FILES = scenario_files(SCENARIOS)  # exactly the files the mock serves
 RADIUS_TIMEOUT = 2
-TIME_SCALE = 0.1
 # the matrix's cases provoke failures and push on purpose; neither a lockout nor a push limit
 # may leak into the next case
 MATRIX_LIMITS = {"lockout": {"maxFailedAttempts": 1000}, "pushLimit": 1000}
+pytestmark = pytest.mark.mock_radius(time_scale=0.1)  # the module's mock
 
 
 def journal_mark(mock: MockRadius) -> int:
@@ -86,13 +85,6 @@ def e2e_config(scenarios: list[Scenario], port: int, folder: Path) -> dict[str, 
 
 
 @pytest.fixture(scope="module")
-def mock() -> Iterator[MockRadius]:
-    server = start_mock_radius(SCENARIOS, time_scale=TIME_SCALE)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def server_url(mock: MockRadius, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("e2e")
     scenarios = [load_scenario(f) for f in SCENARIO_FILES]
@@ -100,7 +92,17 @@ def server_url(mock: MockRadius, tmp_path_factory: pytest.TempPathFactory) -> It
         yield url
 
 
-@pytest.mark.parametrize("scenario_file", SCENARIO_FILES, ids=lambda p: p.stem)
+def _matrix_case(scenario_file: Path) -> Any:
+    """A scenario whose server answers 502 or 504 waits out the provider's whole timeout for
+    each, so it is slow."""
+    spec = EndToEnd.model_validate(load_scenario(scenario_file).end_to_end or {})
+    waits = any(call.status in (502, 504) for case in spec.cases for call in case.calls)
+    return pytest.param(scenario_file, marks=[pytest.mark.slow] if waits else [])
+
+
+@pytest.mark.parametrize(
+    "scenario_file", [_matrix_case(f) for f in SCENARIO_FILES], ids=lambda p: p.stem
+)
 def test_scenario_through_the_server(
     scenario_file: Path, mock: MockRadius, server_url: str
 ) -> None:
@@ -187,6 +189,7 @@ def test_sealed_state_refuses_tampering_and_other_users(mock: MockRadius, tmp_pa
         )
 
 
+@pytest.mark.slow
 def test_failover_to_the_second_hostname(mock: MockRadius, tmp_path: Path) -> None:
     # 127.0.0.2 on the mock's port: a socket that reads nothing, so no ICMP error either
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
@@ -289,6 +292,7 @@ def test_a_retried_push_joins_the_one_in_flight(mock: MockRadius, server_url: st
     assert len(requests) == 1  # one Access-Request, one prompt on the phone
 
 
+@pytest.mark.slow
 def test_fifty_pushes_wait_together_and_totp_stays_fast(
     mock_radius_factory: Any, tmp_path: Path
 ) -> None:

@@ -53,6 +53,7 @@ def _reset_within(sock: socket.socket, seconds: float) -> bool:
     return bool(poller.poll(seconds * 1000))
 
 
+@pytest.mark.slow
 def test_pipelining_without_reading_keeps_memory_bounded(tmp_path: Path) -> None:
     args = config_args(tmp_path, requestTimeout="3s", accessLog=False)
     with mfa_server(args, tmp_path) as (url, process, ready):
@@ -274,6 +275,7 @@ def test_stalled_tls_handshakes_end_at_their_deadline_and_new_clients_are_served
     assert not process.log.events("unexpected_error")
 
 
+@pytest.mark.slow
 def test_a_tls_client_that_ignores_the_close_loses_the_connection_at_the_deadline(
     tmp_path: Path,
 ) -> None:
@@ -305,6 +307,7 @@ def test_a_tls_client_that_ignores_the_close_loses_the_connection_at_the_deadlin
         assert waited < 5 * (1.0 + 1.0), waited  # 30 s without the closing deadline
 
 
+@pytest.mark.slow
 def test_the_open_files_soft_limit_is_raised_to_the_hard_limit(tmp_path: Path) -> None:
     with mfa_server(config_args(tmp_path), tmp_path, open_files=(1024, 4096)) as (url, p, _):
         raised = p.log.wait_for("open_files_limit_raised")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from appgate_mfa_server.store.sqlite import SqliteStore
 from tests.conftest import (
     ACCEPT,
     DEVICE_ID,
+    REPO,
     FakeClock,
     LiveServer,
     base_config,
@@ -46,6 +49,31 @@ def _406(received: str) -> dict[str, Any]:
         "minSupportedVersion": 18,
         "maxSupportedVersion": 22,
     }
+
+
+def _written_in_errors_py() -> set[tuple[int, str]]:
+    """Every (status, id) that server/errors.py writes as constants."""
+    found: set[tuple[int, str]] = set()
+    for node in ast.walk(ast.parse((REPO / "server" / "errors.py").read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ApiError":
+            status, error_id = (getattr(arg, "value", None) for arg in node.args[:2])
+            if isinstance(status, int) and isinstance(error_id, str):
+                found.add((status, error_id))
+    return found
+
+
+def _documented_in_api_md() -> set[tuple[int, str]]:
+    section = (REPO / "docs" / "api.md").read_text().split("## Errors", 1)[1].split("\n## ")[0]
+    rows = re.findall(r"^\| (\d{3}) \| `([^`]+)` \|", section, re.MULTILINE)
+    return {(int(status), error_id) for status, error_id in rows}
+
+
+def test_the_errors_documented_are_the_errors_written_once_in_errors_py() -> None:
+    """docs/api.md's table and server/errors.py, where every error of the API is written once,
+    list the same errors (but test control's own, in server/test-control.yaml)."""
+    test_control_only = {(409, "conflict"), (415, "unsupported media type")}
+    assert _written_in_errors_py() - test_control_only == _documented_in_api_md()
+    assert len(_documented_in_api_md()) >= 15  # the table was found and read
 
 
 def test_v5_probe_on_authentication_reads_min_max(live: LiveServer) -> None:

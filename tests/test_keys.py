@@ -53,6 +53,7 @@ def _enrol_alice(config: Path) -> str:
     return secret
 
 
+@pytest.mark.slow
 def test_a_lost_key_file_stops_the_start_and_is_not_replaced(tmp_path: Path) -> None:
     config = _write_config(tmp_path)
     _enrol_alice(config)
@@ -65,6 +66,7 @@ def test_a_lost_key_file_stops_the_start_and_is_not_replaced(tmp_path: Path) -> 
     assert not key.exists()  # a new key would make every seed unreadable
 
 
+@pytest.mark.slow
 def test_another_key_stops_the_start(tmp_path: Path) -> None:
     config = _write_config(tmp_path)
     _enrol_alice(config)
@@ -78,6 +80,7 @@ def test_another_key_stops_the_start(tmp_path: Path) -> None:
     assert "mfa-server rotate-key" in failed.stderr
 
 
+@pytest.mark.slow
 def test_a_database_from_before_check_values_is_checked_by_decrypting_a_seed(
     tmp_path: Path,
 ) -> None:
@@ -91,6 +94,7 @@ def test_a_database_from_before_check_values_is_checked_by_decrypting_a_seed(
     assert _start(config).returncode == 2
 
 
+@pytest.mark.slow
 def test_rotate_key_reencrypts_every_seed(tmp_path: Path) -> None:
     config = _write_config(tmp_path)
     secret = _enrol_alice(config)
@@ -187,6 +191,7 @@ def test_a_missing_key_file_names_what_the_database_holds(tmp_path: Path) -> Non
     assert not key_file.exists()
 
 
+@pytest.mark.slow
 def test_a_key_file_others_may_read_is_named_in_a_warning_at_start(tmp_path: Path) -> None:
     """Mode 0644 (what Kubernetes gives a mounted secret by default) is warned about with the
     file and the mode, never the key; the server still starts. 0600 gives no warning."""

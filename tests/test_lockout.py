@@ -471,6 +471,7 @@ def test_a_cancelled_guess_gives_its_place_back(postgres_url: str) -> None:
     asyncio.run(body())
 
 
+@pytest.mark.slow
 def test_radius_timeouts_through_the_server_never_lock(tmp_path: Path) -> None:
     """Seven /otp calls to a RADIUS server that never answers: each is a 504, none counts as a
     guess (with the limit at 5, a counted sixth would be refused as locked out)."""

@@ -156,6 +156,7 @@ def _check(seen: list[tuple[str, str | None, str | None]], mock: MockRadius, mar
     assert {e["outcome"] for e in entries} <= {"matched", "answered-status-server"}, entries
 
 
+@pytest.mark.slow
 def test_radclient(mock: MockRadius, mark: int) -> None:
     seen: list[tuple[str, str | None, str | None]] = []
 
@@ -196,6 +197,7 @@ def _reply_message(reply: rp.Packet) -> str | None:
     return reply["Reply-Message"][0] if "Reply-Message" in reply else None
 
 
+@pytest.mark.slow
 def test_pyrad_blocking_client(mock: MockRadius, mark: int) -> None:
     client = Client(server=mock.host, authport=mock.port, acctport=mock.acct_port,
                     secret=SECRET.encode(), dict=dictionary(), retries=1, timeout=5,
@@ -243,6 +245,7 @@ def test_pyrad_blocking_client(mock: MockRadius, mark: int) -> None:
         client.SendPacket(unsigned)
 
 
+@pytest.mark.slow
 def test_pyrad_asyncio_client(mock: MockRadius, mark: int) -> None:
     async def run() -> list[tuple[str, str | None, str | None]]:
         client = ClientAsync(server=mock.host, auth_port=mock.port, acct_port=mock.acct_port,

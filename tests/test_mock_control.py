@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +20,13 @@ import pytest
 from mock_radius.control_guard import MAX_BODY, MAX_CONNECTIONS
 from mock_radius.journal_stream import MAX_SUBSCRIBERS
 from mock_radius.pytest_plugin import MockRadius
+from tests.conftest import SCENARIOS
 from tests.radius_client import build_request, send
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SECRET = "testing123"
 Factory = Callable[..., MockRadius]
+# the module's mock: idle control connections are closed after 1 s
+pytestmark = pytest.mark.mock_radius(time_scale=0.1, extra_args=("--control-idle-timeout", "1"))
 
 
 def _connect(port: int) -> socket.socket:
@@ -62,16 +63,6 @@ def http(port: int, method: str, path: str, headers: dict[str, str] | None = Non
         sock.sendall(head.encode("latin-1") + b"\r\n" + body)
         status, _, answer = _read_response(sock)
     return status, json.loads(answer)
-
-
-@pytest.fixture(scope="module")
-def mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockRadius]:
-    from mock_radius.pytest_plugin import start_mock_radius
-
-    server = start_mock_radius(SCENARIOS, time_scale=0.1,
-                               extra_args=("--control-idle-timeout", "1"))  # fmt: skip
-    yield server
-    assert server.stop() == 0
 
 
 # the edge
@@ -156,6 +147,7 @@ def test_a_huge_body_is_refused_before_it_is_sent(mock: MockRadius) -> None:
     assert mock.control.health()["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_idle_connections_are_closed(mock: MockRadius) -> None:
     """The fixture sets --control-idle-timeout 1: an idle connection, and one that sent half a
     request head, are closed within a generous multiple of it."""

@@ -11,6 +11,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from pyrad import packet as rp
 
 from appgate_mfa_server.mfa.radius_client import ACCEPT, RadiusTarget, authenticate
@@ -45,6 +46,7 @@ def _journal(mock: MockRadius) -> list[tuple[str | None, int | None, str]]:
 LOSE_TWO = "### Drops: one transmission at a time"
 
 
+@pytest.mark.slow
 def test_lose_two_transmissions_then_answer_with_radclient(
     mock_radius_factory: Factory, tmp_path: Path
 ) -> None:
@@ -61,6 +63,7 @@ def test_lose_two_transmissions_then_answer_with_radclient(
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_lose_two_transmissions_then_answer_with_the_servers_client(
     mock_radius_factory: Factory, tmp_path: Path
 ) -> None:
@@ -85,6 +88,7 @@ def _accounting_stop(session: str) -> rp.AcctPacket:
     return packet
 
 
+@pytest.mark.slow
 def test_the_accounting_example_answers_the_nas_retry(
     mock_radius_factory: Factory, tmp_path: Path
 ) -> None:

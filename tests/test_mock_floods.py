@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from mock_radius.pytest_plugin import MockRadius
 from tests.radius_client import build_request, send
 
@@ -84,6 +86,7 @@ def flood(address: tuple[str, int], count: int, prefix: bytes) -> int:
     return answered
 
 
+@pytest.mark.slow
 def test_a_flood_of_users_and_junk_keeps_memory_bounded(
     mock_radius_factory: Factory, tmp_path: Path
 ) -> None:

@@ -52,6 +52,7 @@ def _row(page: Any, user: str, step: str) -> Any:
     )
 
 
+@pytest.mark.slow
 def test_the_timeline_shows_requests_steps_replies_and_delays(page: Any, mock: MockRadius) -> None:
     from playwright.sync_api import expect
 
@@ -95,6 +96,7 @@ def test_the_timeline_shows_requests_steps_replies_and_delays(page: Any, mock: M
     page.problems.clear()
 
 
+@pytest.mark.slow
 def test_the_activate_button_changes_the_mock_and_the_screenshot_shows_it(
     page: Any, mock: MockRadius
 ) -> None:

@@ -6,25 +6,15 @@ scenarios run side by side. Delays run at time scale 0.1.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from pyrad import packet as rp
 
-from mock_radius.pytest_plugin import MockRadius, start_mock_radius
+from mock_radius.pytest_plugin import MockRadius
 from tests.radius_client import build_request, radclient, send
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SECRET = "testing123"
 SCALE = 0.1
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[MockRadius]:
-    server = start_mock_radius(SCENARIOS, time_scale=SCALE)
-    yield server
-    assert server.stop() == 0
+pytestmark = pytest.mark.mock_radius(time_scale=SCALE)  # the module's mock
 
 
 @pytest.fixture(autouse=True)
@@ -203,6 +193,7 @@ def _rad(mock: MockRadius, user: str, password: str, **kw: float) -> tuple[str |
     return result.received(), result.elapsed
 
 
+@pytest.mark.slow
 def test_radclient_push_password_timeout_reject_one_factor(mock: MockRadius) -> None:
     received, elapsed = _rad(mock, "paula", "push-secret")
     assert received == "Access-Accept" and elapsed >= 2 * SCALE
@@ -216,6 +207,7 @@ def test_radclient_push_password_timeout_reject_one_factor(mock: MockRadius) -> 
     assert _rad(mock, "chris", "chris-pass")[0] == "Access-Challenge"
 
 
+@pytest.mark.slow
 def test_radclient_without_message_authenticator_gets_no_answer(mock: MockRadius) -> None:
     """The shipped scenarios require a Message-Authenticator: a request without one is dropped
     in silence, as FreeRADIUS does, and the journal says why."""
@@ -230,6 +222,7 @@ def test_radclient_without_message_authenticator_gets_no_answer(mock: MockRadius
     assert signed.received() == "Access-Accept"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("user", "accepted"),
     [

@@ -20,7 +20,7 @@ from pyrad import packet as rp
 
 from mock_radius.pytest_plugin import MockRadius
 from mock_radius.scenario import load_scenario
-from tests.conftest import wait_for_json_line
+from tests.conftest import wait_for_ready_line
 from tests.radius_client import build_request, send
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -33,6 +33,7 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_retransmission_while_pending_is_answered_once(mock_radius_factory: Factory) -> None:
     mock = mock_radius_factory(SCENARIOS / "push.yaml", time_scale=0.1)
     request = build_request("testing123", "paula", "push-secret")
@@ -71,6 +72,7 @@ def test_retransmission_does_not_mint_a_new_state(mock_radius_factory: Factory) 
     assert accepted is not None and accepted.code == rp.AccessAccept
 
 
+@pytest.mark.slow
 def test_ignore_retransmissions_policy(tmp_path: Path, mock_radius_factory: Factory) -> None:
     path = _write(
         tmp_path,
@@ -86,6 +88,7 @@ def test_ignore_retransmissions_policy(tmp_path: Path, mock_radius_factory: Fact
     assert len(exchange.datagrams) == 1
 
 
+@pytest.mark.slow
 def test_fifty_concurrent_users_each_see_their_script(
     tmp_path: Path, mock_radius_factory: Factory
 ) -> None:
@@ -168,6 +171,7 @@ def test_fifty_users_through_challenge_and_push_at_once(
     assert len(states) == 50  # every user got a State of their own
 
 
+@pytest.mark.slow
 def test_one_delayed_reply_does_not_hold_up_others(mock_radius_factory: Factory) -> None:
     mock = mock_radius_factory(SCENARIOS, time_scale=1.0)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as slow:
@@ -184,6 +188,7 @@ def test_one_delayed_reply_does_not_hold_up_others(mock_radius_factory: Factory)
         assert quick.elapsed < slow_elapsed  # answered while the push was still pending
 
 
+@pytest.mark.slow
 def test_garbage_wrong_secret_and_bad_input_never_crash(mock_radius_factory: Factory) -> None:
     mock = mock_radius_factory(SCENARIOS)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
@@ -206,6 +211,7 @@ def test_garbage_wrong_secret_and_bad_input_never_crash(mock_radius_factory: Fac
     assert mock.control.health()["errors"] == 0
 
 
+@pytest.mark.slow
 def test_an_unknown_user_is_reported_once_on_stderr(mock_radius_factory: Factory) -> None:
     mock = mock_radius_factory(SCENARIOS)
     for _ in range(3):
@@ -219,6 +225,7 @@ def test_an_unknown_user_is_reported_once_on_stderr(mock_radius_factory: Factory
     assert [(n["event"], n["user"]) for n in notices] == [("unknown-user", "nobody")]
 
 
+@pytest.mark.slow
 def test_reading_a_large_journal_does_not_hold_up_replies(mock_radius_factory: Factory) -> None:
     import http.client
 
@@ -381,6 +388,7 @@ def test_time_scale_and_journal_file(tmp_path: Path, mock_radius_factory: Factor
     assert "push-secret" not in journal_file.read_text()
 
 
+@pytest.mark.slow
 def test_sigterm_and_sigint_stop_cleanly(mock_radius_factory: Factory) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         mock = mock_radius_factory(SCENARIOS)
@@ -396,10 +404,11 @@ def _in_the_background(command: list[str]) -> tuple[subprocess.Popen[str], int, 
     )  # fmt: skip
     assert shell.stdout is not None
     pid = int(shell.stdout.readline().strip().removeprefix("pid="))
-    ready = wait_for_json_line(shell.stdout, "port")
+    ready = wait_for_ready_line(shell.stdout)
     return shell, pid, ready
 
 
+@pytest.mark.slow
 def test_sigint_stops_serve_and_record_started_in_the_background(tmp_path: Path) -> None:
     # what a shell hands down to a background job (shown on a process that keeps it)
     sleeper = subprocess.run(
@@ -455,6 +464,7 @@ def test_plugin_marker_fixture(mock_radius: MockRadius) -> None:
     assert reply is not None and reply.code == rp.AccessReject
 
 
+@pytest.mark.slow
 def test_validate_command(tmp_path: Path) -> None:
     bad = _write(
         tmp_path,
@@ -522,6 +532,7 @@ def _measured(command: list[str], folder: Path) -> tuple[int, str, float, int]:
     return process.returncode, err.read_text(), elapsed, usage.ru_maxrss
 
 
+@pytest.mark.slow
 def test_an_alias_bomb_is_refused_by_validate_and_serve_quickly(tmp_path: Path) -> None:
     """The loader the server uses (mfa_shared) refuses it before anything expands it: in about
     the time and the memory the same command takes with a small file."""

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from mock_radius.pytest_plugin import MockRadius, start_mock_radius
+from mock_radius.pytest_plugin import MockRadius
 from tests.conftest import (
     ACCEPT,
     ServerLog,
@@ -24,9 +24,13 @@ from tests.conftest import (
     totp_now,
 )
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-
 LOCKED = "Too many failed attempts. Try again later."
+# the module's mock; with the mismatch hint on the wire, a test below tells the RADIUS server's
+# Reply-Message from the server's own reasons
+pytestmark = [
+    pytest.mark.mock_radius(time_scale=0.5, extra_args=("--mismatch-hint",)),
+    pytest.mark.slow,  # two server processes for every test
+]
 
 
 def _config(url: str) -> dict[str, Any]:
@@ -115,21 +119,12 @@ def test_twenty_concurrent_first_initializes_share_one_secret(two: tuple[str, st
 # RADIUS across processes: the mock started once for the module
 
 
-@pytest.fixture(scope="module")
-def radius() -> Iterator[MockRadius]:
-    # the mismatch hint on the wire: a test below tells the RADIUS server's Reply-Message from
-    # the server's own reasons
-    mock = start_mock_radius(SCENARIOS, time_scale=0.5, extra_args=("--mismatch-hint",))
-    yield mock
-    mock.stop()
-
-
 @pytest.fixture
 def two_with_radius(
-    postgres_url: str, tmp_path: Path, radius: MockRadius
+    postgres_url: str, tmp_path: Path, mock: MockRadius
 ) -> Iterator[tuple[str, str]]:
     config = _config(postgres_url)
-    common = {"type": "Radius", "hostnames": ["127.0.0.1"], "port": radius.port,
+    common = {"type": "Radius", "hostnames": ["127.0.0.1"], "port": mock.port,
               "sharedSecret": "testing123", "timeout": 6}  # fmt: skip
     config["identityProviders"] += [
         {"name": "rc", "mfaProvider": "rc",
@@ -168,21 +163,21 @@ def _events_soon(logs: tuple[ServerLog, ...], name: str, count: int) -> list[lis
     return [[e["event"] for e in log.events() if "event" in e] for log in logs]
 
 
-def _fresh(radius: MockRadius, user: str) -> None:
-    radius.control.reset(user)
-    radius.control.clear_journal()
+def _fresh(mock: MockRadius, user: str) -> None:
+    mock.control.reset(user)
+    mock.control.clear_journal()
 
 
-def _requests_seen(radius: MockRadius, user: str) -> list[dict[str, Any]]:
-    return [e for e in radius.control.journal(user=user)
+def _requests_seen(mock: MockRadius, user: str) -> list[dict[str, Any]]:
+    return [e for e in mock.control.journal(user=user)
             if not e["outcome"].startswith("retransmission")]  # fmt: skip
 
 
 def test_a_challenge_finishes_without_state_on_another_process(
-    two_with_radius: Servers, radius: MockRadius
+    two_with_radius: Servers, mock: MockRadius
 ) -> None:
     a, b = two_with_radius
-    _fresh(radius, "carol")
+    _fresh(mock, "carol")
     with httpx.Client(timeout=10) as client:
         token = http_login(client, a, "rc", "carol", "carol-pass")
         challenge = http_call(client, a, INIT, token, {"userPassword": "carol-pass"}).json()
@@ -191,15 +186,15 @@ def test_a_challenge_finishes_without_state_on_another_process(
         done = http_call(client, b, OTP, token, {"otp": "123456"})
         assert done.status_code == 200, done.text
         assert done.json()["user"]["needTwoFactorAuth"] is False
-    steps = [e["step"] for e in _requests_seen(radius, "carol")]
+    steps = [e["step"] for e in _requests_seen(mock, "carol")]
     assert steps == ["challenge", "right-code"]
 
 
 def test_an_explicit_wrong_state_still_wins_over_the_kept_one(
-    two_with_radius: Servers, radius: MockRadius
+    two_with_radius: Servers, mock: MockRadius
 ) -> None:
     a, b = two_with_radius
-    _fresh(radius, "carol")
+    _fresh(mock, "carol")
     with httpx.Client(timeout=10) as client:
         token = http_login(client, a, "rc", "carol", "carol-pass")
         http_call(client, a, INIT, token, {"userPassword": "carol-pass"})
@@ -210,10 +205,10 @@ def test_an_explicit_wrong_state_still_wins_over_the_kept_one(
 
 
 def test_a_push_retried_on_another_process_sends_one_request(
-    two_with_radius: Servers, radius: MockRadius
+    two_with_radius: Servers, mock: MockRadius
 ) -> None:
     a, b = two_with_radius
-    _fresh(radius, "paula")
+    _fresh(mock, "paula")
     token = http_login(httpx, a, "rp", "paula", "paula-pass")
 
     async def both() -> list[httpx.Response]:
@@ -227,7 +222,7 @@ def test_a_push_retried_on_another_process_sends_one_request(
     first, second = asyncio.run(both())
     assert first.status_code == second.status_code == 200
     assert first.json()["token"] == second.json()["token"]  # the same answer for both
-    assert len(_requests_seen(radius, "paula")) == 1  # one Access-Request, one prompt
+    assert len(_requests_seen(mock, "paula")) == 1  # one Access-Request, one prompt
     # one process asked the RADIUS server; the other joined it, and says so in its audit log
     events = _events_soon(two_with_radius.logs, "mfa_joined_in_flight", 1)
     owner, joiner = sorted(events, key=lambda names: "mfa_joined_in_flight" in names)
@@ -236,12 +231,12 @@ def test_a_push_retried_on_another_process_sends_one_request(
 
 
 def test_initialize_with_the_password_counts_only_wrong_passwords(
-    two_with_radius: Servers, radius: MockRadius
+    two_with_radius: Servers, mock: MockRadius
 ) -> None:
     """Challenge with useUserPassword: initialize sends the password, so a wrong one is a guess
     under the lockout; a right one, or none, is not (seven right ones in a row never lock)."""
     a, b = two_with_radius
-    _fresh(radius, "carol")
+    _fresh(mock, "carol")
     with httpx.Client(timeout=10) as client:
         for url in (a, b, a, b, a, b, a):  # a login each: one login may get 5 challenges
             token = http_login(client, url, "rc", "carol", "carol-pass")

@@ -24,6 +24,7 @@ def _post(url: str, path: str, token: str, body: object = None) -> httpx.Respons
     return http_call(httpx, url, path, token, body)
 
 
+@pytest.mark.slow
 def test_starts_with_embedded_defaults(tmp_path: Path) -> None:
     env_free = {k: v for k, v in os.environ.items() if k != "MFA_SERVER_CONFIG"}
     with mfa_server([], tmp_path, env_free) as (url, process, ready):
@@ -55,6 +56,7 @@ def test_starts_with_embedded_defaults(tmp_path: Path) -> None:
         assert secret not in err
 
 
+@pytest.mark.slow
 def test_restart_keeps_seeds_lockouts_and_tokens(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(base_config(tmp_path)))
@@ -101,6 +103,7 @@ def test_bad_configuration_stops_the_start(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_config_from_environment(tmp_path: Path) -> None:
     config = base_config(tmp_path)
     config["server"]["hostname"] = "from-env.test"

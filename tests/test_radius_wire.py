@@ -149,6 +149,7 @@ def test_without_nas_ip_address_none_is_sent() -> None:
     asyncio.run(_with_peer(lambda r: reply(r, SECRET), test))
 
 
+@pytest.mark.slow
 def test_a_silent_server_gets_exactly_three_identical_requests_spread_over_the_budget() -> None:
     async def test(port: int, peer: Peer) -> None:
         started = time.monotonic()

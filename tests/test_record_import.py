@@ -17,7 +17,7 @@ from pyrad import packet as rp
 
 from mock_radius.pytest_plugin import MockRadius
 from mock_radius.scenario import load_scenario
-from tests.conftest import wait_for_json_line
+from tests.conftest import wait_for_ready_line
 from tests.radius_client import build_request, radclient, send
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -60,7 +60,7 @@ def _recording(
     )  # fmt: skip
     _STARTED.append(process)
     assert process.stdout is not None
-    return process, wait_for_json_line(process.stdout, "port")
+    return process, wait_for_ready_line(process.stdout)
 
 
 def _lenient(tmp_path: Path) -> Path:
@@ -111,6 +111,7 @@ def _flow(
     return seen
 
 
+@pytest.mark.slow
 def test_record_then_replay_gives_the_same_replies(
     mock_radius_factory: Factory, tmp_path: Path
 ) -> None:
@@ -193,6 +194,7 @@ def _radclient_flow(address: tuple[str, int]) -> list[tuple[str | None, str | No
     return seen
 
 
+@pytest.mark.slow
 def test_record_clients_without_message_authenticator_then_replay(
     mock_radius_factory: Factory, tmp_path: Path
 ) -> None:
@@ -229,6 +231,7 @@ def test_record_clients_without_message_authenticator_then_replay(
     assert replay.control.journal()[-1]["outcome"] == "mismatch"
 
 
+@pytest.mark.slow
 def test_recorded_passwords_must_match_on_replay(
     mock_radius_factory: Factory, tmp_path: Path
 ) -> None:
@@ -246,6 +249,7 @@ def test_recorded_passwords_must_match_on_replay(
     assert right is not None and right.code == rp.AccessAccept
 
 
+@pytest.mark.slow
 def test_recorder_with_the_wrong_client_secret_and_nothing_recorded(
     mock_radius_factory: Factory, tmp_path: Path
 ) -> None:
@@ -263,6 +267,7 @@ def test_recorder_with_the_wrong_client_secret_and_nothing_recorded(
     assert not out.exists() and not out.with_name(out.name + ".partial").exists()
 
 
+@pytest.mark.slow
 def test_recorder_with_the_wrong_upstream_secret(
     mock_radius_factory: Factory, tmp_path: Path
 ) -> None:
@@ -336,6 +341,7 @@ def _import(
     )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ng", [False, True], ids=["pcap", "pcapng"])
 def test_import_a_capture_and_replay_it(
     mock_radius_factory: Factory, tmp_path: Path, ng: bool
@@ -365,6 +371,7 @@ def test_import_a_capture_and_replay_it(
     assert olga is not None and olga.code == rp.AccessAccept
 
 
+@pytest.mark.slow
 def test_import_refuses_bad_input(mock_radius_factory: Factory, tmp_path: Path) -> None:
     frames = _capture_flow(mock_radius_factory(SCENARIOS))
     capture = tmp_path / "flow.pcap"
@@ -409,6 +416,7 @@ def _stop(recorder: subprocess.Popen[str]) -> str:
     return stderr
 
 
+@pytest.mark.slow
 def test_an_upstream_that_requires_message_authenticator_is_recorded_as_such(
     mock_radius_factory: Factory, tmp_path: Path
 ) -> None:
@@ -432,6 +440,7 @@ def test_an_upstream_that_requires_message_authenticator_is_recorded_as_such(
     assert radclient(replay.address, SECRET, signed).received() == "Access-Accept"
 
 
+@pytest.mark.slow
 def test_with_passwords_chap_and_pap_replays_check_the_password(
     mock_radius_factory: Factory, tmp_path: Path
 ) -> None:
@@ -503,6 +512,7 @@ accounting:
 """
 
 
+@pytest.mark.slow
 def test_accounting_and_status_server_are_relayed_and_recorded(
     mock_radius_factory: Factory, tmp_path: Path
 ) -> None:
@@ -705,6 +715,7 @@ def freeradius(tmp_path: Path) -> Iterator[tuple[int, int]]:
         process.wait(10)
 
 
+@pytest.mark.slow
 def test_record_freeradius_then_replay_it(
     freeradius: tuple[int, int], mock_radius_factory: Factory, tmp_path: Path
 ) -> None:

@@ -27,7 +27,7 @@ def _names_ok(url: str, **options: Any) -> bool:
 
 def test_ready_line_says_how_it_serves(tmp_path: Path) -> None:
     with mfa_server(config_args(tmp_path), tmp_path) as (url, process, ready):
-        assert ready["event"] == "listening"
+        assert ready["event"] == "ready"
         assert ready["scheme"] == "http" and ready["url"] == url
         assert ready["workers"] == 1 and ready["pids"] == [process.pid]
         assert ready["loop"] == "uvloop"  # uvicorn's loop factory, not asyncio.run's default
@@ -35,6 +35,7 @@ def test_ready_line_says_how_it_serves(tmp_path: Path) -> None:
     assert process.returncode == 0
 
 
+@pytest.mark.slow
 def test_workers_share_the_port_restart_and_stop_together(tmp_path: Path) -> None:
     with mfa_server([*config_args(tmp_path), "--workers", "2"], tmp_path) as (url, sup, ready):
         assert ready["workers"] == 2 and len(set(ready["pids"])) == 2
@@ -85,11 +86,13 @@ def test_a_huge_header_is_refused_and_costs_little_memory(tmp_path: Path) -> Non
         if answer:
             assert answer.startswith(b"HTTP/1.1 431")
             body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
-            assert body["id"] == "request header fields too large"
+            assert body == {"id": "request header fields too large",
+                            "message": "The request head is larger than 32768 bytes."}  # fmt: skip
         assert rss_kib(process.pid) - before < 8 * 1024  # not the 16 MiB it was sent
         assert _names_ok(url)
 
 
+@pytest.mark.slow
 def test_slow_heads_are_cut_off_while_others_are_served(tmp_path: Path) -> None:
     # every connection comes from 127.0.0.1 here: no share per address
     args = config_args(tmp_path, requestTimeout="1s", maxConnectionsPerAddress=1000)
@@ -107,11 +110,30 @@ def test_slow_heads_are_cut_off_while_others_are_served(tmp_path: Path) -> None:
             assert sock.recv(4096) == b""  # closed after the answer
             sock.close()
         assert all(a.startswith(b"HTTP/1.1 408") for a in answers), {a[:20] for a in answers}
-        assert json.loads(answers[0].split(b"\r\n\r\n", 1)[1])["id"] == "request timeout"
+        assert json.loads(answers[0].split(b"\r\n\r\n", 1)[1]) == {
+            "id": "request timeout", "message": "The request head did not arrive in time."
+        }  # fmt: skip
         # a client that keeps trickling bytes does not restart the clock
         trickled, answer = _trickle(address, every=0.2, give_up_after=50)
         assert answer.startswith(b"HTTP/1.1 408")
         assert trickled < 25  # cut off after about 5 bytes (1 s), long before 50 (10 s)
+        assert _names_ok(url)
+
+
+def test_bytes_that_are_not_http_get_a_json_400_and_the_connection_closed(
+    tmp_path: Path,
+) -> None:
+    with mfa_server(config_args(tmp_path), tmp_path) as (url, _process, ready):
+        with socket.create_connection(("127.0.0.1", ready["port"])) as sock:
+            sock.sendall(b"\x16\x03\x01 not HTTP at all\r\n\r\n")
+            sock.settimeout(10)
+            answer = b""
+            while data := sock.recv(4096):  # until the server closes
+                answer += data
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 400 ") and b"connection: close" in head
+        assert json.loads(body) == {"id": "bad request",
+                                    "message": "The request is not valid HTTP/1.1."}  # fmt: skip
         assert _names_ok(url)
 
 
@@ -130,6 +152,7 @@ def _trickle(address: tuple[str, int], every: float, give_up_after: int) -> tupl
     return give_up_after, b""
 
 
+@pytest.mark.slow
 def test_connections_over_the_cap_are_closed_and_logged_once(tmp_path: Path) -> None:
     args = config_args(tmp_path, maxConnections=20, maxConnectionsPerAddress=20)
     with mfa_server(args, tmp_path) as (url, process, ready):
@@ -155,6 +178,7 @@ def _closed_without_answer(sock: socket.socket) -> bool:
         return True
 
 
+@pytest.mark.slow
 def test_an_answer_before_the_body_closes_the_connection(tmp_path: Path) -> None:
     """A request answered before its body was read (a 406 here) must not leave the rest of
     that body free to trickle in on a kept-alive connection, outside every deadline."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +14,15 @@ import pytest
 import yaml
 
 from appgate_mfa_server.passwords import hash_password
-from mock_radius.pytest_plugin import MockRadius, start_mock_radius
+from mock_radius.pytest_plugin import MockRadius
 from tests.conftest import ACCEPT, DEVICE_ID, ServerProcess, http_call, http_login, mfa_server
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 TIME_SCALE = 0.5  # paula's phone approves after 2 s x 0.5
+pytestmark = pytest.mark.mock_radius(time_scale=TIME_SCALE)  # the module's mock
 OTP = "/admin/authentication/otp"
 INIT = "/admin/authentication/otp/initialize"
 LOCKED = "Too many failed attempts. Try again later."
 CAROL_HASH = hash_password("carol-pass")
-
-
-@pytest.fixture(scope="module")
-def radius() -> Iterator[MockRadius]:
-    mock = start_mock_radius(SCENARIOS, time_scale=TIME_SCALE)
-    yield mock
-    mock.stop()
 
 
 def _config(storage: str, radius_port: int, **push: Any) -> dict[str, Any]:
@@ -77,24 +69,25 @@ async def _pushes(urls: list[str]) -> list[tuple[int, float, dict[str, Any]]]:
         return list(await asyncio.gather(*(_push(client, url) for url in urls)))
 
 
-def _journal_steps(radius: MockRadius, since: int) -> list[str | None]:
-    return [e.get("step") for e in radius.control.journal(user="paula", since=since)
+def _journal_steps(mock: MockRadius, since: int) -> list[str | None]:
+    return [e.get("step") for e in mock.control.journal(user="paula", since=since)
             if not e["outcome"].startswith("retransmission")]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_eight_right_pushes_at_once_for_one_user_all_pass_within_two_delays(
-    radius: MockRadius, postgres_url: str, tmp_path: Path
+    mock: MockRadius, postgres_url: str, tmp_path: Path
 ) -> None:
     """Eight sessions of paula push at once, over two processes, with a lockout budget of 5:
     five are evaluated at once, three wait for a place and go when the first ones succeed.
     None is refused, and no push is sent twice."""
     from contextlib import ExitStack
 
-    radius.control.reset("paula")
+    mock.control.reset("paula")
     with ExitStack() as stack:
-        config = _config(postgres_url, radius.port, pushLimit=20)
+        config = _config(postgres_url, mock.port, pushLimit=20)
         urls, processes = _start(tmp_path, config, 2, stack)
-        mark = radius.control.health()["journal"]["lastSeq"]
+        mark = mock.control.health()["journal"]["lastSeq"]
         [(status, alone, _body)] = asyncio.run(_pushes(urls[:1]))  # the reference: one push
         assert status == 200
         answers = asyncio.run(_pushes([urls[i % 2] for i in range(8)]))
@@ -102,7 +95,7 @@ def test_eight_right_pushes_at_once_for_one_user_all_pass_within_two_delays(
     took = sorted(seconds for _, seconds, _ in answers)
     # a push takes one delay; the ones that waited take two; three rounds would take three
     assert took[-1] < 2.8 * alone, (took, alone)
-    assert _journal_steps(radius, mark) == ["approved"] * 9
+    assert _journal_steps(mock, mark) == ["approved"] * 9
     refused = sum(len(p.log.events(n)) for p in processes
                   for n in ("mfa_refused_locked", "attempt_still_in_flight"))  # fmt: skip
     assert refused == 0
@@ -120,15 +113,16 @@ async def _carol_logins(urls: list[str], passwords: list[str]) -> list[httpx.Res
         return list(await asyncio.gather(*map(login, urls, passwords)))
 
 
+@pytest.mark.slow
 def test_twenty_right_scrypt_logins_at_once_all_pass(
-    radius: MockRadius, postgres_url: str, tmp_path: Path
+    mock: MockRadius, postgres_url: str, tmp_path: Path
 ) -> None:
     """The login lockout's budget is 10: the other ten wait (on either process) for a place.
     Wrong passwords still stop at the budget: ten evaluated, the rest refused."""
     from contextlib import ExitStack
 
     with ExitStack() as stack:
-        urls, processes = _start(tmp_path, _config(postgres_url, radius.port), 2, stack)
+        urls, processes = _start(tmp_path, _config(postgres_url, mock.port), 2, stack)
         right = asyncio.run(_carol_logins([urls[n % 2] for n in range(20)], ["carol-pass"] * 20))
         assert [a.status_code for a in right] == [200] * 20, [a.text for a in right]
         guesses = [f"guess{n}" for n in range(40)]
@@ -145,20 +139,21 @@ def test_twenty_right_scrypt_logins_at_once_all_pass(
     assert events("login_lockout") == 1
 
 
+@pytest.mark.slow
 def test_pushes_beyond_the_limit_are_refused_until_the_window_moves(
-    radius: MockRadius, tmp_path: Path
+    mock: MockRadius, tmp_path: Path
 ) -> None:
     """Push fatigue: three pushes in the window (answered or not), then a refusal that says when
     to retry, with an audit event; the phone is not prompted for it. The server's clock is the
     test control's, so the window moves without waiting."""
-    config = _config("sqlite:///./mfa.db", radius.port, pushLimit=3, pushWindow="10m")
+    config = _config("sqlite:///./mfa.db", mock.port, pushLimit=3, pushWindow="10m")
     path = tmp_path / "server.yaml"
     path.write_text(yaml.safe_dump(config))
-    radius.control.reset("paula")
+    mock.control.reset("paula")
     with mfa_server(["--config", str(path), "--test-control"]) as (url, process, _ready):
         client = httpx.Client(timeout=30)
         assert client.post(url + "/_test/clock", json={"now": 1_800_000_000}).status_code == 200
-        mark = radius.control.health()["journal"]["lastSeq"]
+        mark = mock.control.health()["journal"]["lastSeq"]
         tokens = [http_login(client, url, "phone", "paula", "paula-pass") for _ in range(4)]
         for token in tokens:
             assert http_call(client, url, INIT, token).status_code == 200
@@ -174,7 +169,7 @@ def test_pushes_beyond_the_limit_are_refused_until_the_window_moves(
             "reason": "Too many push requests: at most 3 in 600 s. Try again in 400 s.",
             "retryAfter": 400,
         }
-        assert _journal_steps(radius, mark) == ["approved"] * 3  # no fourth prompt
+        assert _journal_steps(mock, mark) == ["approved"] * 3  # no fourth prompt
         event = process.log.wait_for("push_limited")
         assert (event["username"], event["retryAt"]) == ("paula", "2027-01-15T08:10:00Z")
         # at 600 s the first push leaves the window: one more may go, then none until 660 s
@@ -186,5 +181,5 @@ def test_pushes_beyond_the_limit_are_refused_until_the_window_moves(
         fresh = http_login(client, url, "phone", "paula", "paula-pass")
         http_call(client, url, INIT, fresh)
         assert http_call(client, url, OTP, fresh, {"otp": "push"}).json()["retryAfter"] == 58
-        assert _journal_steps(radius, mark) == ["approved"] * 4
+        assert _journal_steps(mock, mark) == ["approved"] * 4
         client.close()

@@ -46,6 +46,7 @@ def _assert_json_unavailable(answers: list[object]) -> None:
     }
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_answers_the_request_in_flight_in_json(tmp_path: Path) -> None:
     args = ["--test-control", "--no-mock-radius", "--data-dir", str(tmp_path)]
     with mfa_server(args, cwd=tmp_path) as (url, process, _ready):

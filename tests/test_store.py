@@ -440,6 +440,7 @@ def _bump_many(path: str, key: str, times: int, start: Any) -> None:
     asyncio.run(body())
 
 
+@pytest.mark.slow
 def test_sqlite_read_modify_writes_add_up_across_processes(tmp_path: Path) -> None:
     """Two real processes on one SQLite file: no update is lost (BEGIN IMMEDIATE)."""
     import multiprocessing

@@ -150,6 +150,7 @@ def test_five_wrong_codes_lock_and_advancing_past_the_cooldown_unlocks(
     assert unlocked.status_code == 200, unlocked.text
 
 
+@pytest.mark.slow
 def test_a_sealed_radius_state_expires_on_the_virtual_clock(tmp_path: Path) -> None:
     mock = start_mock_radius(Path(__file__).parent.parent / "scenarios" / "challenge.yaml")
     config = {
@@ -241,6 +242,7 @@ def test_a_scripted_body_headers_times_and_prefix(double: MfaServer, client: htt
     assert double.faults.list() == []
 
 
+@pytest.mark.slow
 def test_a_delay_holds_the_real_answer_without_holding_other_requests(
     double: MfaServer, client: httpx.Client
 ) -> None:
@@ -549,6 +551,7 @@ def test_allow_remote_adds_addresses_and_the_allowed_host_names(tmp_path: Path) 
 # Off by default, and refused where it would be dangerous
 
 
+@pytest.mark.slow
 def test_without_the_flag_every_test_path_is_404(tmp_path: Path) -> None:
     server = start_mfa_server(base_config(tmp_path), tmp_path, test_control=False)
     try:
@@ -574,6 +577,7 @@ def _refused_start(args: list[str], config: dict[str, Any], folder: Path) -> str
     return done.stderr
 
 
+@pytest.mark.slow
 def test_a_start_that_would_expose_the_control_or_split_its_state_is_refused(
     tmp_path: Path,
 ) -> None:
@@ -594,6 +598,7 @@ def test_a_start_that_would_expose_the_control_or_split_its_state_is_refused(
     assert "server.testControl: testControl needs workers: 1" in checked.stderr
 
 
+@pytest.mark.slow
 def test_allow_remote_lets_it_listen_on_every_address(tmp_path: Path) -> None:
     config = base_config(tmp_path)
     config["server"]["testControl"] = {"enabled": False, "allowRemote": True}
@@ -630,6 +635,7 @@ def _refused(args: list[str], folder: Path, env: dict[str, str] | None = None) -
     return done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_test_control_uses_only_a_database_it_created_and_keeps_it_to_itself(
     tmp_path: Path, request: pytest.FixtureRequest, backend: str
@@ -683,6 +689,7 @@ def _another_database(url: str, request: pytest.FixtureRequest) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
 
 
+@pytest.mark.slow
 def test_the_demo_data_of_a_plain_start_is_refused_with_the_way_out(tmp_path: Path) -> None:
     """`mfa-server` made ./data; `mfa-server --test-control` then says what to do."""
     env = {k: v for k, v in os.environ.items() if k != "MFA_SERVER_CONFIG"}

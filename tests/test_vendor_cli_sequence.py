@@ -28,12 +28,12 @@ import httpx
 import pytest
 import yaml
 
-from mock_radius.pytest_plugin import MockRadius, start_mock_radius
+from mock_radius.pytest_plugin import MockRadius
 from tests.conftest import mfa_server, totp_now
 from tests.tls_files import make_ca_and_server
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 DEVICE_ID = "5a4f0bbe-1bd1-4b3c-9c34-4c9f2b1b2e11"
+pytestmark = pytest.mark.mock_radius(time_scale=0.2)  # the module's mock
 
 
 class VendorCli:
@@ -125,17 +125,10 @@ def _rfc3339(text: str) -> dt.datetime:
     return moment
 
 
-@pytest.fixture(scope="module")
-def radius() -> Iterator[MockRadius]:
-    mock = start_mock_radius(SCENARIOS, time_scale=0.2)
-    yield mock
-    mock.stop()
-
-
 @pytest.fixture
-def server(tmp_path: Path, radius: MockRadius) -> Iterator[tuple[str, Path]]:
+def server(tmp_path: Path, mock: MockRadius) -> Iterator[tuple[str, Path]]:
     ca, cert, key = make_ca_and_server(tmp_path)
-    radius_common = {"type": "Radius", "hostnames": ["127.0.0.1"], "port": radius.port,
+    radius_common = {"type": "Radius", "hostnames": ["127.0.0.1"], "port": mock.port,
                      "sharedSecret": "testing123", "timeout": 6}  # fmt: skip
     config = {
         "server": {"tls": {"certFile": cert.name, "keyFile": key.name}},  # relative to the file
@@ -167,9 +160,16 @@ def server(tmp_path: Path, radius: MockRadius) -> Iterator[tuple[str, Path]]:
         yield url, ca
 
 
-def test_totp_user_signs_in_twice_and_out(server: tuple[str, Path]) -> None:
-    url, ca = server
-    cli = VendorCli(url, ca)
+@pytest.fixture
+def cli(server: tuple[str, Path]) -> Iterator[VendorCli]:
+    """The CLI against ``server``, its connection closed before the server stops (an idle TLS
+    client holds a graceful stop for its whole 5 s)."""
+    vendor = VendorCli(*server)
+    yield vendor
+    vendor.http.close()
+
+
+def test_totp_user_signs_in_twice_and_out(cli: VendorCli) -> None:
     first: dict[str, Any] = {}
 
     def enrol(init: dict[str, Any]) -> str:
@@ -188,10 +188,8 @@ def test_totp_user_signs_in_twice_and_out(server: tuple[str, Path]) -> None:
     cli.sign_out(cli.sign_in("local", "alice", "alice-pass", seeded))
 
 
-def test_radius_challenge_without_sending_the_state_back(server: tuple[str, Path],
-                                                         radius: MockRadius) -> None:  # fmt: skip
-    radius.control.reset("carol")
-    cli = VendorCli(*server)
+def test_radius_challenge_without_sending_the_state_back(cli: VendorCli, mock: MockRadius) -> None:
+    mock.control.reset("carol")
 
     def code(init: dict[str, Any]) -> str:
         assert init["type"] == "Challenge"
@@ -202,15 +200,12 @@ def test_radius_challenge_without_sending_the_state_back(server: tuple[str, Path
     cli.sign_out(cli.sign_in("corp", "carol", "carol-pass", code))
 
 
-def test_two_challenge_rounds_the_way_the_cli_prompts(
-    server: tuple[str, Path], radius: MockRadius
-) -> None:
+def test_two_challenge_rounds_the_way_the_cli_prompts(cli: VendorCli, mock: MockRadius) -> None:
     """chris's RADIUS server asks two codes in a row. The CLI never sends a state and only
     knows 200 (done) and 401 (prompt again): the second round must be a 401, and the next code
     must answer the second State, kept with the token."""
-    radius.control.reset("chris")
-    mark = radius.control.health()["journal"]["lastSeq"]
-    cli = VendorCli(*server)
+    mock.control.reset("chris")
+    mark = mock.control.health()["journal"]["lastSeq"]
 
     def codes(init: dict[str, Any]) -> list[str]:
         assert init["type"] == "Challenge" and init["responseMessage"] == "Enter the first code"
@@ -220,13 +215,12 @@ def test_two_challenge_rounds_the_way_the_cli_prompts(
     otp = [(status, data) for step, status, data in cli.seen if step == "POST /authentication/otp"]
     assert [status for status, _ in otp] == [401, 200]
     assert otp[0][1]["reason"] == "Enter the second code" and "state" in otp[0][1]
-    steps = [e.get("step") for e in radius.control.journal(since=mark)]
+    steps = [e.get("step") for e in mock.control.journal(since=mark)]
     assert steps == ["first-challenge", "second-challenge", "accept"]
 
 
-def test_radius_push_with_a_dummy_otp(server: tuple[str, Path], radius: MockRadius) -> None:
-    radius.control.reset("paula")
-    cli = VendorCli(*server)
+def test_radius_push_with_a_dummy_otp(cli: VendorCli, mock: MockRadius) -> None:
+    mock.control.reset("paula")
 
     def dummy(init: dict[str, Any]) -> str:
         assert init == {"type": "Push", "timeout": 6, "sendPassword": False}
@@ -235,8 +229,7 @@ def test_radius_push_with_a_dummy_otp(server: tuple[str, Path], radius: MockRadi
     cli.sign_out(cli.sign_in("phone", "paula", "paula-pass", dummy))
 
 
-def test_user_without_mfa_and_the_exact_sequence(server: tuple[str, Path]) -> None:
-    cli = VendorCli(*server)
+def test_user_without_mfa_and_the_exact_sequence(cli: VendorCli) -> None:
     cli.sign_out(cli.sign_in("service", "bob", "bob-pass", lambda init: "unused"))
     assert [(step, status) for step, status, _ in cli.seen] == [
         ("POST /authentication", 406),

@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import http_call, http_login, wait_for_json_line
+from tests.conftest import http_call, http_login, wait_for_ready_line
 from tests.doc_examples import examples
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,6 +38,7 @@ NOT_SOURCES = shutil.ignore_patterns(
     ".hypothesis", ".benchmarks", "tests", "bench", "docs",
 )  # fmt: skip
 DISTRIBUTION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
+pytestmark = pytest.mark.slow  # a wheel built, a virtual environment made, programs started
 PROBE = """
 import importlib, importlib.metadata, json, sys
 from mock_radius.pytest_plugin import scenario_location
@@ -185,7 +186,7 @@ def test_mfa_server_demo_answers_a_radius_challenge_from_another_folder(
     )
     try:
         assert process.stdout is not None
-        ready = wait_for_json_line(process.stdout, "port", timeout=30)
+        ready = wait_for_ready_line(process.stdout, timeout=30)
         assert set(ready["mockRadius"]) == {"port", "controlPort"}
         url = f"http://127.0.0.1:{ready['port']}"
         token = http_login(httpx, url, "radius-challenge", "carol", "carol-pass")
@@ -219,7 +220,7 @@ def test_mock_radius_serves_the_shipped_scenarios_from_another_folder(
     )
     try:
         assert process.stdout is not None
-        ready = wait_for_json_line(process.stdout, "controlPort", timeout=30)
+        ready = wait_for_ready_line(process.stdout, timeout=30)
         assert len(ready["scenarios"]) == 15 and "challenge" in ready["scenarios"]
         health = httpx.get(f"http://127.0.0.1:{ready['controlPort']}/health").json()
         assert health["status"] == "ok" and health["scenarios"] == 15

@@ -1,14 +1,15 @@
 """The reference server as a test double for API clients (``server.testControl``): a virtual
 clock, scripted faults, known seeds and a request journal, under /_test/.
 
-Off by default; when off, nothing of this package runs on a request (only
-``connection.py``'s class is imported, by the HTTP protocol). See the README, section "The
-server as a test double", and server/test-control.yaml. The package's modules:
+Off by default; when off, nothing of this package runs on a request. Only the places that
+compose the server (``__main__.py``, ``app.py``) import it; the rest of the server knows
+nothing of it. See the README, section "The server as a test double", and
+server/test-control.yaml. The package's modules:
 
 - ``clock.py``: the virtual clock every time-reading part of the server is given;
 - ``faults.py``: scripted answers and the rules of what may be scripted;
 - ``journal.py``: the bounded request journal;
-- ``connection.py``: the connection handle the HTTP protocol puts into each request's scope;
+- ``connection.py``: the handle on a request's connection, through the HTTP protocol's hook;
 - ``error_shapes.py``: the error body a scripted status gets;
 - ``seeds.py``: known TOTP seeds;
 - ``control.py``: the state, bound to the store and seed key once the app has started;

@@ -1,10 +1,10 @@
 """Control of the TCP connection beneath a request, for the faults ASGI cannot express.
 
 ASGI gives an application no way to reset a connection, close it unanswered or write bytes that
-are not HTTP. Under test control the server's HTTP protocol (server/http_guard.py) puts one of
-these into each request's scope, at ``scope["extensions"][EXTENSION]["control"]`` (an ASGI
-extension is a dict); it works under TLS too (the bytes then travel inside the TLS stream, the
-reset beneath it).
+are not HTTP. The server's HTTP protocol (server/http_guard.py) offers a hook for it, a handle
+per connection in each request's scope; under test control, the command line hands it
+``CONNECTION``, whose handles are these. They work under TLS too (the bytes then travel inside
+the TLS stream, the reset beneath it).
 """
 
 from __future__ import annotations
@@ -14,17 +14,10 @@ import socket
 import struct
 from typing import Any
 
-EXTENSION = "mfa.connection"
+from appgate_mfa_server.http_guard import ConnectionExtension
+
 _LINGER_ZERO = struct.pack("ii", 1, 0)  # on, 0 s: close() sends a RST instead of a FIN
 CLOSE_WAIT_SECONDS = 5.0
-
-
-def from_scope(scope: Any) -> ConnectionControl | None:
-    """The request's connection, or None when the server does not offer it (another ASGI
-    server, or test control off)."""
-    extension = scope.get("extensions", {}).get(EXTENSION)
-    control = None if extension is None else extension.get("control")
-    return control if isinstance(control, ConnectionControl) else None
 
 
 class ConnectionControl:
@@ -56,3 +49,13 @@ class ConnectionControl:
         request as one whose client left, not as one the application forgot to answer."""
         async with asyncio.timeout(CLOSE_WAIT_SECONDS):
             await asyncio.shield(self._lost)
+
+
+CONNECTION = ConnectionExtension("mfa.connection", ConnectionControl)
+
+
+def from_scope(scope: Any) -> ConnectionControl | None:
+    """The request's connection, or None when the server does not offer it (another ASGI
+    server, or test control off)."""
+    control = CONNECTION.find(scope)
+    return control if isinstance(control, ConnectionControl) else None

@@ -49,7 +49,7 @@ class TestControl:
 
     def _ready(self) -> tuple[Store, SeedCipher]:
         if self._store is None or self._cipher is None:
-            raise errors.ApiError(503, "unavailable", "The server is starting or stopping.")
+            raise errors.unavailable()
         return self._store, self._cipher
 
     async def put_seed(self, dn: str, request: SeedRequest) -> dict[str, Any]:

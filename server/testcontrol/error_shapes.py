@@ -3,7 +3,6 @@ answer with that status, so a client's error handling meets the shapes it meets 
 
 from __future__ import annotations
 
-import http
 from typing import Any
 
 from appgate_mfa_server import errors
@@ -18,11 +17,9 @@ _OWN: dict[int, errors.ApiError] = {
     412: errors.mfa_required(),
     422: errors.validation_error([]),
     500: errors.unexpected_error(),
-    502: errors.ApiError(
-        502, "radius invalid response", "No answer of the RADIUS server could be verified."
-    ),
-    503: errors.ApiError(503, "unavailable", "The server is starting or stopping."),
-    504: errors.ApiError(504, "radius timeout", "No RADIUS server answered in time."),
+    502: errors.radius_invalid_response(),
+    503: errors.unavailable(),
+    504: errors.radius_timeout(),
 }
 
 
@@ -35,10 +32,5 @@ def error_body(
         return errors.not_acceptable(accept, *versions).body()
     if status == 413:
         return errors.payload_too_large(body_limit).body()
-    if status in _OWN:
-        return _OWN[status].body()
-    try:
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        return {"id": "http error", "message": "The request failed."}
-    return {"id": phrase.lower(), "message": f"{phrase}."}
+    own = _OWN.get(status)
+    return (own if own is not None else errors.status_error(status)).body()

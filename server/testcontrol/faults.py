@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StrictInt, StrictStr
 
 from appgate_mfa_server import errors
 from appgate_mfa_server.errors import FieldError
-from appgate_mfa_server.schemas import _Body
+from appgate_mfa_server.schemas import RequestBody
 
 MAX_FAULTS = 100
 MAX_DELAY_SECONDS = 60.0
@@ -26,10 +27,17 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
 _HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]{0,1024}$")
 _FRAMING = {"content-length", "transfer-encoding", "connection"}  # the server's to write
 NO_BODY = (204, 304)
-ConnectionFault = Literal["reset", "empty", "garbage"]
 
 
-class FaultRequest(_Body):
+class ConnectionFault(StrEnum):
+    """How a fault breaks the connection instead of answering."""
+
+    RESET = "reset"  # a TCP reset
+    EMPTY = "empty"  # closed without an answer
+    GARBAGE = "garbage"  # random bytes that are no HTTP, then closed
+
+
+class FaultRequest(RequestBody):
     """The body of POST /_test/faults; unknown fields are errors here (a typo would otherwise
     script something else than meant)."""
 
@@ -125,9 +133,7 @@ class FaultBook:
         if found:
             raise errors.validation_error(found)
         if len(self._faults) >= MAX_FAULTS:
-            raise errors.ApiError(
-                409, "conflict", f"{MAX_FAULTS} faults are waiting already; delete some first."
-            )
+            raise errors.conflict(f"{MAX_FAULTS} faults are waiting already; delete some first.")
         self._last_id += 1
         fault = Fault(
             self._last_id, request.method.upper(), request.path, request.status, request.body,

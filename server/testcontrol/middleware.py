@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import assert_never
 
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, Response
@@ -21,7 +22,7 @@ from appgate_mfa_server.responses import MEDIA_TYPE, error_response
 from appgate_mfa_server.testcontrol.connection import from_scope
 from appgate_mfa_server.testcontrol.control import TestControl
 from appgate_mfa_server.testcontrol.error_shapes import error_body
-from appgate_mfa_server.testcontrol.faults import NO_BODY, Fault
+from appgate_mfa_server.testcontrol.faults import NO_BODY, ConnectionFault, Fault
 from appgate_mfa_server.testcontrol.origins import refusal
 from appgate_mfa_server.testcontrol.routes import PREFIX, control_app
 
@@ -121,17 +122,20 @@ class TestControlMiddleware:
         await response(scope, receive, send)
 
 
-async def _break(kind: str, scope: Scope) -> None:
+async def _break(kind: ConnectionFault, scope: Scope) -> None:
     connection = from_scope(scope)
     if connection is None:  # refused when the fault was added; an in-process server, say
         return
-    if kind == "reset":
-        connection.abort()
-    elif kind == "garbage":
-        connection.write(garbage())
-        connection.close()
-    else:
-        connection.close()
+    match kind:
+        case ConnectionFault.RESET:
+            connection.abort()
+        case ConnectionFault.GARBAGE:
+            connection.write(garbage())
+            connection.close()
+        case ConnectionFault.EMPTY:
+            connection.close()
+        case _:
+            assert_never(kind)
     await connection.closed()
 
 

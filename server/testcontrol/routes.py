@@ -10,7 +10,6 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -18,8 +17,8 @@ from starlette.routing import Route
 from appgate_mfa_server import errors
 from appgate_mfa_server.errors import FieldError
 from appgate_mfa_server.http_input import read_json_object
-from appgate_mfa_server.responses import error_response, json_response, no_content
-from appgate_mfa_server.schemas import _Body, parse_body
+from appgate_mfa_server.responses import exception_handlers, json_response, no_content
+from appgate_mfa_server.schemas import RequestBody, parse_body
 from appgate_mfa_server.testcontrol.clock import ClockError
 from appgate_mfa_server.testcontrol.connection import from_scope
 from appgate_mfa_server.testcontrol.control import TestControl, event
@@ -31,7 +30,7 @@ PREFIX = "/_test/"
 Seconds = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
-class ClockRequest(_Body):
+class ClockRequest(RequestBody):
     """Exactly one of ``now`` (epoch seconds; null for real time) and ``advance`` (seconds)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -111,12 +110,7 @@ def control_app(control: TestControl) -> Starlette:
         _route("reset", POST=reset),
         _route("journal", GET=journal, DELETE=clear_journal),
     ]
-    handlers: dict[type[Exception] | int, Callable[[Request, Exception], Awaitable[Response]]] = {
-        errors.ApiError: _api_error,
-        HTTPException: _http_error,
-        Exception: _unexpected,
-    }
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(routes=routes, exception_handlers=exception_handlers(log))
     app.router.redirect_slashes = False
     return app
 
@@ -131,23 +125,3 @@ def _route(path: str, **by_method: Endpoint) -> Route:
         return await by_method[request.method if request.method != "HEAD" else "GET"](request)
 
     return Route(PREFIX + path, dispatch, methods=list(by_method))
-
-
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, errors.ApiError)
-    return error_response(exc)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        response = error_response(errors.method_not_allowed())
-        response.headers.update(exc.headers or {})
-        return response
-    return error_response(errors.not_found())
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unexpected error", extra={"fields": {"event": "unexpected_error",
-                                                     "type": type(exc).__name__}})  # fmt: skip
-    return error_response(errors.unexpected_error())

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, StrictBool, StrictStr
 from appgate_mfa_server import errors
 from appgate_mfa_server.config import DefaultTimeBasedProvider, Settings
 from appgate_mfa_server.errors import FieldError
-from appgate_mfa_server.schemas import _Body
+from appgate_mfa_server.schemas import RequestBody
 from appgate_mfa_server.seedcrypt import SeedCipher
 from appgate_mfa_server.store.base import SeedRecord, user_dn
 
@@ -20,7 +20,7 @@ MIN_SECRET_BYTES = 10  # 80 bits, as the well-known JBSWY3DPEHPK3PXP
 MAX_SECRET_BYTES = 64  # 512 bits, the most the server makes itself
 
 
-class SeedRequest(_Body):
+class SeedRequest(RequestBody):
     """The body of PUT /_test/seeds/{distinguished-name}."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
