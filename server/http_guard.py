@@ -15,7 +15,9 @@ could therefore hold every connection or all the memory. This subclass adds, per
 - at most ``max_unanswered`` requests parsed and not yet answered: past that, reading pauses
   and the bytes already read wait unparsed until answers go out;
 - a deadline for a client that reads no answer: once the answers it does not read fill the
-  buffers, it has ``head_timeout`` to start reading before the connection is dropped.
+  buffers, it has ``head_timeout`` to start reading before the connection is dropped;
+- one write per answer: uvicorn writes a response's head and body apart, each a system call
+  and a TCP segment of its own; what a turn of the event loop writes leaves as one.
 
 Errors it answers use the API's JSON shape. It also offers a hook, ``ConnectionExtension``: a
 handle made per connection and put into each request's scope, for what ASGI does not offer (a
@@ -227,6 +229,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._unparsed = b""  # read, and waiting for answers to go out before it is parsed
         self._running: RequestResponseCycle | None = None
         self._write_paused_at = 0.0
+        self._writer: _CoalescingWriter | None = None
 
     # The connection's life: a slot at the accept, then TLS, then HTTP.
 
@@ -343,6 +346,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
+        if self.cycle is not None:
+            if self._writer is None:
+                self._writer = _CoalescingWriter(self.transport, self.loop)
+            self.cycle.transport = self._writer  # type: ignore[assignment]
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         self._running = cycle  # the request being answered; those after it wait in pipeline
@@ -355,7 +362,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         answered = self._running  # (self.cycle is the newest request parsed, maybe a later one)
         if answered is not None and answered.more_body and not self.transport.is_closing():
             self.server_state.total_requests += 1
-            self.transport.close()
+            self._close()
             return
         super().on_response_complete()  # which resumes reading, if _may_read allows
         if self._unparsed and self._unanswered() < self.limits.max_unanswered:
@@ -394,8 +401,28 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, error: errors.ApiError) -> None:
         self._in_head = False
         if not self.transport.is_closing():
+            self._flush()  # the answers before this one go first
             self.transport.write(error_bytes(error))
             self.transport.close()
+
+    # The answers leave through a _CoalescingWriter; whatever closes the connection here sends
+    # what it holds first.
+
+    def _flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+
+    def _close(self) -> None:
+        self._flush()
+        self.transport.close()
+
+    def shutdown(self) -> None:
+        self._flush()
+        super().shutdown()
+
+    def timeout_keep_alive_handler(self) -> None:
+        self._flush()
+        super().timeout_keep_alive_handler()
 
 
 def _sweep_forever(loop: asyncio.AbstractEventLoop, connections: set[Any], timeout: float) -> None:
@@ -434,3 +461,35 @@ def guarded_protocol(
         "extension": extension,
     }
     return type("GuardedHttpTools", (GuardedHttpToolsProtocol,), attributes)
+
+
+class _CoalescingWriter:
+    """What a request's cycle writes to: the writes of one turn of the event loop leave as one.
+    uvicorn writes a response's head and its body separately, and each write is a send(2) of
+    its own on an idle socket; joined, a response costs one system call (and one TCP segment)."""
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()

@@ -125,6 +125,36 @@ def test_pipelined_requests_are_all_answered_in_order(tmp_path: Path) -> None:
         assert _served(url)
 
 
+def _write_calls(pid: int) -> int:
+    """The write(2)-like system calls the process has made (libuv writes a TCP socket so)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    raise AssertionError("no syscw in /proc/PID/io")
+
+
+def test_an_answer_leaves_in_one_write(tmp_path: Path) -> None:
+    """uvicorn writes a response's head and body apart; the server joins what one turn of the
+    event loop writes, so 200 answers on a kept-alive connection cost about 200 writes, not
+    400 (the access lines go out in a few writes of their own, 50 ms apart at most)."""
+    args = config_args(tmp_path, accessLog=False)
+    with mfa_server(args, tmp_path) as (_url, process, ready):  # noqa: SIM117 - ready first
+        with socket.create_connection(("127.0.0.1", ready["port"]), timeout=30) as sock:
+            assert len(_answers_one_by_one(sock, 5)) == 5  # warmed up
+            before = _write_calls(process.pid)
+            assert [status for status, _ in _answers_one_by_one(sock, 200)] == [200] * 200
+            writes = _write_calls(process.pid) - before
+    assert 200 <= writes < 260, writes
+
+
+def _answers_one_by_one(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
+    found = []
+    for _ in range(count):
+        sock.sendall(REQUEST)
+        found += _answers(sock, 1)
+    return found
+
+
 @contextmanager
 def hostile_client(port: int, count: int, tls_ca: Path | None = None) -> Iterator[dict[str, Any]]:
     """tests/hostile_client.py as a process: ``count`` connections from 127.0.0.2 that send
