@@ -93,9 +93,20 @@ atexit.register(SINK.flush)
 def audit(event: str, **fields: Any) -> None:
     """An audit event (login_ok, mfa_failed, lockout, ...)."""
     if SINK.level <= LEVELS["info"]:
-        rest = _ENCODER.encode(fields)  # "{...}": spliced after the fixed head, not re-encoded
         head = _AUDIT_HEAD % (time.time(), _quote(event))
-        SINK.emit_line(head + ("}" if rest == "{}" else "," + rest[1:]))
+        SINK.emit_line(head + _rest(fields) + "}")
+
+
+def _rest(fields: dict[str, Any]) -> str:
+    """``,"key":value...`` of the fields. Text values, the usual kind (a user, a provider, a
+    type), are quoted in C without a JSONEncoder pass: a third of the cost of an audit line."""
+    parts = []
+    for key, value in fields.items():
+        if type(value) is not str:
+            rest = _ENCODER.encode(fields)
+            return "" if rest == "{}" else "," + rest[1:-1]
+        parts.append("," + _quote(key) + ":" + _quote(value))
+    return "".join(parts)
 
 
 def access(method: str, path: str, status: int, seconds: float) -> None:

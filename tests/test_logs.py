@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from appgate_mfa_server import logs
 from tests.conftest import ACCEPT, base_config, mfa_server
@@ -71,3 +73,28 @@ def test_access_lines_can_be_turned_off(tmp_path: Path) -> None:
     process.log.text()
     assert process.log.events("request") == []
     assert [e["username"] for e in process.log.events("login_ok")] == ["alice"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=12).filter(lambda k: k not in ("ts", "level", "logger")),
+        st.one_of(st.text(max_size=40), st.integers(), st.none(), st.booleans()),
+        max_size=5,
+    )
+)
+def test_an_audit_line_holds_exactly_its_fields(fields: dict[str, object]) -> None:
+    """Whatever the text (quotes, controls, surrogates aside), an audit line is one JSON object
+    with the event and exactly the fields given."""
+    fields = {k: v for k, v in fields.items() if k != "event"}
+    recorder = _Recorder()
+    previous, logs.SINK._stream = logs.SINK._stream, recorder  # type: ignore[assignment]
+    try:
+        logs.audit("e", **fields)
+        logs.SINK.flush()
+    finally:
+        logs.SINK._stream = previous
+    [line] = b"".join(recorder.writes).decode().splitlines()
+    parsed = json.loads(line)
+    assert parsed == {"ts": parsed["ts"], "level": "info", "logger": "mfa.audit", "event": "e",
+                      **fields}  # fmt: skip
