@@ -559,7 +559,7 @@ def test_accounting_and_status_server_are_relayed_and_recorded(
 
 
 def _accounting_request(kind: str) -> rp.AcctPacket:
-    from mock_radius.attributes import dictionary
+    from radius_codec.dictionary import dictionary
 
     packet = rp.AcctPacket(secret=SECRET.encode(), dict=dictionary())
     packet["User-Name"] = "nas-user"
