@@ -106,7 +106,8 @@ def test_the_accounting_example_answers_the_nas_retry(
         retry = send(mock.acct_address, packet, sock=udp, timeout=3)
         assert retry.raw_request == raw  # the same datagram: a retransmission
     (reply,) = retry.datagrams
-    assert packet.VerifyReply(rp.AcctPacket(packet=reply, secret=SECRET.encode()), reply)
+    decoded = rp.AcctPacket(packet=reply, secret=SECRET.encode(), dict=dictionary())
+    assert packet.VerifyReply(decoded, reply)
     assert _journal(mock)[-2:] == [("lost-stop", 1, "dropped-by-script"), ("stop", 2, "matched")]
     interim = dict(stop, **{"Acct-Status-Type": "Interim-Update"})
     answered = radclient(mock.acct_address, SECRET, interim, command="acct", retries=1)

@@ -234,8 +234,8 @@ def test_a_reply_with_padding_past_its_length_is_accepted() -> None:
 @pytest.mark.parametrize("protocol", ["PAP", "CHAP"])
 def test_the_peer_here_and_pyrad_agree_with_the_client(protocol: str) -> None:
     """The hand-written checks above are right, and so is the client by a second
-    implementation: pyrad decodes the request, reveals or verifies its password and verifies
-    its Message-Authenticator; the hand-built reply passes the client's verification."""
+    implementation: pyrad decodes the request, reveals the PAP password and verifies the
+    Message-Authenticator; the hand-built reply passes the client's verification."""
     target = _target(1812, protocol=AuthProtocol(protocol))
     request = rc.build_request(target, "carol", "pw", b"up")
     assert request_ma_is_valid(request.raw, SECRET)
@@ -244,7 +244,8 @@ def test_the_peer_here_and_pyrad_agree_with_the_client(protocol: str) -> None:
     assert (decoded["User-Name"], decoded["State"]) == (["carol"], [b"up"])
     if protocol == "PAP":
         assert decoded.PwDecrypt(decoded["User-Password"][0]) == "pw"
-    else:
-        assert decoded.VerifyChapPasswd(b"pw")
+    else:  # RFC 2865 section 2.2 (pyrad 2.4 gets identifiers over 127 wrong)
+        (response,) = decoded["CHAP-Password"]
+        assert response[1:] == hashlib.md5(response[:1] + b"pw" + request.authenticator).digest()
     parsed, problem = rc.verify_response(request, reply(request.raw, SECRET), True)
     assert problem is None and parsed is not None and parsed.code == ACCESS_ACCEPT
