@@ -138,7 +138,7 @@ def sign_request(
 
 
 def sign_accounting_request(
-    identifier: int, attributes: bytes, secret: bytes, *, message_authenticator: bool = False
+    identifier: int, attributes: bytes, secret: bytes, *, message_authenticator: bool
 ) -> bytes:
     """An Accounting-Request: the Message-Authenticator (when asked) over 16 zero octets in
     the Authenticator field, then the Request Authenticator over the result (RFC 2866)."""

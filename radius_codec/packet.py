@@ -53,9 +53,9 @@ class Packet:
         self,
         raw: bytes,
         attrs: Pairs,
-        ma_offset: int = -1,
-        user_raw: bytes | None = None,
-        state: bytes | None = None,
+        ma_offset: int,
+        user_raw: bytes | None,
+        state: bytes | None,
     ) -> None:
         self.raw = raw  # the packet up to its Length field
         self.code = raw[0]

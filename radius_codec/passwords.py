@@ -68,6 +68,6 @@ def chap_response(chap_id: int, clear: bytes, challenge: bytes) -> bytes:
 
 def chap_matches(challenge: bytes, response: bytes, clear: bytes) -> bool:
     """Does the CHAP-Password ``response`` prove ``clear``?"""
-    if len(response) != CHAP_RESPONSE_LENGTH:
-        return False
-    return hmac.compare_digest(chap_response(response[0], clear, challenge), response)
+    return len(response) == CHAP_RESPONSE_LENGTH and hmac.compare_digest(
+        chap_response(response[0], clear, challenge), response
+    )

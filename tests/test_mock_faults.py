@@ -4,11 +4,15 @@ a scenario loads."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 
 from mock_radius.faults import Fault, apply_fault, resign
 from mock_radius.replies import build_reply, compile_reply
 from mock_radius.scenario import ScenarioError, parse_scenario
+from radius_codec.authenticators import sign_request
 from radius_codec.codes import Code
 from radius_codec.packet import parse
 from tests.radius_client import build_request, pyrad_verifies, rfc_reply_problems
@@ -53,6 +57,22 @@ def test_each_fault_breaks_exactly_one_thing(fault: Fault) -> None:
     assert rfc_reply_problems(reply, request, SECRET.encode()) == [expected]
 
 
+def test_a_malformed_reply_keeps_a_valid_message_authenticator() -> None:
+    """The RFC check stops at the broken framing; the Message-Authenticator (first) is checked
+    here by RFC 3579's formula, so only the framing is wrong."""
+    request, (reply,) = _replies(Fault.MALFORMED)
+    zeroed = reply[:4] + request[4:20] + reply[20:22] + bytes(16) + reply[38:]
+    assert reply[22:38] == hmac.new(SECRET.encode(), zeroed, hashlib.md5).digest()
+
+
+def test_the_wrong_identifier_of_identifier_255_is_0() -> None:
+    request = sign_request(255, bytes(range(16)), b"\x01\x03u", SECRET.encode())
+    (reply,) = build_reply(parse(request), SECRET.encode(), TEMPLATE,
+                           fault=Fault.WRONG_IDENTIFIER)  # fmt: skip
+    assert reply[1] == 0
+    assert rfc_reply_problems(reply, request, SECRET.encode()) == ["identifier 0, request 255"]
+
+
 def test_no_message_authenticator_is_valid_but_for_a_strict_client() -> None:
     request, (reply,) = _replies(Fault.NO_MESSAGE_AUTHENTICATOR)
     assert rfc_reply_problems(reply, request, SECRET.encode()) == []
@@ -77,6 +97,18 @@ def test_truncating_a_bare_reply_leaves_less_than_a_header() -> None:
     assert len(cut) == 12 and rfc_reply_problems(cut, bytes(20), b"s") == [
         "12 octets: shorter than a header"
     ]
+
+
+def test_resign_finds_the_message_authenticator_wherever_it_is() -> None:
+    """After an attribute of 18 octets that is not one, and an empty one (2 octets)."""
+    request = build_request(SECRET, "u", "p").RequestPacket()
+    attributes = b"\x12\x12" + b"x" * 16 + b"\x19\x02" + b"\x50\x12" + bytes(16)
+    broken = bytes((2, request[1], 0, 0)) + bytes(16) + attributes
+    fixed = resign(broken, request[4:20], SECRET.encode(), fix_ma=True)
+    assert rfc_reply_problems(fixed, request, SECRET.encode()) == []
+    assert fixed[20:40] == attributes[:20]  # the first attribute untouched
+    bare = resign(broken[:40], request[4:20], SECRET.encode(), fix_ma=True)  # none to fix
+    assert rfc_reply_problems(bare, request, SECRET.encode()) == []
 
 
 def test_resign_makes_a_changed_reply_valid_again() -> None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from radius_codec import authenticators
 from radius_codec.authenticators import (
     MaStatus,
     accounting_request_ok,
@@ -87,6 +89,23 @@ def test_signing_reproduces_the_rfc_examples() -> None:
 def test_hmac_md5_with_cached_pads_is_hmac_md5(secret: bytes, message: bytes) -> None:
     assert hmac_md5(secret, message) == rfc_hmac(secret, message)
     assert hmac_md5(secret, message) == rfc_hmac(secret, message)  # from the cache
+
+
+@pytest.mark.parametrize("length", [63, 64, 65])
+def test_hmac_md5_at_the_block_size(length: int) -> None:
+    """RFC 2104: a key of up to 64 octets is used as it is, a longer one hashed first."""
+    secret = bytes(range(length))
+    assert hmac_md5(secret, b"message") == rfc_hmac(secret, b"message")
+
+
+def test_the_cache_of_pads_is_bounded() -> None:
+    """A secret per scenario, and the recorder's: few; but the cache must not grow forever."""
+    authenticators._PADS.clear()
+    hmac_md5(b"one", b"m")
+    assert list(authenticators._PADS) == [b"one"]
+    for n in range(authenticators._MAX_CACHED_SECRETS + 10):
+        assert hmac_md5(b"%d" % n, b"m") == rfc_hmac(b"%d" % n, b"m")
+    assert len(authenticators._PADS) == authenticators._MAX_CACHED_SECRETS
 
 
 @settings(max_examples=200, deadline=None)

@@ -156,6 +156,13 @@ def test_an_attribute_holds_at_most_253_octets() -> None:
         attribute(Attr.REPLY_MESSAGE, bytes(MAX_VALUE_LENGTH + 1))
 
 
+def test_walk_stops_at_the_length_field() -> None:
+    """Octets past Length are padding, even where they look like attributes."""
+    pairs = [(18, bytes(150)), (18, bytes(150))]
+    assert len(_packet(pairs)) > 256  # a Length of two octets, both read
+    assert walk_attributes(_packet(pairs) + b"\x12\x03x") == pairs
+
+
 def test_walk_stops_quietly_where_the_framing_breaks() -> None:
     good = _packet([(1, b"u"), (18, b"hi")])
     broken = bytearray(good + b"\x12\x01")  # an attribute shorter than its header
