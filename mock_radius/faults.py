@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_faults -*-
 """The faults a scenario step may script, each breaking exactly one thing of a signed reply;
 what is not broken on purpose is signed again, so a client is refused for the one reason."""
 

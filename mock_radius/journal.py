@@ -89,9 +89,9 @@ class Entry:
         self.message_authenticator = message_authenticator
         self.code = code
         self.id = id
-        self.user = user if user is None or len(user) <= MAX_SUMMARY_TEXT else user[:253]
+        self.user = None if user is None else user[:MAX_SUMMARY_TEXT]
         self.length = length
-        self.error = error if error is None or len(error) <= MAX_SUMMARY_TEXT else error[:253]
+        self.error = None if error is None else error[:MAX_SUMMARY_TEXT]
         self.scenario = scenario
         self.reply = reply
         self.replies = replies
@@ -99,10 +99,10 @@ class Entry:
         self.size = ENTRY_OVERHEAD + len(source[0])
         if request is not None:
             self.size += len(request)
-        if user is not None:
-            self.size += len(user)
-        if error is not None:
-            self.size += len(error)
+        if self.user is not None:  # what is kept
+            self.size += len(self.user)
+        if self.error is not None:
+            self.size += len(self.error)
 
     def set_reply(self, reply: bytes, replies: int) -> None:
         self.reply, self.replies = reply, replies

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_protocol, tests.test_mock_units -*-
 """The Twisted side: receive datagrams, ask the engine, answer on time, never crash.
 
 Each datagram goes through small steps (source, parse, code, duplicate, scenario,

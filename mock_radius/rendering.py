@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_rendering -*-
 """Packets shown to people (the journal, the live page, a Decision's attributes): attributes by
 name with decoded values, secrets masked, octets as 0x hex. Decoding happens here, when
 somebody reads, never on the packet path; packets broken by a fault show as far as they parse."""

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_replies -*-
 """The mock's replies: scripted attributes encoded once per step (``compile_reply``), then per
 request only the State, the Proxy-States and two digests to sign (RFC 2865 section 3 and
 5.33, RFC 2866 section 3, RFC 5997 section 3)."""

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_request_view -*-
 """A request as the engine sees it: ``RequestView`` has no wire format in sight (tests build
 one by hand), ``WireView`` computes the same from a parsed packet, and only what a step asks
 for (decoded attributes, the revealed PAP password)."""

@@ -11,9 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # A folder installed under another import name (pyproject.toml's package-dir) is that package.
 _SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-PACKAGE_OF_FOLDER = {
-    folder: package for package, folder in _SETUPTOOLS.get("package-dir", {}).items()
-}
+PACKAGE_DIR: dict[str, str] = _SETUPTOOLS.get("package-dir", {})
+PACKAGE_OF_FOLDER = {folder: package for package, folder in PACKAGE_DIR.items()}
 
 
 def imports_of(path: Path) -> set[str]:
@@ -105,3 +104,29 @@ def test_the_server_runs_its_test_double_only_as_a_process_of_the_demo() -> None
     )  # fmt: skip
     assert naming == ["server/demo_radius.py"]
     assert not any(n.startswith("mock_radius") for n in imports_of(ROOT / "server/demo_radius.py"))
+
+
+def test_the_codec_has_a_test_module_per_module() -> None:
+    """A newcomer finds the tests of radius_codec/X.py in tests/radius_codec/test_X.py."""
+    modules = {path.stem for path in (ROOT / "radius_codec").glob("*.py")} - {"__init__"}
+    tests = {
+        path.stem.removeprefix("test_") for path in (ROOT / "tests/radius_codec").glob("test_*.py")
+    }
+    assert modules and modules == tests
+
+
+def test_test_case_names_name_test_modules() -> None:
+    """A module whose tests are not found by its name says where they are (Twisted's
+    ``# -*- test-case-name: tests.test_x -*-`` first line); every name must be a test module."""
+    pointers = 0
+    folders = {PACKAGE_DIR.get(name, name) for name in _SETUPTOOLS["packages"] if "." not in name}
+    for path in [path for folder in folders for path in (ROOT / folder).rglob("*.py")]:
+        first = path.read_text().partition("\n")[0]
+        if "test-case-name:" not in first:
+            continue
+        names = first.split("test-case-name:")[1].removesuffix("-*-").split(",")
+        for name in names:
+            target = ROOT.joinpath(*name.strip().split(".")).with_suffix(".py")
+            assert target.is_file(), f"{path.relative_to(ROOT)} names {name.strip()}"
+            pointers += 1
+    assert pointers

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_radius_wire, tests.test_radius_units -*-
 """An asyncio RADIUS client (RFC 2865) on the project's codec, strict about what it accepts.
 
 Each exchange has its own UDP socket (so its own source port and identifier space), retransmits
