@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import secrets
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from appgate_mfa_server.service import _refusal
 from appgate_mfa_server.users import UserInfo
 from radius_codec.codes import PAP_MAX_LENGTH, Attr, Code
 from radius_codec.dictionary import dictionary
+from radius_codec.packet import parse
 from radius_codec.passwords import AuthProtocol
 from tests.radius_client import rfc_reply_problems
 
@@ -280,6 +282,16 @@ def test_a_padded_response_is_accepted() -> None:
     padded = _reply_to(request) + bytes(30)
     reply, problem = rc.verify_response(request, padded, True)
     assert problem is None and reply is not None and reply.first(Attr.REPLY_MESSAGE) == b"hello"
+
+
+@pytest.mark.parametrize("highest", [False, True])
+def test_identifiers_span_0_to_255(monkeypatch: pytest.MonkeyPatch, highest: bool) -> None:
+    """The Identifier and the CHAP identifier are one octet each: the lowest and the highest
+    value the random source can give make a valid request."""
+    monkeypatch.setattr(secrets, "randbelow", lambda n: n - 1 if highest else 0)
+    request = rc.build_request(_target("CHAP"), "u", "p", None)
+    (chap,) = parse(request.raw).values(Attr.CHAP_PASSWORD)
+    assert request.id == chap[0] == (255 if highest else 0)
 
 
 @given(st.binary(min_size=0, max_size=100))
