@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import hashlib
-import hmac
 import os
 import shutil
 import statistics
@@ -37,7 +35,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mfa_shared.ready_line import read_ready_line
+from mfa_shared.ready_line import read_json_line
+from radius_codec.authenticators import sign_request
+from radius_codec.codes import Attr, Code
+from radius_codec.packet import encode_pairs, parse
+from radius_codec.passwords import pap_hide
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_SECONDS = 20.0
@@ -66,29 +68,19 @@ GOALS = {("immediate Accept", 1): 0.80, ("immediate Accept", 32): 0.30}
 
 
 def access_request(identifier: int, user: bytes, state: bytes | None = None) -> bytes:
-    """An Access-Request (RFC 2865) with a fresh Request Authenticator, the password hidden
-    as RFC 2865 section 5.2 says and a Message-Authenticator (RFC 3579) first."""
+    """An Access-Request with a fresh Request Authenticator, the password hidden (PAP) and a
+    Message-Authenticator first, built with the project's codec."""
     authenticator = os.urandom(16)
-    pad = hashlib.md5(SECRET + authenticator).digest()
-    hidden = int.from_bytes(pad, "big") ^ int.from_bytes(b"x".ljust(16, b"\0"), "big")
-    attributes = bytes((1, len(user) + 2)) + user + bytes((2, 18)) + hidden.to_bytes(16, "big")
+    pairs = [(Attr.USER_NAME, user), (Attr.USER_PASSWORD, pap_hide(b"x", SECRET, authenticator))]
     if state is not None:
-        attributes += bytes((24, len(state) + 2)) + state
-    length = 20 + 18 + len(attributes)
-    header = bytes((1, identifier)) + length.to_bytes(2, "big")
-    mac = hmac.digest(SECRET, header + authenticator + bytes((80, 18)) + bytes(16) + attributes,
-                      "md5")  # fmt: skip
-    return header + authenticator + bytes((80, 18)) + mac + attributes
+        pairs.append((Attr.STATE, state))
+    return sign_request(identifier, authenticator, encode_pairs(pairs), SECRET)
 
 
 def state_of(reply: bytes) -> bytes:
-    offset = 20
-    while offset + 2 <= len(reply):
-        kind, size = reply[offset], reply[offset + 1]
-        if kind == 24:
-            return reply[offset + 2 : offset + size]
-        offset += max(size, 2)
-    raise AssertionError("an Access-Challenge without a State")
+    state = parse(reply).state
+    assert state is not None, "an Access-Challenge without a State"
+    return state
 
 
 class _Socket(asyncio.DatagramProtocol):
@@ -145,15 +137,16 @@ async def _load(
             try:
                 reply = await exchange(client, transport, raw)
                 if challenge:
-                    assert reply[0] == 11, f"expected an Access-Challenge, got code {reply[0]}"
-                    user = raw[40 : 38 + raw[39]]  # the User-Name follows header and MA
+                    assert reply[0] == Code.ACCESS_CHALLENGE, f"expected a challenge: {reply[0]}"
+                    user = parse(raw).user_raw
+                    assert user is not None
                     identifier += 1
                     second = access_request(identifier % 256, user, state_of(reply))
                     reply = await exchange(client, transport, second)
             except TimeoutError:
                 lost += 1
                 continue
-            assert reply[0] == 2, f"expected an Access-Accept, got code {reply[0]}"
+            assert reply[0] == Code.ACCESS_ACCEPT, f"expected an Access-Accept, got {reply[0]}"
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -205,7 +198,8 @@ def _mock(folder: Path, profile: Path | None, root: Path = ROOT) -> Iterator[tup
                                text=True, cwd=root, env=env)  # fmt: skip
     try:
         assert process.stdout is not None
-        ready = read_ready_line(process.stdout, READY_TIMEOUT_SECONDS)
+        # Any JSON line with a port: an older checkout (--mock-root) may name its event otherwise.
+        ready = read_json_line(process.stdout, lambda line: "port" in line, READY_TIMEOUT_SECONDS)
         if ready is None:
             raise RuntimeError("mock-radius did not start")
         drain = _Drain(process.stdout)

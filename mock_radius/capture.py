@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mock_radius import wire
 from mock_radius.recording import Exchange
+from mock_radius.request_view import view
+from radius_codec.authenticators import MaStatus, message_authenticator_status, verify_reply
+from radius_codec.codes import Attr, Code, code_label
+from radius_codec.dictionary import decode_attributes
+from radius_codec.packet import BadPacket, Packet, parse
 
 
 class CaptureError(Exception):
@@ -91,43 +95,44 @@ def read_capture(path: Path, secret: bytes) -> CaptureSummary:
     if not path.is_file():
         raise CaptureError(f"{path}: no such file")
     datagrams, truncated = _udp_datagrams(path)
-    requests: dict[tuple[str, int, str, int, int], tuple[float, wire.Request, Exchange]] = {}
+    requests: dict[tuple[str, int, str, int, int], tuple[float, Packet, Exchange]] = {}
     seen: set[tuple[str, int, int, bytes]] = set()
     exchanges: list[Exchange] = []
     not_radius = 0
     unverified = 0
     for when, src, sport, dst, dport, payload in datagrams:
         try:
-            decoded = wire.parse(payload)
-        except wire.BadPacket:
+            decoded = parse(payload)
+        except BadPacket:
             not_radius += 1
             continue
-        if decoded.code == wire.ACCESS_REQUEST:
+        if decoded.code == Code.ACCESS_REQUEST:
             key = (src, sport, decoded.id, decoded.authenticator)
             if key in seen:
                 continue  # a retransmission in the capture
             seen.add(key)
-            ma = wire.message_authenticator(decoded, secret)
-            view = wire.view(decoded, secret, ma)
+            ma = message_authenticator_status(decoded, secret)
+            request_view = view(decoded, secret, ma)
             exchange = Exchange(
-                view.user_name, view.auth_type,
-                None if view.chap is not None else view.clear_password, view.state, when,
-                message_authenticator=ma != wire.ABSENT, chap=view.chap,
+                request_view.user_name, request_view.auth_type,
+                None if request_view.chap is not None else request_view.clear_password,
+                request_view.state, when, message_authenticator=ma is not MaStatus.ABSENT,
+                chap=request_view.chap,
             )  # fmt: skip
             requests[(src, sport, dst, dport, decoded.id)] = (when, decoded, exchange)
             exchanges.append(exchange)
-        elif decoded.code in (wire.ACCESS_ACCEPT, wire.ACCESS_REJECT, wire.ACCESS_CHALLENGE):
+        elif decoded.code in (Code.ACCESS_ACCEPT, Code.ACCESS_REJECT, Code.ACCESS_CHALLENGE):
             pending = requests.get((dst, dport, src, sport, decoded.id))
             if pending is None:
                 continue
             started, request, exchange = pending
-            if not wire.verify_reply(decoded, request.authenticator, secret):
+            if not verify_reply(decoded, request.authenticator, secret):
                 unverified += 1
                 continue
             del requests[(dst, dport, src, sport, decoded.id)]
-            exchange.reply_code = wire.CODE_NAMES[decoded.code]
-            exchange.reply_attributes = wire.decoded_attributes(
-                [(k, v) for k, v in decoded.attrs if k != wire.MESSAGE_AUTHENTICATOR]
+            exchange.reply_code = code_label(decoded.code)
+            exchange.reply_attributes = decode_attributes(
+                [(k, v) for k, v in decoded.attrs if k != Attr.MESSAGE_AUTHENTICATOR]
             )
             exchange.delay = max(0.0, when - started)
         else:

@@ -30,15 +30,20 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from mock_radius import wire
-from mock_radius.matching import Matcher, RequestView
-from mock_radius.scenario import REPLY_CODES, AccountingStep, Scenario
+from mock_radius.faults import Fault
+from mock_radius.matching import Matcher
+from mock_radius.rendering import shown_octets
+from mock_radius.replies import EMPTY_ACCOUNTING, ReplyTemplate, compile_reply
+from mock_radius.request_view import RequestView
+from mock_radius.scenario import REPLY_CODES, AccountingReply, AccountingStep, Reply, Scenario
+from radius_codec.codes import Code
+from radius_codec.dictionary import encode_attribute
 
 DEFAULT_SESSION_IDLE = 300.0
 DEFAULT_MAX_SESSIONS = 50_000
 DEFAULT_ACCOUNTING_STEP = "accounting-default"  # the step name without an accounting section
 _ACCOUNTING = "\0accounting"  # run keys of accounting scripts
-_ENDS_EXCHANGE = {wire.ACCESS_ACCEPT, wire.ACCESS_REJECT}
+_ENDS_EXCHANGE = {Code.ACCESS_ACCEPT, Code.ACCESS_REJECT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +60,11 @@ class Decision:
     scenario: str
     step: str | None  # None: no step matched
     drop: bool = False
-    template: wire.ReplyTemplate | None = None
+    template: ReplyTemplate | None = None
     state: bytes | None = None  # the State the reply carries (generated or scripted)
     extra: bytes = b""  # attributes added to the template (the mismatch hint, when sent)
     delay: float = 0.0
-    fault: str | None = None
+    fault: Fault | None = None
     on_retransmit: str = "same"
     near_miss: NearMiss | None = None
     hint: str | None = None  # why no step fitted, in words (journalled; on the wire if asked)
@@ -77,12 +82,7 @@ class Decision:
         """The reply's attributes as (name, value) pairs, for tests and the journal."""
         if self.template is None:
             return ()
-        template = self.template
-        middle = (
-            wire.state_attribute(self.state) if template.generates_state and self.state else b""
-        )
-        raw = template.head + middle + template.tail + self.extra
-        shown = wire.shown_attributes(wire.attribute_pairs(raw, 0, len(raw)))
+        shown = shown_octets(self.template.attributes(self.state, self.extra))
         return tuple((name, value) for name, values in shown.items() for value in values)
 
 
@@ -104,25 +104,26 @@ class UnknownScenario(KeyError):
     pass
 
 
+def _compiled(reply: Reply | AccountingReply | None) -> ReplyTemplate | None:
+    if reply is None:
+        return None
+    code = (
+        Code.ACCOUNTING_RESPONSE if isinstance(reply, AccountingReply) else REPLY_CODES[reply.code]
+    )
+    return compile_reply(code, reply.attributes)
+
+
 class _Script:
     """A scenario's steps with their replies encoded once."""
 
     def __init__(self, scenario: Scenario, mismatch_hint: bool = False) -> None:
         self.scenario = scenario
-        self.templates = [
-            None if s.reply is None else wire.compile_reply(REPLY_CODES[s.reply.code],
-                                                            s.reply.attributes)
-            for s in scenario.steps
-        ]  # fmt: skip
-        self.accounting = [
-            None if s.reply is None else wire.compile_reply(wire.ACCOUNTING_RESPONSE,
-                                                            s.reply.attributes)
-            for s in scenario.accounting or []
-        ]  # fmt: skip
+        self.templates = [_compiled(step.reply) for step in scenario.steps]
+        self.accounting = [_compiled(step.reply) for step in scenario.accounting or []]
         self.matchers = [Matcher(s.match) for s in scenario.steps]
         self.accounting_matchers = [Matcher(s.match) for s in scenario.accounting or []]
         mismatch = scenario.on_mismatch
-        self.mismatch = wire.compile_reply(REPLY_CODES[mismatch.code], mismatch.attributes)
+        self.mismatch = compile_reply(REPLY_CODES[mismatch.code], mismatch.attributes)
         wanted = mismatch_hint if mismatch.hint is None else mismatch.hint
         self.send_hint = wanted and "Reply-Message" not in mismatch.attributes
         # decisions that are the same for every request (no State minted), made once
@@ -379,7 +380,7 @@ class Engine:
             near = NearMiss(scenario.step_name(index), tuple(failed))
         why = near.describe() if near else "the script is over"
         hint = f"mock-radius: no step of {scenario.name} matches ({why})"
-        extra = wire.encode_attribute("Reply-Message", hint) if script.send_hint else b""
+        extra = encode_attribute("Reply-Message", hint) if script.send_hint else b""
         template = script.mismatch
         state = template.state
         if template.generates_state:
@@ -400,7 +401,7 @@ class Engine:
         script = self._scripts[scenario.name]
         steps: list[AccountingStep] = scenario.accounting or []
         if not steps:
-            return Decision(scenario.name, DEFAULT_ACCOUNTING_STEP, template=_EMPTY_ACCOUNTING)
+            return Decision(scenario.name, DEFAULT_ACCOUNTING_STEP, template=EMPTY_ACCOUNTING)
         user = request.user_name or ""
         run_key = (scenario.name + _ACCOUNTING, user)
         run = self._runs.get(run_key)
@@ -438,7 +439,7 @@ class Engine:
         index, failed = min(candidates, key=lambda c: len(c[1]))
         near = NearMiss(scenario.accounting_step_name(index), tuple(failed))
         hint = f"mock-radius: no accounting step of {scenario.name} matches ({near.describe()})"
-        return Decision(scenario.name, None, template=_EMPTY_ACCOUNTING, near_miss=near, hint=hint)
+        return Decision(scenario.name, None, template=EMPTY_ACCOUNTING, near_miss=near, hint=hint)
 
     def live(self, now: float, limit: int) -> dict[str, list[dict[str, Any]]]:
         """The newest ``limit`` live exchanges (the step that answered last, seconds idle) and
@@ -474,6 +475,3 @@ class Engine:
             "sessions": len(self._exchanges),
             "runs": len(self._runs),
         }
-
-
-_EMPTY_ACCOUNTING = wire.ReplyTemplate(wire.ACCOUNTING_RESPONSE, b"")

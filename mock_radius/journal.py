@@ -13,12 +13,15 @@ import itertools
 import json
 from collections import deque
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
-from mock_radius import wire
 from mock_radius.engine import Decision
 from mock_radius.outcome import Outcome
+from mock_radius.rendering import reply_fields, request_fields
+from radius_codec.authenticators import MaStatus
+from radius_codec.codes import code_label
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 # what an entry costs besides its octets and strings (object, floats, source tuple, deque
@@ -26,6 +29,10 @@ DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 ENTRY_OVERHEAD = 480
 MAX_SUMMARY_TEXT = 253
 ADDED, SENT = "entry", "sent"  # what listeners hear: an entry added, a delayed reply sent
+
+
+def _value(member: StrEnum | None) -> str | None:
+    return None if member is None else member.value
 
 
 class Entry:
@@ -59,7 +66,7 @@ class Entry:
         outcome: Outcome,
         request: bytes | None = None,
         decision: Decision | None = None,
-        message_authenticator: str | None = None,
+        message_authenticator: MaStatus | None = None,
         *,
         code: int | None = None,
         id: int | None = None,
@@ -82,9 +89,9 @@ class Entry:
         self.message_authenticator = message_authenticator
         self.code = code
         self.id = id
-        self.user = user if user is None or len(user) <= MAX_SUMMARY_TEXT else user[:253]
+        self.user = None if user is None else user[:MAX_SUMMARY_TEXT]
         self.length = length
-        self.error = error if error is None or len(error) <= MAX_SUMMARY_TEXT else error[:253]
+        self.error = None if error is None else error[:MAX_SUMMARY_TEXT]
         self.scenario = scenario
         self.reply = reply
         self.replies = replies
@@ -92,10 +99,10 @@ class Entry:
         self.size = ENTRY_OVERHEAD + len(source[0])
         if request is not None:
             self.size += len(request)
-        if user is not None:
-            self.size += len(user)
-        if error is not None:
-            self.size += len(error)
+        if self.user is not None:  # what is kept
+            self.size += len(self.user)
+        if self.error is not None:
+            self.size += len(self.error)
 
     def set_reply(self, reply: bytes, replies: int) -> None:
         self.reply, self.replies = reply, replies
@@ -220,18 +227,11 @@ class Journal:
             "timeScale": self.time_scale,
         }
         if entry.code is not None:
-            shown["code"] = wire.CODE_NAMES.get(entry.code, str(entry.code))
+            shown["code"] = code_label(entry.code)
             shown["id"] = entry.id
         shown["user"] = entry.user
         if entry.request is not None:
-            pairs = wire.attribute_pairs(entry.request)
-            shown["attributes"] = wire.shown_attributes(pairs)
-            kinds = {kind for kind, _ in pairs}
-            shown["authType"] = (
-                "PAP" if wire.USER_PASSWORD in kinds
-                else "CHAP" if wire.CHAP_PASSWORD in kinds
-                else None
-            )  # fmt: skip
+            shown.update(request_fields(entry.request))
         if entry.length is not None:
             shown["length"] = entry.length
         if entry.error is not None:
@@ -241,22 +241,15 @@ class Journal:
         if scenario is not None:
             shown["scenario"] = scenario
         if entry.message_authenticator is not None:
-            shown["messageAuthenticator"] = entry.message_authenticator
+            shown["messageAuthenticator"] = _value(entry.message_authenticator)
         if entry.outcome.summary_only:
             return shown
         shown["step"] = None if decision is None else decision.step
         shown["transmission"] = entry.transmission  # 2, 3...: a retransmission of a dropped one
         if entry.reply is not None:
             shown["reply"] = {
-                "code": wire.CODE_NAMES.get(entry.reply[0], str(entry.reply[0])),
-                "attributes": {
-                    name: values
-                    for name, values in wire.shown_attributes(
-                        wire.attribute_pairs(entry.reply)
-                    ).items()
-                    if name not in ("Message-Authenticator", "Proxy-State")
-                },
-                "fault": None if decision is None else decision.fault,
+                **reply_fields(entry.reply),
+                "fault": None if decision is None else _value(decision.fault),
                 "datagrams": entry.replies,
             }
         else:

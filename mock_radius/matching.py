@@ -1,73 +1,16 @@
-"""Does a request fit a step? Every failed condition is named, for the near-miss hint."""
+"""Does a request (its ``RequestView``) fit a step? Every failed condition is named, for the
+near-miss hint."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
-from mock_radius.attributes import code_of, decode_value, encode_value
+from mock_radius.request_view import RequestView
 from mock_radius.scenario import AccountingMatch, Match, Presence, Regex
-
-Value = str | int | bytes
-EMPTY: Mapping[str, Sequence[Value]] = {}
-
-
-def _never(_clear: str) -> bool:
-    return False
-
-
-def _nothing() -> str | None:
-    return None
-
-
-class RequestView:
-    """What the engine needs of a request, with no wire format in sight. Expensive parts
-    (decoded attributes, the revealed PAP password) are computed only when a step asks; the
-    wire module's subclass computes them from the packet."""
-
-    __slots__ = (
-        "_attributes",
-        "_clear",
-        "_matches",
-        "auth_type",
-        "chap",
-        "message_authenticator",
-        "state",
-        "user_name",
-    )
-
-    def __init__(
-        self,
-        user_name: str | None,
-        state: bytes | None = None,
-        message_authenticator: bool = False,
-        attributes: Mapping[str, Sequence[Value]] = EMPTY,
-        password_matches: Callable[[str], bool] = _never,
-        auth_type: str | None = None,  # "PAP", "CHAP" or None
-        clear_password: Callable[[], str | None] = _nothing,  # PAP only: CHAP never reveals it
-        chap: tuple[bytes, bytes] | None = None,  # (challenge, CHAP-Password)
-    ) -> None:
-        self.user_name = user_name
-        self.state = state
-        self.message_authenticator = message_authenticator
-        self._attributes = attributes
-        self._matches = password_matches
-        self.auth_type = auth_type
-        self._clear = clear_password
-        self.chap = chap
-
-    @property
-    def attributes(self) -> Mapping[str, Sequence[Value]]:
-        return self._attributes
-
-    def password_matches(self, expected: str) -> bool:
-        return self._matches(expected)
-
-    @property
-    def clear_password(self) -> str | None:
-        return self._clear()
+from radius_codec.dictionary import Value, code_of, decode_value, encode_value
 
 
 def _value_matches(expected: str | int | Regex | Presence, values: Sequence[Value]) -> bool:

@@ -33,14 +33,26 @@ from typing import Any
 
 from twisted.internet.protocol import DatagramProtocol
 
-from mock_radius import wire
-from mock_radius.attributes import decode_value
 from mock_radius.recording import ACCOUNTING, Exchange
+from mock_radius.replies import proxy_states
+from mock_radius.request_view import view
+from radius_codec.authenticators import (
+    MaStatus,
+    accounting_request_ok,
+    message_authenticator_status,
+    sign_accounting_request,
+    sign_reply,
+    sign_request,
+    verify_reply,
+)
+from radius_codec.codes import HEADER_LENGTH, Attr, Code, code_label
+from radius_codec.dictionary import decode_attributes, decode_value
+from radius_codec.packet import BadPacket, Packet, encode_pairs, parse
+from radius_codec.passwords import pap_hide, pap_reveal
 
 Address = tuple[str, int]
 MAX_REMEMBERED = 4096  # client requests kept for retransmissions
 DEFAULT_PROBE_TIMEOUT = 2.0
-ACCT_STATUS_TYPE = 40
 PROBE, REQUIRED, OPTIONAL = "probe", "required", "optional"
 
 
@@ -48,7 +60,7 @@ PROBE, REQUIRED, OPTIONAL = "probe", "required", "optional"
 class _Pending:
     side: _ClientSide
     client: Address
-    request: wire.Request
+    request: Packet
     upstream_raw: bytes
     target: Address
     exchange: Exchange | None  # None: a Status-Server
@@ -119,8 +131,8 @@ class RecordingProxy:
         self.max_exchanges = max_exchanges
         self.on_done = on_done
         self.exchanges: list[Exchange] = []
-        self.auth_side = _ClientSide(self, {wire.ACCESS_REQUEST, wire.STATUS_SERVER})
-        self.accounting_side = _ClientSide(self, {wire.ACCOUNTING_REQUEST, wire.STATUS_SERVER})
+        self.auth_side = _ClientSide(self, {Code.ACCESS_REQUEST, Code.STATUS_SERVER})
+        self.accounting_side = _ClientSide(self, {Code.ACCOUNTING_REQUEST, Code.STATUS_SERVER})
         self.upstream_side = _UpstreamSide(self._from_upstream)
         self._by_client: OrderedDict[bytes, _Pending] = OrderedDict()
         self._by_upstream_id: dict[int, _Pending] = {}
@@ -137,8 +149,8 @@ class RecordingProxy:
 
     def from_client(self, side: _ClientSide, datagram: bytes, client: Address) -> None:
         try:
-            request = wire.parse(datagram)
-        except wire.BadPacket as exc:
+            request = parse(datagram)
+        except BadPacket as exc:
             _say(f"dropped a malformed packet from {client[0]}:{client[1]}: {exc}")
             return
         if request.code not in side.codes:
@@ -166,40 +178,41 @@ class RecordingProxy:
             self._by_client.popitem(last=False)
         self._start(pending)
 
-    def _authentic(self, request: wire.Request, client: Address) -> bool:
+    def _authentic(self, request: Packet, client: Address) -> bool:
         where = f"{client[0]}:{client[1]}"
-        if request.code == wire.ACCOUNTING_REQUEST:
-            ok = wire.accounting_authenticator_ok(request, self.secret)
-            ok = ok and wire.message_authenticator(request, self.secret) != wire.INVALID
+        if request.code == Code.ACCOUNTING_REQUEST:
+            ok = accounting_request_ok(request, self.secret)
+            ok = ok and message_authenticator_status(request, self.secret) is not MaStatus.INVALID
             if not ok:
                 _say(f"Accounting-Request from {where} does not verify: is --secret the "
                      "client's shared secret?")  # fmt: skip
             return ok
-        ma = wire.message_authenticator(request, self.secret)
-        if ma == wire.INVALID or (request.code == wire.STATUS_SERVER and ma != wire.VALID):
+        ma = message_authenticator_status(request, self.secret)
+        status_unsigned = request.code == Code.STATUS_SERVER and ma is not MaStatus.VALID
+        if ma is MaStatus.INVALID or status_unsigned:
             _say(f"request from {where} fails its Message-Authenticator check: is --secret "
                  "the client's shared secret?")  # fmt: skip
             return False
         return True
 
     def _pending(
-        self, side: _ClientSide, request: wire.Request, client: Address, upstream_id: int
+        self, side: _ClientSide, request: Packet, client: Address, upstream_id: int
     ) -> _Pending:
         accounting = side is self.accounting_side
         target = self.upstream_acct if accounting else self.upstream
         exchange = None
-        if request.code == wire.ACCESS_REQUEST:
-            ma = wire.message_authenticator(request, self.secret)
-            view = wire.view(request, self.secret, ma)
+        if request.code == Code.ACCESS_REQUEST:
+            ma = message_authenticator_status(request, self.secret)
+            seen = view(request, self.secret, ma)
             exchange = Exchange(
-                user=view.user_name, auth_type=view.auth_type,
-                clear_password=None if view.chap is not None else view.clear_password,
-                state=view.state, at=time.time(), message_authenticator=ma == wire.VALID,
-                chap=view.chap,
+                user=seen.user_name, auth_type=seen.auth_type,
+                clear_password=None if seen.chap is not None else seen.clear_password,
+                state=seen.state, at=time.time(), message_authenticator=ma is MaStatus.VALID,
+                chap=seen.chap,
             )  # fmt: skip
-        elif request.code == wire.ACCOUNTING_REQUEST:
-            raw_status = request.first(ACCT_STATUS_TYPE)
-            status = None if raw_status is None else decode_value(ACCT_STATUS_TYPE, raw_status)
+        elif request.code == Code.ACCOUNTING_REQUEST:
+            raw_status = request.first(Attr.ACCT_STATUS_TYPE)
+            status = None if raw_status is None else decode_value(Attr.ACCT_STATUS_TYPE, raw_status)
             exchange = Exchange(
                 user=request.user_name, auth_type=None, clear_password=None, state=None,
                 at=time.time(), kind=ACCOUNTING,
@@ -215,12 +228,12 @@ class RecordingProxy:
         """Forward a new request: as the probe while the upstream's rule is not known."""
         request = pending.request
         with_ma = True
-        if request.code == wire.ACCESS_REQUEST:
+        if request.code == Code.ACCESS_REQUEST:
             if self.requires_ma is None and not self._probing:
                 self._probing, pending.probe, with_ma = True, "bare", False
             elif self.requires_ma is False:
                 with_ma = request.ma_offset >= 0  # as the client sent it
-        elif request.code == wire.ACCOUNTING_REQUEST:
+        elif request.code == Code.ACCOUNTING_REQUEST:
             with_ma = request.ma_offset >= 0
         self._send_new(pending, with_ma)
 
@@ -240,22 +253,21 @@ class RecordingProxy:
                 return candidate
         return None
 
-    def _forward(self, request: wire.Request, upstream_id: int, with_ma: bool) -> bytes:
+    def _forward(self, request: Packet, upstream_id: int, with_ma: bool) -> bytes:
         pairs: list[tuple[int, bytes]] = []
         for kind, value in request.attrs:
-            if kind == wire.MESSAGE_AUTHENTICATOR:
+            if kind == Attr.MESSAGE_AUTHENTICATOR:
                 continue
-            if kind == wire.USER_PASSWORD:  # reveal with the client's secret, hide again
-                clear = wire.pap_password(request, self.secret) or b""
-                value = wire.pap_hide(clear, self.upstream_secret, request.authenticator)
+            if kind == Attr.USER_PASSWORD:  # reveal with the client's secret, hide again
+                clear = pap_reveal(value, self.secret, request.authenticator) or b""
+                value = pap_hide(clear, self.upstream_secret, request.authenticator)
             pairs.append((kind, value))
-        attributes = wire.encode_pairs(pairs)
-        if request.code == wire.ACCOUNTING_REQUEST:
-            return wire.sign_accounting_request(upstream_id, attributes, self.upstream_secret,
-                                                message_authenticator=with_ma)  # fmt: skip
-        return wire.sign_request(upstream_id, request.authenticator, attributes,
-                                 self.upstream_secret, code=request.code,
-                                 message_authenticator=with_ma)  # fmt: skip
+        attributes = encode_pairs(pairs)
+        if request.code == Code.ACCOUNTING_REQUEST:
+            return sign_accounting_request(upstream_id, attributes, self.upstream_secret,
+                                           message_authenticator=with_ma)  # fmt: skip
+        return sign_request(upstream_id, request.authenticator, attributes, self.upstream_secret,
+                            code=request.code, message_authenticator=with_ma)  # fmt: skip
 
     def _upstream_send(self, pending: _Pending) -> None:
         transport: Any = self.upstream_side.transport
@@ -265,43 +277,43 @@ class RecordingProxy:
     # upstream side
 
     def _from_upstream(self, datagram: bytes) -> None:
-        if len(datagram) < wire.HEADER:
+        if len(datagram) < HEADER_LENGTH:
             return
         pending = self._by_upstream_id.get(datagram[1])
         if pending is None or pending.reply is not None:
             return
         sent = pending.sent[datagram[1]]  # the bare probe's reply may come after the signed
         try:
-            reply = wire.parse(datagram)
-            valid = wire.verify_reply(reply, sent[4:20], self.upstream_secret)
-        except wire.BadPacket:
+            reply = parse(datagram)
+            valid = verify_reply(reply, sent[4:20], self.upstream_secret)
+        except BadPacket:
             valid = False
         if not valid:
             self.rejected_replies += 1
             _say("a reply from the upstream does not verify: is --upstream-secret right?")
             return
-        bare = len(sent) == wire.HEADER or sent[wire.HEADER] != wire.MESSAGE_AUTHENTICATOR
+        bare = len(sent) == HEADER_LENGTH or sent[HEADER_LENGTH] != Attr.MESSAGE_AUTHENTICATOR
         self._learn(pending, answered_bare=bare)
         pending.timer.cancel()
         self._forget(pending)
         kept = [
             (kind, value)
             for kind, value in reply.attrs
-            if kind not in (wire.MESSAGE_AUTHENTICATOR, wire.PROXY_STATE)
+            if kind not in (Attr.MESSAGE_AUTHENTICATOR, Attr.PROXY_STATE)
         ]
         request = pending.request
-        relayed = wire.sign(
+        relayed = sign_reply(
             reply.code, request.id, request.authenticator,
-            wire.encode_pairs(kept) + wire.proxy_states(request), self.secret,
-            message_authenticator=request.code != wire.ACCOUNTING_REQUEST,
+            encode_pairs(kept) + proxy_states(request), self.secret,
+            message_authenticator=request.code != Code.ACCOUNTING_REQUEST,
         )  # fmt: skip
         pending.reply = [relayed]
         pending.side.send(relayed, pending.client)
         if pending.exchange is None:
             self.status_server["answered"] += 1
             return
-        pending.exchange.reply_code = wire.CODE_NAMES.get(reply.code, str(reply.code))
-        pending.exchange.reply_attributes = wire.decoded_attributes(kept)
+        pending.exchange.reply_code = code_label(reply.code)
+        pending.exchange.reply_attributes = decode_attributes(kept)
         pending.exchange.delay = self.reactor.seconds() - pending.started
         self._recorded(pending)
 

@@ -39,9 +39,9 @@ from typing import Any
 
 import yaml
 
-from mock_radius import wire
 from mock_radius.matching import hash_password
 from mock_radius.scenario import parse_scenario
+from radius_codec.passwords import AuthProtocol, chap_matches
 
 _NOT_RECORDED = {"Message-Authenticator", "Proxy-State"}
 ACCESS, ACCOUNTING = "access", "accounting"
@@ -50,7 +50,7 @@ ACCESS, ACCOUNTING = "access", "accounting"
 @dataclass
 class Exchange:
     user: str | None
-    auth_type: str | None  # PAP, CHAP or None
+    auth_type: AuthProtocol | None
     clear_password: str | None
     state: bytes | None  # the State the request carried
     at: float  # when the request was seen (epoch seconds)
@@ -109,7 +109,7 @@ def _reply_attributes(exchange: Exchange) -> dict[str, Any]:
 def _carries(exchange: Exchange, password: str) -> bool:
     """Did the request carry this password (PAP: it is the one; CHAP: it verifies)?"""
     if exchange.chap is not None:
-        return wire.chap_matches(exchange.chap, password.encode("utf-8"))
+        return chap_matches(*exchange.chap, password.encode("utf-8"))
     return exchange.clear_password is not None and exchange.clear_password == password
 
 

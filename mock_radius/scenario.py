@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -20,19 +20,12 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from mfa_shared.safe_yaml import Lines, YamlProblem, in_file, load_yaml, show
-from mock_radius.attributes import dictionary, encode_value
+from mock_radius.faults import Fault
+from radius_codec.codes import Code
+from radius_codec.dictionary import dictionary, encode_value
 
-REPLY_CODES = {"Access-Accept": 2, "Access-Reject": 3, "Access-Challenge": 11}
-ACCOUNTING_RESPONSE = 5
-Fault = Literal[
-    "bad-response-authenticator",
-    "no-message-authenticator",
-    "bad-message-authenticator",
-    "wrong-identifier",
-    "truncated",
-    "malformed",
-    "duplicate",
-]
+ReplyCode = Literal["Access-Accept", "Access-Reject", "Access-Challenge"]
+REPLY_CODES = {name: Code[name.upper().replace("-", "_")] for name in get_args(ReplyCode)}
 # attributes the mock computes itself and a scenario may not set
 _RESERVED = {"Message-Authenticator", "Proxy-State"}
 
@@ -216,7 +209,7 @@ def _check_reply_attributes(attributes: dict[str, Any], *, generate_ok: bool) ->
 
 
 class Reply(_Model):
-    code: Literal["Access-Accept", "Access-Reject", "Access-Challenge"]
+    code: ReplyCode
     attributes: dict[str, AttributeValue | list[AttributeValue]] = Field(
         {},
         description="attributes in order; a list repeats the attribute",

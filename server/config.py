@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from enum import StrEnum
 from importlib import resources
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -32,6 +33,8 @@ from appgate_mfa_server.config_errors import BELOW, load_yaml, validation_proble
 from appgate_mfa_server.config_errors import (
     ConfigError as ConfigError,  # raised by the loaders below
 )
+from radius_codec.codes import PAP_MAX_LENGTH
+from radius_codec.passwords import AuthProtocol
 
 DEMO_CONFIG_RESOURCE = "demo.yaml"
 TEST_CONTROL_WORKERS = (
@@ -564,6 +567,14 @@ class DefaultTimeBasedProvider(_Model):
     )
 
 
+class RadiusMode(StrEnum):
+    """What the RADIUS server is asked, and when (the README tells each mode's exchanges)."""
+
+    ONE_FACTOR = "OneFactor"
+    CHALLENGE = "Challenge"
+    PUSH = "Push"
+
+
 class RadiusProvider(_Model):
     """An external RADIUS server decides; see the README for what each mode sends."""
 
@@ -588,8 +599,8 @@ class RadiusProvider(_Model):
         description="The RADIUS shared secret of this server as a client.",
         examples=["testing123"],
     )
-    authentication_protocol: Literal["PAP", "CHAP"] = Field(
-        "CHAP",
+    authentication_protocol: AuthProtocol = Field(
+        AuthProtocol.CHAP,
         description="How the password travels: User-Password (PAP) or CHAP-Password (CHAP).",
         examples=["PAP"],
     )
@@ -602,8 +613,8 @@ class RadiusProvider(_Model):
         ),
         examples=[10],
     )
-    mode: Literal["OneFactor", "Challenge", "Push"] = Field(
-        "Challenge",
+    mode: RadiusMode = Field(
+        RadiusMode.CHALLENGE,
         description=(
             "OneFactor: the OTP is the password of one Access-Request. Challenge: initialize "
             "gets an Access-Challenge, the OTP answers it. Push: /otp waits for an approval "
@@ -691,13 +702,16 @@ class RadiusProvider(_Model):
 
     @model_validator(mode="after")
     def _challenge_secret(self) -> RadiusProvider:
-        needs_secret = self.mode in ("Challenge", "Push") and not self.use_user_password
+        needs_secret = self.mode is not RadiusMode.ONE_FACTOR and not self.use_user_password
         if needs_secret and self.challenge_shared_secret is None:
             message = f"mode {self.mode} without useUserPassword needs challengeSharedSecret"
             raise _problem(("challengeSharedSecret",), message)
         secret = self.challenge_shared_secret
-        if self.authentication_protocol == "PAP" and secret and len(secret.encode()) > 128:
-            message = "longer than 128 bytes, the most a RADIUS User-Password (PAP) carries"
+        pap = self.authentication_protocol is AuthProtocol.PAP
+        if pap and secret and len(secret.encode()) > PAP_MAX_LENGTH:
+            message = (
+                f"longer than {PAP_MAX_LENGTH} bytes, the most a RADIUS User-Password (PAP) carries"
+            )
             raise _problem(("challengeSharedSecret",), message)
         return self
 

@@ -75,7 +75,7 @@ def _explain(
         return (*path, key), f"unknown {key} {tag!r}, expected one of {', '.join(options)}" + (
             _did_you_mean(tag, options)
         )
-    if kind == "literal_error":
+    if kind in ("literal_error", "enum"):  # a Literal or an Enum: the same hint
         options = _quoted(str(item["ctx"]["expected"]))
         given = item["input"]
         hint = _did_you_mean(given, options) if isinstance(given, str) else ""

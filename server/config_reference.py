@@ -14,6 +14,7 @@ import sys
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 from ipaddress import IPv4Address
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -133,6 +134,8 @@ def _single_type(annotation: Any, metadata: list[Any], titles: dict[type[BaseMod
         return f"list of: {item_type}{length}"
     if origin is Literal:
         return "one of " + ", ".join(f"`{value}`" for value in get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return "one of " + ", ".join(f"`{member.value}`" for member in annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return f"mapping: {_link(annotation, titles)}"
     if _is_duration(metadata):
@@ -222,6 +225,8 @@ def _plain(value: Any, model: type[BaseModel] | None = None) -> Any:
         return [_plain(item) for item in value]
     if isinstance(value, IPv4Address):
         return str(value)
+    if isinstance(value, Enum):
+        return value.value
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value

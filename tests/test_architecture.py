@@ -11,9 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # A folder installed under another import name (pyproject.toml's package-dir) is that package.
 _SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-PACKAGE_OF_FOLDER = {
-    folder: package for package, folder in _SETUPTOOLS.get("package-dir", {}).items()
-}
+PACKAGE_DIR: dict[str, str] = _SETUPTOOLS.get("package-dir", {})
+PACKAGE_OF_FOLDER = {folder: package for package, folder in PACKAGE_DIR.items()}
 
 
 def module_of(path: Path) -> str:
@@ -69,7 +68,13 @@ SERVICE_LAYER = ["server/service.py", "server/lockout.py", "server/push_limit.py
 RULES = [
     # (modules, forbidden import prefixes, why)
     (["mock_radius/engine.py", "mock_radius/scenario.py", "mock_radius/matching.py",
-      "mock_radius/recording.py"], ["twisted"], "the mock's logic is driven without a reactor"),
+      "mock_radius/recording.py", "mock_radius/request_view.py", "mock_radius/replies.py",
+      "mock_radius/faults.py", "mock_radius/rendering.py"], ["twisted"],
+     "the mock's logic is driven without a reactor"),
+    (list(map(str, (ROOT / "radius_codec").rglob("*.py"))),
+     ["appgate_mfa_server", "server", "mock_radius", "scenarios", "twisted", "asyncio",
+      "starlette", "uvicorn"],
+     "the RADIUS codec sits below the server and the mock (both use it) and needs no loop"),
     (list(map(str, (ROOT / "server" / "mfa").glob("*.py"))), ["starlette", "uvicorn"],
      "MFA logic knows no HTTP"),
     (list(map(str, (ROOT / "server" / "store").glob("*.py"))),
@@ -132,7 +137,7 @@ def test_the_server_runs_its_test_double_only_as_a_process_of_the_demo() -> None
     assert not any(n.startswith("mock_radius") for n in imports_of(ROOT / "server/demo_radius.py"))
 
 
-PROJECT_FOLDERS = ("server", "mock_radius", "mfa_shared", "scenarios")
+PROJECT_FOLDERS = ("server", "mock_radius", "mfa_shared", "radius_codec", "scenarios")
 PROJECT_MODULES = {module_of(path) for path in project_files(*PROJECT_FOLDERS)}
 
 
@@ -190,7 +195,9 @@ def _dotted(node: ast.expr) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("path", project_files("server", "mock_radius", "mfa_shared"), ids=str)
+@pytest.mark.parametrize(
+    "path", project_files("server", "mock_radius", "mfa_shared", "radius_codec"), ids=str
+)
 def test_no_module_reaches_for_another_modules_private_names(path: Path) -> None:
     """A name with a leading underscore is its module's own business: what another module
     needs gets a public name (and with it, a promise)."""
@@ -249,3 +256,29 @@ def test_every_error_of_the_api_is_written_in_errors_py_only() -> None:
     assert {name: lines for name, lines in found.items() if lines} == {}
     probe = ast.parse('errors.ApiError(502, "x", "y")\nbody = {"id": "x", "message": "y"}\n')
     assert len([n for n in ast.walk(probe) if isinstance(n, ast.Call | ast.Dict)]) == 2
+
+
+def test_the_codec_has_a_test_module_per_module() -> None:
+    """A newcomer finds the tests of radius_codec/X.py in tests/radius_codec/test_X.py."""
+    modules = {path.stem for path in (ROOT / "radius_codec").glob("*.py")} - {"__init__"}
+    tests = {
+        path.stem.removeprefix("test_") for path in (ROOT / "tests/radius_codec").glob("test_*.py")
+    }
+    assert modules and modules == tests
+
+
+def test_test_case_names_name_test_modules() -> None:
+    """A module whose tests are not found by its name says where they are (Twisted's
+    ``# -*- test-case-name: tests.test_x -*-`` first line); every name must be a test module."""
+    pointers = 0
+    folders = {PACKAGE_DIR.get(name, name) for name in _SETUPTOOLS["packages"] if "." not in name}
+    for path in [path for folder in folders for path in (ROOT / folder).rglob("*.py")]:
+        first = path.read_text().partition("\n")[0]
+        if "test-case-name:" not in first:
+            continue
+        names = first.split("test-case-name:")[1].removesuffix("-*-").split(",")
+        for name in names:
+            target = ROOT.joinpath(*name.strip().split(".")).with_suffix(".py")
+            assert target.is_file(), f"{path.relative_to(ROOT)} names {name.strip()}"
+            pointers += 1
+    assert pointers

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,6 +92,14 @@ def test_the_mock_command_line_runs(tmp_path: Path) -> None:
         assert process.wait(10) == 0
 
 
+def _package_folders() -> set[str]:
+    """The folder of every top-level package pyproject.toml installs: ``pip install .`` in the
+    image fails on one that was not copied."""
+    setuptools = tomllib.loads((DOCKER.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = setuptools.get("package-dir", {})
+    return {folders.get(name, name) for name in setuptools["packages"] if "." not in name}
+
+
 def test_dockerfile() -> None:
     text = (DOCKER / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.\d+-slim$", text, re.M)
@@ -105,8 +114,9 @@ def test_dockerfile() -> None:
     argv = yaml.safe_load(cmd.group(1))
     assert argv[0] == "mfa-server"
     server_cli._parser().parse_args(argv[1:])
-    for source in ("server", "mock_radius", "scenarios", "pyproject.toml"):
-        assert re.search(rf"^COPY {re.escape(source)}\b", text, re.M), source
+    assert re.search(r"^COPY pyproject\.toml ", text, re.M)
+    for folder in _package_folders():
+        assert re.search(rf"^COPY {re.escape(folder)} \./{re.escape(folder)}$", text, re.M), folder
     # a normal install, as from the wheel (the scenarios are package data), not an editable one
     assert re.search(r"^RUN pip install \. ", text, re.M)
     assert "pip install -e" not in text

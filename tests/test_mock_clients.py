@@ -17,8 +17,8 @@ from pyrad import packet as rp
 from pyrad.client import Client, Timeout
 from pyrad.client_async import ClientAsync
 
-from mock_radius.attributes import dictionary
 from mock_radius.pytest_plugin import MockRadius, start_mock_radius
+from radius_codec.dictionary import dictionary
 from tests.radius_client import radclient
 
 SECRET = "testing123"

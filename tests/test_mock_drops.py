@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from pyrad import packet as rp
 
-from appgate_mfa_server.mfa.radius_client import ACCEPT, RadiusTarget, authenticate
-from mock_radius.attributes import dictionary
+from appgate_mfa_server.mfa.radius_client import RadiusTarget, authenticate
 from mock_radius.pytest_plugin import MockRadius
+from radius_codec.codes import Code
+from radius_codec.dictionary import dictionary
+from radius_codec.passwords import AuthProtocol
 from tests.radius_client import radclient, send
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,13 +73,13 @@ def test_lose_two_transmissions_then_answer_with_the_servers_client(
     budget (RFC 5080): the third copy is answered."""
     mock = _mock(mock_radius_factory, tmp_path, _example(LOSE_TWO))
     target = RadiusTarget(("127.0.0.1",), mock.port, SECRET.encode(), timeout=3.0,
-                          protocol="PAP")  # fmt: skip
+                          protocol=AuthProtocol.PAP)  # fmt: skip
     response = asyncio.run(authenticate(target, "u", "p"))
-    assert (response.code, response.reply_message) == (ACCEPT, "third time lucky")
+    assert (response.code, response.reply_message) == (Code.ACCESS_ACCEPT, "third time lucky")
     assert response.elapsed >= 2 * 3.0 / 3  # two retransmission intervals
     assert [t for _, t, _ in _journal(mock)] == [1, 2, 3]
     again = asyncio.run(authenticate(target, "u", "p"))  # the two uses are spent: at once
-    assert again.code == ACCEPT and _journal(mock)[-1] == ("answer", 1, "matched")
+    assert again.code == Code.ACCESS_ACCEPT and _journal(mock)[-1] == ("answer", 1, "matched")
 
 
 def _accounting_stop(session: str) -> rp.AcctPacket:
@@ -108,7 +110,8 @@ def test_the_accounting_example_answers_the_nas_retry(
         retry = send(mock.acct_address, packet, sock=udp, timeout=3)
         assert retry.raw_request == raw  # the same datagram: a retransmission
     (reply,) = retry.datagrams
-    assert packet.VerifyReply(rp.AcctPacket(packet=reply, secret=SECRET.encode()), reply)
+    decoded = rp.AcctPacket(packet=reply, secret=SECRET.encode(), dict=dictionary())
+    assert packet.VerifyReply(decoded, reply)
     assert _journal(mock)[-2:] == [("lost-stop", 1, "dropped-by-script"), ("stop", 2, "matched")]
     interim = dict(stop, **{"Acct-Status-Type": "Interim-Update"})
     answered = radclient(mock.acct_address, SECRET, interim, command="acct", retries=1)

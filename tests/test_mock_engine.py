@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from mock_radius import wire
 from mock_radius.engine import Engine, UnknownScenario
-from mock_radius.matching import RequestView
+from mock_radius.request_view import RequestView
 from mock_radius.scenario import Scenario, load_scenarios, parse_scenario
+from radius_codec.codes import Code
+from radius_codec.passwords import AuthProtocol
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-ACCEPT, REJECT, CHALLENGE = wire.ACCESS_ACCEPT, wire.ACCESS_REJECT, wire.ACCESS_CHALLENGE
+ACCEPT, REJECT, CHALLENGE = Code.ACCESS_ACCEPT, Code.ACCESS_REJECT, Code.ACCESS_CHALLENGE
 
 
 def view(user: str, password: str | None = None, state: bytes | None = None) -> RequestView:
@@ -21,7 +22,7 @@ def view(user: str, password: str | None = None, state: bytes | None = None) -> 
         state=state,
         message_authenticator=True,
         password_matches=lambda clear: clear == password,
-        auth_type="PAP",
+        auth_type=AuthProtocol.PAP,
         clear_password=lambda: password,
     )
 
@@ -289,7 +290,7 @@ def test_chap_steps_match_the_recorded_exchange_exactly() -> None:
     engine = Engine([s])
 
     def chap(c: bytes, r: bytes) -> RequestView:
-        return RequestView(user_name="u", auth_type="CHAP", chap=(c, r))
+        return RequestView(user_name="u", auth_type=AuthProtocol.CHAP, chap=(c, r))
 
     assert engine.decide(s, chap(challenge, response)).code == ACCEPT
     other = engine.decide(s, chap(challenge, response[:-1] + b"\0"))
@@ -313,7 +314,7 @@ def test_routing_and_activation(shipped: Engine) -> None:
 def test_accounting_scripts() -> None:
     plain = scenario("steps: [{drop: true}]\n")
     default = Engine([plain]).decide_accounting(plain, view("u"))
-    assert default.code == wire.ACCOUNTING_RESPONSE and default.step == "accounting-default"
+    assert default.code == Code.ACCOUNTING_RESPONSE and default.step == "accounting-default"
     s = scenario(
         "steps: [{drop: true}]\n"
         "accounting:\n"
@@ -329,13 +330,13 @@ def test_accounting_scripts() -> None:
         return RequestView(user_name="u", attributes={"Acct-Status-Type": [status]})
 
     start = engine.decide_accounting(s, acct("Start"))
-    assert (start.step, start.code) == ("start", wire.ACCOUNTING_RESPONSE)
+    assert (start.step, start.code) == ("start", Code.ACCOUNTING_RESPONSE)
     assert dict(start.attributes) == {"Reply-Message": "recorded"}
     assert engine.decide_accounting(s, acct("Stop")).drop  # the first Stop is lost
     assert engine.decide_accounting(s, acct("Stop")).step == "stop"  # the NAS's retry is not
     other = engine.decide_accounting(s, acct("Interim-Update"))  # no step for it: answered
     assert (other.step, other.drop, other.code, other.attributes) == (
-        None, False, wire.ACCOUNTING_RESPONSE, ()
+        None, False, Code.ACCOUNTING_RESPONSE, ()
     )  # fmt: skip
     assert other.near_miss is not None and other.hint == (
         "mock-radius: no accounting step of t matches (closest step 'start' failed on "
@@ -364,7 +365,7 @@ def test_a_recorded_password_hash_matches_only_its_password() -> None:
     assert codes(engine, s, "höst-pass", "höst-pasS", "") == [
         ("recorded", ACCEPT), (None, REJECT), (None, REJECT)
     ]  # fmt: skip
-    chap = RequestView(user_name="u", message_authenticator=True, auth_type="CHAP",
+    chap = RequestView(user_name="u", message_authenticator=True, auth_type=AuthProtocol.CHAP,
                        chap=(b"c" * 16, b"\x01" + b"r" * 16))  # fmt: skip
     assert engine.decide(s, chap).code == REJECT
 
@@ -390,7 +391,7 @@ def test_not_password_matches_any_wrong_password_and_nothing_else() -> None:
     def chap(password: str) -> RequestView:
         response = b"\x01" + hashlib.md5(b"\x01" + password.encode() + challenge).digest()
         return RequestView(
-            user_name="u", message_authenticator=True, auth_type="CHAP",
+            user_name="u", message_authenticator=True, auth_type=AuthProtocol.CHAP,
             chap=(challenge, response),
             password_matches=lambda clear: clear == password,
         )  # fmt: skip

@@ -10,6 +10,7 @@ import pytest
 from pyrad import packet as rp
 
 from mock_radius.pytest_plugin import MockRadius
+from radius_codec.dictionary import dictionary
 from tests.radius_client import build_request, radclient, send
 
 SECRET = "testing123"
@@ -140,7 +141,9 @@ def test_each_fault_breaks_exactly_one_thing(mock: MockRadius) -> None:
 
     request, raw = first("fault-noma")
     # valid apart from the missing Message-Authenticator: a legacy client would take it
-    assert request.VerifyReply(rp.AuthPacket(packet=raw, secret=b"testing123"), raw)
+    assert request.VerifyReply(
+        rp.AuthPacket(packet=raw, secret=b"testing123", dict=dictionary()), raw
+    )
     request, raw = first("fault-id")
     assert raw[1] == (request.id + 1) % 256
     request, raw = first("fault-trunc")

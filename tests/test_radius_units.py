@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import secrets
 from typing import Any
 
 import pytest
@@ -27,9 +28,15 @@ from appgate_mfa_server.mfa.sealed_state import StateError, StateSealer, Upstrea
 from appgate_mfa_server.push_limit import PushLimit
 from appgate_mfa_server.service import _refusal
 from appgate_mfa_server.users import UserInfo
+from radius_codec.codes import PAP_MAX_LENGTH, Attr, Code
+from radius_codec.dictionary import dictionary
+from radius_codec.packet import parse
+from radius_codec.passwords import AuthProtocol
+from tests.radius_client import rfc_reply_problems
 
 SEALER = StateSealer(derive_key(b"k" * 32))
 CAROL = UserInfo("corp", "carol", False, "r")
+ACCEPT, REJECT, CHALLENGE = Code.ACCESS_ACCEPT, Code.ACCESS_REJECT, Code.ACCESS_CHALLENGE
 
 
 def test_sealed_state_round_trip_and_refusals() -> None:
@@ -126,8 +133,8 @@ def test_one_factor_and_push_initialize_contact_nobody() -> None:
 
 def test_challenge_initialize_then_otp_goes_to_the_issuing_host() -> None:
     fake = FakeRadius(
-        rc.RadiusResponse(rc.CHALLENGE, "h2", 0.01234, "Code?", b"upstream", None),
-        rc.RadiusResponse(rc.ACCEPT, "h2", 0.01),
+        rc.RadiusResponse(CHALLENGE, "h2", 0.01234, "Code?", b"upstream", None),
+        rc.RadiusResponse(ACCEPT, "h2", 0.01),
     )
     mfa = RadiusMfa(provider(mode="Challenge"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
     result = run(mfa.initialize(CAROL, None, None))
@@ -144,10 +151,10 @@ def test_challenge_initialize_then_otp_goes_to_the_issuing_host() -> None:
 
 def test_absent_fields_stay_absent_and_rejects_carry_the_reply_message() -> None:
     fake = FakeRadius(
-        rc.RadiusResponse(rc.CHALLENGE, "h1", 0.0),
-        rc.RadiusResponse(rc.REJECT, "h1", 0.0, "No way"),
-        rc.RadiusResponse(rc.REJECT, "h1", 0.0),
-        rc.RadiusResponse(rc.CHALLENGE, "h1", 0.0, "Again", b"s2"),
+        rc.RadiusResponse(CHALLENGE, "h1", 0.0),
+        rc.RadiusResponse(REJECT, "h1", 0.0, "No way"),
+        rc.RadiusResponse(REJECT, "h1", 0.0),
+        rc.RadiusResponse(CHALLENGE, "h1", 0.0, "Again", b"s2"),
     )
     mfa = RadiusMfa(provider(mode="OneFactor"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
     challenge = RadiusMfa(
@@ -196,7 +203,7 @@ def test_outcomes_map_to_the_contracts_errors() -> None:
 
 
 def test_push_sends_the_shared_secret_or_the_otp() -> None:
-    accept = rc.RadiusResponse(rc.ACCEPT, "h1", 0.0)
+    accept = rc.RadiusResponse(ACCEPT, "h1", 0.0)
     fake = FakeRadius(accept, accept)
     plain = RadiusMfa(provider(mode="Push"), sealer=SEALER, clock=lambda: 0, authenticate=fake)
     run(plain.verify(CAROL, "dummy", None, None))
@@ -219,48 +226,85 @@ def test_challenge_with_user_password_needs_it() -> None:
     )
 
 
-def _reply_to(request: rp.AuthPacket, **changes: Any) -> bytes:
-    reply = request.CreateReply()
-    reply.code = changes.get("code", rp.AccessAccept)
-    if changes.get("no_ma"):
-        reply.message_authenticator = False
-    return bytes(reply.ReplyPacket())
+def _reply_to(request: rc.AccessRequest, *, code: int = Code.ACCESS_ACCEPT, ma: bool = True,
+              proxy_state: bytes | None = None) -> bytes:  # fmt: skip
+    """A reply built by pyrad (a second implementation) to the request the client built."""
+    decoded = rp.AuthPacket(packet=request.raw, secret=request.secret, dict=dictionary())
+    reply = decoded.CreateReply(message_authenticator=ma)
+    reply.code = code
+    reply["Reply-Message"] = "hello"
+    if proxy_state is not None:
+        reply["Proxy-State"] = proxy_state
+    raw = bytes(reply.ReplyPacket())
+    assert rfc_reply_problems(raw, request.raw, request.secret) == []  # pyrad built it right
+    return raw
+
+
+def _target(protocol: str) -> rc.RadiusTarget:
+    return rc.RadiusTarget(("h",), 1812, b"secret", 1.0, AuthProtocol(protocol))
 
 
 def test_verify_response() -> None:
-    target = rc.RadiusTarget(("h",), 1812, b"secret", 1.0, "PAP")
-    request = rc.build_request(target, "u", "p", None)
-    request.RequestPacket()
+    request = rc.build_request(_target("PAP"), "u", "p", None)
     good = _reply_to(request)
-    assert rc.verify_response(request, good, True)[1] is None
-    assert rc.verify_response(request, good[:10], True)[1] == "a response too short to be RADIUS"
-    no_ma = _reply_to(request, no_ma=True)
+    reply, problem = rc.verify_response(request, good, True)
+    assert problem is None and reply is not None
+    assert (reply.code, reply.first(Attr.REPLY_MESSAGE)) == (Code.ACCESS_ACCEPT, b"hello")
+    assert rc.verify_response(request, good[:10], True)[1] == (
+        "a malformed response (10 octets, shorter than a RADIUS header)"
+    )
+    no_ma = _reply_to(request, ma=False)
     assert rc.verify_response(request, no_ma, True)[1] == "a response without Message-Authenticator"
     assert rc.verify_response(request, no_ma, False)[1] is None  # legacy servers, if allowed
     forged = bytearray(good)
-    forged[-1] ^= 1
-    assert "do not verify" in str(rc.verify_response(request, bytes(forged), True)[1])
+    forged[-1] ^= 1  # the Reply-Message's last octet: the Response Authenticator fails first
+    assert rc.verify_response(request, bytes(forged), True)[1] == (
+        "a response whose Response Authenticator does not verify (wrong shared secret?)"
+    )
     other_id = bytearray(good)
     other_id[1] = (other_id[1] + 1) % 256
-    assert (
-        rc.verify_response(request, bytes(other_id), True)[1]
-        == "a response with another identifier"
+    assert rc.verify_response(request, bytes(other_id), True)[1] == (
+        "a response with another identifier"
     )
+    accounting = _reply_to(request, code=Code.ACCOUNTING_RESPONSE, ma=False)
+    assert rc.verify_response(request, accounting, False)[1] == (
+        "a response with unexpected code 5"
+    )
+    proxied = _reply_to(request, proxy_state=b"injected")  # BlastRADIUS's signature
+    assert rc.verify_response(request, proxied, True)[1] == (
+        "a response with a Proxy-State the request did not carry"
+    )
+
+
+def test_a_padded_response_is_accepted() -> None:
+    """RFC 2865 section 3: octets past the Length field are padding, to be ignored."""
+    request = rc.build_request(_target("CHAP"), "u", "p", None)
+    padded = _reply_to(request) + bytes(30)
+    reply, problem = rc.verify_response(request, padded, True)
+    assert problem is None and reply is not None and reply.first(Attr.REPLY_MESSAGE) == b"hello"
+
+
+@pytest.mark.parametrize("highest", [False, True])
+def test_identifiers_span_0_to_255(monkeypatch: pytest.MonkeyPatch, highest: bool) -> None:
+    """The Identifier and the CHAP identifier are one octet each: the lowest and the highest
+    value the random source can give make a valid request."""
+    monkeypatch.setattr(secrets, "randbelow", lambda n: n - 1 if highest else 0)
+    request = rc.build_request(_target("CHAP"), "u", "p", None)
+    (chap,) = parse(request.raw).values(Attr.CHAP_PASSWORD)
+    assert request.id == chap[0] == (255 if highest else 0)
 
 
 @given(st.binary(min_size=0, max_size=100))
 def test_verify_response_never_raises(raw: bytes) -> None:
-    target = rc.RadiusTarget(("h",), 1812, b"secret", 1.0, "CHAP")
-    request = rc.build_request(target, "u", "p", b"state")
-    request.RequestPacket()
+    request = rc.build_request(_target("CHAP"), "u", "p", b"state")
     reply, problem = rc.verify_response(request, raw, True)
     assert reply is None and problem
 
 
 def test_passwords_too_long_for_pap_are_refused_before_the_wire() -> None:
-    """RFC 2865 5.2: a User-Password carries at most 128 octets; pyrad would raise (a 500)."""
+    """RFC 2865 5.2: a User-Password carries at most 128 octets; the codec would raise (a 500)."""
     fake = FakeRadius()
-    long = "x" * 129
+    long = "x" * (PAP_MAX_LENGTH + 1)
     challenge = RadiusMfa(provider(mode="Challenge", useUserPassword=True,
                                    authenticationProtocol="PAP"),
                           sealer=SEALER, clock=lambda: 0, authenticate=fake)  # fmt: skip
@@ -269,16 +313,17 @@ def test_passwords_too_long_for_pap_are_refused_before_the_wire() -> None:
     )
     one = RadiusMfa(provider(mode="OneFactor", authenticationProtocol="PAP"), sealer=SEALER,
                     clock=lambda: 0, authenticate=fake)  # fmt: skip
-    refused = run(one.verify(CAROL, "é" * 65, None, None))  # 130 bytes in UTF-8
+    refused = run(one.verify(CAROL, "é" * 65, None, None))  # 130 octets in UTF-8
     assert isinstance(refused, NeedsInput) and refused.field == "otp"
     assert fake.calls == []
     chap = RadiusMfa(provider(mode="OneFactor"), sealer=SEALER, clock=lambda: 0,
-                     authenticate=FakeRadius(rc.RadiusResponse(rc.ACCEPT, "h1", 0.0)))  # fmt: skip
+                     authenticate=FakeRadius(rc.RadiusResponse(ACCEPT, "h1", 0.0)))  # fmt: skip
     assert isinstance(run(chap.verify(CAROL, long, None, None)), Accepted)  # CHAP has no limit
-    accepts = FakeRadius(rc.RadiusResponse(rc.ACCEPT, "h1", 0.0))
+    accepts = FakeRadius(rc.RadiusResponse(ACCEPT, "h1", 0.0))
     at_the_limit = RadiusMfa(provider(mode="OneFactor", authenticationProtocol="PAP"),
                              sealer=SEALER, clock=lambda: 0, authenticate=accepts)  # fmt: skip
-    assert isinstance(run(at_the_limit.verify(CAROL, "x" * 128, None, None)), Accepted)
+    limit = "x" * PAP_MAX_LENGTH
+    assert isinstance(run(at_the_limit.verify(CAROL, limit, None, None)), Accepted)
 
 
 @pytest.mark.parametrize(
@@ -289,7 +334,7 @@ def test_passwords_too_long_for_pap_are_refused_before_the_wire() -> None:
 def test_a_challenge_state_lives_as_long_as_the_server_allows(
     session_timeout: int | None, lifetime: float
 ) -> None:
-    fake = FakeRadius(rc.RadiusResponse(rc.CHALLENGE, "h1", 0.0, "Code?", b"up", session_timeout))
+    fake = FakeRadius(rc.RadiusResponse(CHALLENGE, "h1", 0.0, "Code?", b"up", session_timeout))
     mfa = RadiusMfa(
         provider(mode="Challenge"), sealer=SEALER, clock=lambda: 1000.0, authenticate=fake
     )

@@ -17,6 +17,7 @@ from pyrad import packet as rp
 
 from mock_radius.pytest_plugin import MockRadius
 from mock_radius.scenario import load_scenario
+from radius_codec.dictionary import dictionary
 from tests.conftest import wait_for_ready_line
 from tests.radius_client import build_request, radclient, send
 
@@ -361,7 +362,9 @@ def test_import_a_capture_and_replay_it(
     replay = mock_radius_factory(out)
     first = send(replay.address, build_request(SECRET, "carol", "carol-pass")).reply()
     assert first is not None and first.code == rp.AccessChallenge
-    original_state = rp.AuthPacket(packet=frames[1][3], secret=SECRET.encode())[24][0]
+    original_state = rp.AuthPacket(packet=frames[1][3], secret=SECRET.encode(), dict=dictionary())[
+        24
+    ][0]
     assert first["State"] == [original_state]  # the State chain is the recorded one
     second = send(
         replay.address, build_request(SECRET, "carol", "123456", state=first["State"][0])
@@ -569,8 +572,6 @@ def test_accounting_and_status_server_are_relayed_and_recorded(
 
 
 def _accounting_request(kind: str) -> rp.AcctPacket:
-    from mock_radius.attributes import dictionary
-
     packet = rp.AcctPacket(secret=SECRET.encode(), dict=dictionary())
     packet["User-Name"] = "nas-user"
     packet["Acct-Status-Type"] = kind

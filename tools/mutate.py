@@ -70,9 +70,18 @@ TARGETS: dict[str, list[str]] = {
     "server/store/schema.py": ["tests/test_store.py"],
     "mock_radius/matching.py": ["tests/test_mock_engine.py", "tests/test_mock_units.py",
                                 "tests/test_mock_scenarios.py", "tests/test_mock_server.py"],
-    "mock_radius/protocol.py": ["tests/test_mock_wire.py", "tests/test_mock_units.py",
+    "mock_radius/protocol.py": ["tests/test_mock_protocol.py", "tests/test_mock_units.py",
                                 "tests/test_mock_clients.py", "tests/test_mock_scenarios.py",
                                 "tests/test_mock_server.py", "tests/test_mock_floods.py"],
+    "mock_radius/faults.py": ["tests/test_mock_faults.py", "tests/test_mock_protocol.py"],
+    "radius_codec/packet.py": ["tests/radius_codec/test_packet.py",
+                               "tests/radius_codec/test_authenticators.py",
+                               "tests/test_mock_protocol.py", "tests/test_radius_units.py"],
+    "radius_codec/authenticators.py": ["tests/radius_codec/test_authenticators.py",
+                                       "tests/test_mock_protocol.py",
+                                       "tests/test_radius_units.py"],
+    "radius_codec/passwords.py": ["tests/radius_codec/test_passwords.py",
+                                  "tests/test_mock_request_view.py"],
 }  # fmt: skip
 
 SWAPS: dict[type[ast.AST], type[ast.AST]] = {
@@ -201,7 +210,8 @@ def _workspace(base: Path) -> Path:
     """A copy of what the tests need, so a mutant never touches the working tree."""
     copy_dir = Path(tempfile.mkdtemp(prefix="mutate-", dir=base))
     plugins = [path.name for path in ROOT.glob("pytest_*.py")]  # the pytest11 modules
-    for name in ("server", "mock_radius", "scenarios", "tests", "pyproject.toml", "bench",
+    for name in ("server", "mock_radius", "radius_codec", "mfa_shared", "scenarios", "tests",
+                 "pyproject.toml", "bench",
                  "docs", "README.md", "docker", ".ci", "LICENSE", *plugins):  # fmt: skip
         source = ROOT / name
         if source.is_dir():

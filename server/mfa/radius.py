@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from appgate_mfa_server.config import RadiusProvider
+from appgate_mfa_server.config import RadiusMode, RadiusProvider
 from appgate_mfa_server.lockout import LockoutPolicy
 from appgate_mfa_server.mfa import radius_client as rc
 from appgate_mfa_server.mfa.base import (
@@ -23,11 +23,12 @@ from appgate_mfa_server.mfa.sealed_state import StateError, StateSealer, Upstrea
 from appgate_mfa_server.push_limit import PushLimit
 from appgate_mfa_server.store.base import SeedRecord
 from appgate_mfa_server.users import UserInfo
+from radius_codec.codes import PAP_MAX_LENGTH, Code
+from radius_codec.passwords import AuthProtocol
 
 DEFAULT_STATE_LIFETIME = 300.0
 MAX_STATE_LIFETIME = 3600.0  # whatever Session-Timeout the RADIUS server asks for
-PAP_MAX_BYTES = 128  # RFC 2865 5.2: a User-Password is at most 128 octets
-PAP_TOO_LONG = f"is longer than {PAP_MAX_BYTES} bytes, the most a RADIUS User-Password carries"
+PAP_TOO_LONG = f"is longer than {PAP_MAX_LENGTH} bytes, the most a RADIUS User-Password carries"
 REJECTED = "Rejected by the RADIUS server."
 LEASE_MARGIN = 5.0  # seconds beyond the RADIUS timeout that a guess may hold its lockout place
 
@@ -61,12 +62,11 @@ class RadiusMfa:
         self.lockout = LockoutPolicy.from_settings(
             config.lockout, lease=float(config.timeout) + LEASE_MARGIN
         )
-        self.joins_retries = config.mode == "Push"
-        self.initialize_guesses = config.mode == "Challenge" and config.use_user_password
+        push = config.mode is RadiusMode.PUSH
+        self.joins_retries = push
+        self.initialize_guesses = config.mode is RadiusMode.CHALLENGE and config.use_user_password
         self.verify_budget = float(config.timeout)
-        self.push_limit = (
-            PushLimit(config.push_limit, config.push_window) if config.mode == "Push" else None
-        )
+        self.push_limit = PushLimit(config.push_limit, config.push_window) if push else None
         self.max_challenge_rounds = config.max_challenge_rounds
 
     @property
@@ -89,8 +89,8 @@ class RadiusMfa:
             return Unavailable(str(failure), invalid=bool(failure.invalid))
 
     def _too_long(self, password: str) -> bool:
-        return self._config.authentication_protocol == "PAP" and (
-            len(password.encode("utf-8")) > PAP_MAX_BYTES
+        return self._config.authentication_protocol is AuthProtocol.PAP and (
+            len(password.encode("utf-8")) > PAP_MAX_LENGTH
         )
 
     @staticmethod
@@ -114,9 +114,9 @@ class RadiusMfa:
         self, user: UserInfo, user_password: str | None, seed: SeedRecord | None
     ) -> InitializeOutcome:
         mode = self._config.mode
-        if mode == "OneFactor":
+        if mode is RadiusMode.ONE_FACTOR:
             return Initialized({"type": "Challenge", "timeout": self.timeout})
-        if mode == "Push":
+        if mode is RadiusMode.PUSH:
             return Initialized(
                 {
                     "type": "Push",
@@ -136,7 +136,7 @@ class RadiusMfa:
         response = await self._ask(user, password)
         if isinstance(response, Unavailable):
             return response
-        if response.code == rc.REJECT:
+        if response.code == Code.ACCESS_REJECT:
             return Rejected(response.reply_message or REJECTED, self._detail(response))
         # An Access-Accept here would be a server that needs no second factor; the client still
         # sends an OTP, which goes in a fresh Access-Request.
@@ -148,7 +148,7 @@ class RadiusMfa:
     ) -> Verdict:
         mode = self._config.mode
         upstream: UpstreamState | None = None
-        if state is not None and mode != "Push":
+        if state is not None and mode is not RadiusMode.PUSH:
             try:
                 upstream = self._sealer.unseal(state, user=user.dn, now=self._clock())
             except StateError as problem:
@@ -156,7 +156,7 @@ class RadiusMfa:
             if upstream.host not in self._target.hostnames:  # configured away since
                 return BadState("The state names a RADIUS server no longer configured. "
                                 "Initialize again.")  # fmt: skip
-        if mode == "Push" and not self._config.use_user_password:
+        if mode is RadiusMode.PUSH and not self._config.use_user_password:
             assert self._config.challenge_shared_secret is not None
             password = self._config.challenge_shared_secret
         else:
@@ -172,8 +172,8 @@ class RadiusMfa:
         if isinstance(response, Unavailable):
             return response
         detail = self._detail(response)
-        if response.code == rc.ACCEPT:
+        if response.code == Code.ACCESS_ACCEPT:
             return Accepted(detail)
-        if response.code == rc.CHALLENGE:
+        if response.code == Code.ACCESS_CHALLENGE:
             return ChallengeAgain(self._challenge_body(user, response), detail)
         return Rejected(response.reply_message or REJECTED, detail)

@@ -1,42 +1,42 @@
-"""An asyncio RADIUS client (RFC 2865) on pyrad packets, strict about what it accepts.
+# -*- test-case-name: tests.test_radius_wire, tests.test_radius_units -*-
+"""An asyncio RADIUS client (RFC 2865) on the project's codec, strict about what it accepts.
 
 Each exchange has its own UDP socket (so its own source port and identifier space), retransmits
 the identical request (RFC 5080: same identifier and authenticator, so the server can tell a
 retransmission from a new request), and tries the hostnames in order within one time budget.
-A response counts only if its identifier matches, its Response Authenticator verifies, and its
-Message-Authenticator verifies (and is present, unless the provider allows legacy servers) -
-the BlastRADIUS (CVE-2024-3596) countermeasures.
+Every request carries a Message-Authenticator, first. A response counts only if its identifier
+matches, its Response Authenticator verifies, its Message-Authenticator verifies (and is
+present, unless the provider allows legacy servers) and it carries no Proxy-State (none was
+sent) - the BlastRADIUS (CVE-2024-3596) countermeasures. Octets past a response's Length field
+are padding and ignored (RFC 2865 section 3).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 import socket
 import time
 from dataclasses import dataclass, field
 
-from pyrad import packet as rp
+from radius_codec.authenticators import (
+    MaStatus,
+    message_authenticator_status,
+    response_authenticator_ok,
+    sign_request,
+)
+from radius_codec.codes import AUTHENTICATOR_LENGTH, Attr, Code
+from radius_codec.packet import BadPacket, Packet, encode_pairs, parse
+from radius_codec.passwords import AuthProtocol, chap_response, pap_hide
 
-USER_NAME = 1
-USER_PASSWORD = 2
-CHAP_PASSWORD = 3
-NAS_IP_ADDRESS = 4
-REPLY_MESSAGE = 18
-STATE = 24
-SESSION_TIMEOUT = 27
-NAS_IDENTIFIER = 32
-
-ACCEPT = rp.AccessAccept
-REJECT = rp.AccessReject
-CHALLENGE = rp.AccessChallenge
+ANSWERS = (Code.ACCESS_ACCEPT, Code.ACCESS_REJECT, Code.ACCESS_CHALLENGE)
 RETRANSMISSIONS_PER_HOST = 3
+_SESSION_TIMEOUT_LENGTH = 4  # an integer attribute (RFC 2865 section 5.27)
 
 
 @dataclass(frozen=True)
 class RadiusResponse:
-    code: int
+    code: Code
     host: str
     elapsed: float
     reply_message: str | None = None
@@ -67,10 +67,26 @@ class RadiusTarget:
     port: int
     secret: bytes
     timeout: float
-    protocol: str = "CHAP"  # PAP or CHAP
+    protocol: AuthProtocol = AuthProtocol.CHAP
     require_message_authenticator: bool = True
     nas_identifier: str | None = "appgate-sdp-controller"
     nas_ip_address: str | None = None
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """The octets sent, and what a response must be checked against."""
+
+    raw: bytes
+    secret: bytes
+
+    @property
+    def id(self) -> int:
+        return self.raw[1]
+
+    @property
+    def authenticator(self) -> bytes:
+        return self.raw[4 : 4 + AUTHENTICATOR_LENGTH]
 
 
 class _Receiver(asyncio.DatagramProtocol):
@@ -86,59 +102,76 @@ class _Receiver(asyncio.DatagramProtocol):
 
 def build_request(
     target: RadiusTarget, user: str, password: str, state: bytes | None
-) -> rp.AuthPacket:
-    request = rp.AuthPacket(code=rp.AccessRequest, secret=target.secret)
-    request.id = secrets.randbelow(256)
-    request.authenticator = secrets.token_bytes(16)
-    request[USER_NAME] = [user.encode("utf-8")]
-    if target.protocol == "PAP":
-        request[USER_PASSWORD] = [request.PwCrypt(password)]
+) -> AccessRequest:
+    """A new Access-Request: random identifier and Request Authenticator; the password as a
+    PAP User-Password (at most 128 octets: the provider refuses longer ones before this) or a
+    CHAP-Password over the Request Authenticator."""
+    authenticator = secrets.token_bytes(AUTHENTICATOR_LENGTH)
+    clear = password.encode("utf-8")
+    pairs = [(Attr.USER_NAME, user.encode("utf-8"))]
+    if target.protocol == AuthProtocol.PAP:
+        pairs.append((Attr.USER_PASSWORD, pap_hide(clear, target.secret, authenticator)))
     else:
-        chap_id = secrets.token_bytes(1)
-        digest = hashlib.md5(  # noqa: S324 - CHAP (RFC 1994) is defined with MD5
-            chap_id + password.encode("utf-8") + request.authenticator
-        ).digest()
-        request[CHAP_PASSWORD] = [chap_id + digest]
+        response = chap_response(secrets.randbelow(256), clear, authenticator)
+        pairs.append((Attr.CHAP_PASSWORD, response))
     if state is not None:
-        request[STATE] = [state]
+        pairs.append((Attr.STATE, state))
     if target.nas_identifier:
-        request[NAS_IDENTIFIER] = [target.nas_identifier.encode("utf-8")]
+        pairs.append((Attr.NAS_IDENTIFIER, target.nas_identifier.encode("utf-8")))
     if target.nas_ip_address:
-        request[NAS_IP_ADDRESS] = [socket.inet_aton(target.nas_ip_address)]
-    request.add_message_authenticator()
-    return request
-
-
-def _first(reply: rp.Packet, code: int) -> bytes | None:
-    values = reply.get(code)
-    return bytes(values[0]) if values else None
+        pairs.append((Attr.NAS_IP_ADDRESS, socket.inet_aton(target.nas_ip_address)))
+    raw = sign_request(secrets.randbelow(256), authenticator, encode_pairs(pairs), target.secret)
+    return AccessRequest(raw, target.secret)
 
 
 def verify_response(
-    request: rp.AuthPacket, raw: bytes, require_ma: bool
-) -> tuple[rp.Packet | None, str | None]:
-    """The decoded response if it belongs to ``request`` and verifies; else why not."""
-    if len(raw) < 20:
-        return None, "a response too short to be RADIUS"
-    if raw[1] != request.id:
-        return None, "a response with another identifier"
+    request: AccessRequest, raw: bytes, require_ma: bool
+) -> tuple[Packet | None, str | None]:
+    """The parsed response if it belongs to ``request`` and verifies; else why not."""
     try:
-        reply = rp.Packet(packet=raw, secret=request.secret)
-    except Exception:
-        return None, "a malformed response"
-    if reply.code not in (ACCEPT, REJECT, CHALLENGE):
+        reply = parse(raw)
+    except BadPacket as exc:
+        return None, f"a malformed response ({exc})"
+    if reply.id != request.id:
+        return None, "a response with another identifier"
+    if reply.code not in ANSWERS:
         return None, f"a response with unexpected code {reply.code}"
-    if require_ma and 80 not in reply:
+    if not response_authenticator_ok(reply, request.authenticator, request.secret):
+        return (
+            None,
+            "a response whose Response Authenticator does not verify (wrong shared secret?)",
+        )
+    ma = message_authenticator_status(reply, request.secret, request.authenticator)
+    if ma is MaStatus.INVALID:
+        return None, "a response whose Message-Authenticator does not verify"
+    if ma is MaStatus.ABSENT and require_ma:
         return None, "a response without Message-Authenticator"
-    if not request.VerifyReply(reply, raw, enforce_ma=require_ma):
-        return None, "a response whose authenticators do not verify (wrong shared secret?)"
+    if reply.first(Attr.PROXY_STATE) is not None:
+        return None, "a response with a Proxy-State the request did not carry"
     return reply, None
+
+
+def _response(reply: Packet, host: str, elapsed: float) -> RadiusResponse:
+    message = reply.first(Attr.REPLY_MESSAGE)
+    timeout = reply.first(Attr.SESSION_TIMEOUT)
+    return RadiusResponse(
+        code=Code(reply.code),
+        host=host,
+        elapsed=elapsed,
+        reply_message=message.decode("utf-8", "replace") if message else None,
+        state=reply.first(Attr.STATE),
+        session_timeout=(
+            int.from_bytes(timeout, "big")
+            if timeout is not None and len(timeout) == _SESSION_TIMEOUT_LENGTH
+            else None
+        ),
+    )
 
 
 async def _exchange_with(
     host: str,
     target: RadiusTarget,
-    request: rp.AuthPacket,
+    request: AccessRequest,
     budget: float,
     invalid: list[str],
 ) -> RadiusResponse | None:
@@ -151,7 +184,6 @@ async def _exchange_with(
     except OSError as exc:
         invalid.append(f"{host}: {exc.strerror or exc}")
         return None
-    datagram = request.RequestPacket()
     interval = budget / RETRANSMISSIONS_PER_HOST
     deadline = started + budget
     next_send = started
@@ -161,7 +193,7 @@ async def _exchange_with(
             if now >= deadline:
                 return None
             if now >= next_send:
-                transport.sendto(datagram)
+                transport.sendto(request.raw)
                 next_send = now + interval
             try:
                 raw = await asyncio.wait_for(
@@ -173,16 +205,7 @@ async def _exchange_with(
             if reply is None:
                 invalid.append(f"{host} sent {problem}")
                 continue
-            message = _first(reply, REPLY_MESSAGE)
-            timeout = _first(reply, SESSION_TIMEOUT)
-            return RadiusResponse(
-                code=reply.code,
-                host=host,
-                elapsed=time.monotonic() - started,
-                reply_message=message.decode("utf-8", "replace") if message else None,
-                state=_first(reply, STATE),
-                session_timeout=int.from_bytes(timeout, "big") if timeout else None,
-            )
+            return _response(reply, host, time.monotonic() - started)
     finally:
         transport.close()
 
