@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_pytest_plugins, tests.test_wheel -*-
 """pytest plugin of the reference server as a test double (entry point ``pytest11``, name
 ``mfa_server``).
 

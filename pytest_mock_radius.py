@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_pytest_plugins, tests.test_wheel -*-
 """pytest plugin of the mock RADIUS server (entry point ``pytest11``, name ``mock_radius``).
 
 pytest loads this module in every run of an environment where the package is installed, so it

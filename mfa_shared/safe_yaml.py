@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_config_errors, tests.test_mock_server -*-
 """YAML read safely, with the line of every key path: the one loader of the server's
 configuration and of the mock's scenarios.
 

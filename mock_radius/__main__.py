@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli -*-
 import sys
 
 from mock_radius.cli import main

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_record_import -*-
 """RADIUS exchanges from a packet capture (pcap or pcapng), for ``mock-radius import``.
 
 Captures are read with scapy: actively maintained, pure Python, and one reader

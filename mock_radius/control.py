@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_control, tests.test_mock_page -*-
 """The HTTP control API on loopback (Twisted web), documented in docs/mock-radius.md.
 
 GET    /                            the live page (HTML and a small script, package data)

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_units, tests.test_mock_control -*-
 """The control API's edge: what a request must be before a route sees it.
 
 The control API steers the mock and a developer's browser can reach it, so it refuses what a

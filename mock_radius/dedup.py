@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_protocol -*-
 """RFC 5080 duplicate detection: a request with the same source address and port, identifier
 and Request Authenticator as one seen within ``window`` seconds is a retransmission. A
 retransmission of an answered request never reaches the script (so it cannot advance it or

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_engine, tests.test_mock_units -*-
 """The scenario state machine: (scenarios, sessions, request, now) -> decision. No sockets and
 no clock of its own (the caller passes ``now``), no Twisted: tests drive it directly.
 

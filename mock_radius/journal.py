@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_units, tests.test_mock_control -*-
 """The request journal: what came in and what was done with it, for tests to assert on.
 
 Bounded in bytes: the oldest entries go once the estimate passes ``max_bytes``. An entry

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_units, tests.test_mock_control -*-
 """Which journal entries a reader wants: the query of ``GET /journal`` and of the live stream.
 
 One parser for both, strict: a parameter it does not know, or an outcome that does not exist,

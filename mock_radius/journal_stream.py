@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_control, tests.test_mock_page -*-
 """The journal, live: Server-Sent Events for ``GET /journal/stream``.
 
 Each entry is an ``entry`` event (``id:`` its sequence number, so a browser's EventSource that

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_engine, tests.test_mock_units -*-
 """Does a request (its ``RequestView``) fit a step? Every failed condition is named, for the
 near-miss hint."""
 

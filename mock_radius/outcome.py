@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_protocol, tests.test_mock_docs -*-
 """What the mock did with a datagram: one value per journal entry, shared by the protocol, the
 journal, the tests and the documentation (docs/mock-radius.md lists them all, a test checks)."""
 

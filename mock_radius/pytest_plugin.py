@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_pytest_plugins, tests.test_mock_server -*-
 """The mock RADIUS server in a test: what the fixtures of the pytest plugin ``pytest_mock_radius``
 (entry point ``pytest11``, name ``mock_radius``) hand to a test.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_record_import -*-
 """A recording proxy: clients talk to it as to a RADIUS server (auth and accounting ports); it
 forwards each request to the upstream (re-signed with the upstream secret), relays the answer
 (re-signed with the client secret) and keeps every exchange for ``recording.write_scenario``.

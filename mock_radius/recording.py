@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_record_import -*-
 """Recorded RADIUS exchanges -> a scenario file that replays them (shared by ``record`` and
 ``import``). No Twisted here.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_schema, tests.test_mock_scenarios -*-
 """The scenario file format: pydantic models, and a loader whose errors name file, line and field.
 
 No Twisted here: scenarios are plain data that the engine interprets.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_control -*-
 """What the kernel does with the RADIUS sockets: the receive buffer it granted, and the
 datagrams it dropped because that buffer was full (a burst the mock never saw).
 

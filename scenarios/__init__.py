@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_mock_scenarios, tests.test_wheel -*-
 """The shipped RADIUS scenarios (*.yaml), installed as package data of this folder.
 
 An installed wheel has no checkout around it, so the programs find these files through the

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli, tests.test_keys -*-
 """mfa-server: run the reference server, check a configuration, hash a password."""
 
 from __future__ import annotations

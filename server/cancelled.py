@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_stopping -*-
 """A request cancelled by a forced stop still gets an answer in the contract's JSON shape.
 
 uvicorn cancels the requests still running when the graceful stop runs out of time (SIGTERM

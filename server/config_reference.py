@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_docs -*-
 """The configuration reference (docs/configuration.md), generated from the models in config.py.
 
     python3 -m appgate_mfa_server.config_reference > docs/configuration.md

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli, tests.test_process -*-
 """The demo's mock RADIUS server: started once, next to the server, with the shipped scenarios.
 
 The server never imports its test double; it runs ``python -m mock_radius`` as a process and

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_errors, tests.test_serving -*-
 """The one ASGI middleware in front of the routes: the Accept check, the access line, and the
 direct call of the fixed routes.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_edge_limits, tests.test_attacks -*-
 """uvicorn's httptools protocol with the limits an Internet-facing server needs.
 
 uvicorn bounds neither the size of a request head nor the time a client may take to send it,

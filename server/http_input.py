@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_errors, tests.test_attacks -*-
 """What a handler reads of a request, straight from the ASGI scope: a header, the bearer
 token, a query parameter, and a bounded JSON object body. No Request object is built: on the
 hot path (initialize, one per login) that alone cost more than the handler's own work."""

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_errors, tests.test_api22 -*-
 """Accept-header version negotiation: which API version a request's Accept header asks for."""
 
 from __future__ import annotations

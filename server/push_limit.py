@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_shared_accounts, tests.test_radius_units -*-
 """At most ``limit`` pushes per account in any ``window`` of time, answered or not.
 
 A push prompts a phone, so a client that keeps starting logins could prompt a user until they

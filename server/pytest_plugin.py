@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_pytest_plugins, tests.test_test_control -*-
 """mfa-server as a test double for an API client's tests: what the fixtures of the pytest plugin
 ``pytest_appgate_mfa_server`` (entry point ``pytest11``, name ``mfa_server``) hand to a test.
 

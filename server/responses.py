@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_errors, tests.test_openapi, tests.test_vendor_spec -*-
 """JSON responses in the contract's shapes: as Starlette responses (for the exception handlers
 and the edge) and as two ASGI messages sent directly (for the route handlers); and the
 exception handlers of every Starlette application of the server."""

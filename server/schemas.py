@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_errors, tests.test_openapi, tests.test_vendor_spec -*-
 """Request bodies, validated strictly: an empty string or a null is an error, never "absent"."""
 
 from __future__ import annotations

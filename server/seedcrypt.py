@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_keys, tests.test_builtin_totp -*-
 """Seeds are stored encrypted (AES-256-GCM), bound to their user so rows cannot be swapped."""
 
 from __future__ import annotations

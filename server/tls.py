@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_serving, tests.test_edge_limits -*-
 """TLS files for the server: the configured pair, or a self-signed pair for the demo.
 
 Real clients of the Controller's API (the vendor's CLI among them) only speak HTTPS, so the

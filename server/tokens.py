@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_login_flow, tests.test_store, tests.test_attacks -*-
 """Opaque bearer tokens: 256 random bits handed out once, only their hash is stored."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_config, tests.test_login_flow -*-
 """The users of the configured Credentials identity providers."""
 
 from __future__ import annotations

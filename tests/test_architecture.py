@@ -267,18 +267,57 @@ def test_the_codec_has_a_test_module_per_module() -> None:
     assert modules and modules == tests
 
 
-def test_test_case_names_name_test_modules() -> None:
-    """A module whose tests are not found by its name says where they are (Twisted's
-    ``# -*- test-case-name: tests.test_x -*-`` first line); every name must be a test module."""
-    pointers = 0
+def pointed_tests(path: Path) -> list[str]:
+    """The test modules named on ``path``'s first line (Twisted's
+    ``# -*- test-case-name: tests.test_x, tests.test_y -*-``)."""
+    first = path.read_text().partition("\n")[0]
+    if "test-case-name:" not in first:
+        return []
+    names = first.split("test-case-name:")[1].strip().removesuffix("-*-").split(",")
+    return [name.strip() for name in names]
+
+
+def namesake_tests(path: Path) -> list[Path]:
+    """The test modules found by ``path``'s name: ``tests/.../test_X.py`` for ``X.py``, and for
+    the mock's modules also ``tests/test_mock_X.py``."""
+    stem = path.parent.name if path.name == "__init__.py" else path.stem
+    names = (
+        {f"test_{stem}.py", f"test_mock_{stem}.py"}
+        if "mock_radius" in path.parts
+        else {f"test_{stem}.py"}
+    )
+    return [test for test in (ROOT / "tests").rglob("test_*.py") if test.name in names]
+
+
+def code_modules() -> list[Path]:
+    """Every module of the distribution with code in it (an ``__init__.py`` that is only a
+    docstring is not)."""
     folders = {PACKAGE_DIR.get(name, name) for name in _SETUPTOOLS["packages"] if "." not in name}
-    for path in [path for folder in folders for path in (ROOT / folder).rglob("*.py")]:
-        first = path.read_text().partition("\n")[0]
-        if "test-case-name:" not in first:
-            continue
-        names = first.split("test-case-name:")[1].removesuffix("-*-").split(",")
-        for name in names:
-            target = ROOT.joinpath(*name.strip().split(".")).with_suffix(".py")
-            assert target.is_file(), f"{path.relative_to(ROOT)} names {name.strip()}"
-            pointers += 1
-    assert pointers
+    paths = [path for folder in folders for path in (ROOT / folder).rglob("*.py")]
+    paths += [ROOT / f"{name}.py" for name in _SETUPTOOLS.get("py-modules", [])]
+    return sorted(
+        path
+        for path in paths
+        if not (path.name == "__init__.py" and len(ast.parse(path.read_text()).body) <= 1)
+    )
+
+
+@pytest.mark.parametrize("path", code_modules(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_module_leads_to_its_tests(path: Path) -> None:
+    """A newcomer finds the tests of ``X.py`` by name (``tests/.../test_X.py``), or ``X.py``
+    names them on its first line; every name given there is a test module."""
+    named = pointed_tests(path)
+    for name in named:
+        target = ROOT.joinpath(*name.split(".")).with_suffix(".py")
+        assert target.is_file() and target.name.startswith("test_"), f"names {name}"
+    assert named or namesake_tests(path), "no tests/.../test_X.py and no test-case-name line"
+
+
+def test_the_rule_above_sees_a_module_without_tests() -> None:
+    probe = ROOT / "mfa_shared" / "_probe_without_tests.py"
+    probe.write_text('"""A module nobody tests."""\n\nX = 1\n')
+    try:
+        assert probe in code_modules()
+        assert not pointed_tests(probe) and not namesake_tests(probe)
+    finally:
+        probe.unlink()

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_totp, tests.test_login_flow -*-
 """The QR code of an otpauth URL as a JPEG (the vendor's `barcode` field is a base64 JPEG).
 
 The module matrix comes from zxing-cpp, a maintained C++ encoder with wheels for the common

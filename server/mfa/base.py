@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_builtin_totp, tests.test_radius_units -*-
 """What every MFA method offers the login service, and the outcomes it answers with.
 
 Methods know nothing of HTTP: they return outcomes, and the service maps each to a response

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_builtin_totp, tests.test_totp -*-
 """The built-in DefaultTimeBased provider: seed enrolment and TOTP verification."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_radius_units, tests.test_radius_wire, tests.test_e2e_radius -*-
 """The Radius MFA provider: OneFactor, Challenge and Push over the asyncio RADIUS client."""
 
 from __future__ import annotations

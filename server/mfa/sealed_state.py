@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_radius_units, tests.test_radius_wire -*-
 """The RADIUS State handed to clients, sealed: AES-GCM over the upstream State, the host that
 issued it, the user and an expiry.
 

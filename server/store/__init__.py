@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_store -*-
 """Storage backends behind one protocol; ``open_store`` picks one from ``storage.url``."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_store -*-
 """What the server keeps, and the operations on it that must be atomic.
 
 Every operation that two requests (or two processes) may race on is one method here, so each

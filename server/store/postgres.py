@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_store, tests.test_multiprocess, tests.test_shared_accounts -*-
 """The PostgreSQL store, for several server processes sharing state (psycopg 3, a pool).
 
 Read-modify-writes lock their row (``SELECT .. FOR UPDATE``) inside a transaction; migrations

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_store -*-
 """The tables, described once; each backend renders them in its own SQL dialect.
 
 A new database is created from ``TABLES`` at ``SCHEMA_VERSION``. A database made by an older

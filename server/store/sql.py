@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_store -*-
 """The store's logic, written once in the SQL both backends speak; each backend supplies only
 its connection handling (``SqlStore._transaction`` and ``_connection``).
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_store -*-
 """The embedded default store: one SQLite file in WAL mode.
 
 Queries run on the event loop thread: each is a few microseconds against a local file, cheaper

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_test_control, tests.test_test_control_units -*-
 """The reference server as a test double for API clients (``server.testControl``): a virtual
 clock, scripted faults, known seeds and a request journal, under /_test/.
 

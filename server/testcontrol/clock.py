@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_test_control_units, tests.test_test_control -*-
 """The virtual clock every time-dependent part of the server reads under test control.
 
 It reads the real clock until a test sets it; from then on it is frozen at the time set and

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_test_control, tests.test_test_control_units -*-
 """Control of the TCP connection beneath a request, for the faults ASGI cannot express.
 
 ASGI gives an application no way to reset a connection, close it unanswered or write bytes that

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_test_control, tests.test_test_control_units -*-
 """The state of the test double: its clock, faults and journal, and the store and seed key it
 reaches once the application has started."""
 

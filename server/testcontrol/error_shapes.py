@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_test_control_units -*-
 """The body a scripted status gets when the fault gives none: the error this server would
 answer with that status, so a client's error handling meets the shapes it meets in production."""
 

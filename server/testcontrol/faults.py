@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_test_control, tests.test_test_control_units -*-
 """Scripted answers: the next ``times`` requests that match a method and a path get a status
 (with the server's error shape unless a body is given), a delay before the real answer, or a
 broken connection instead of any answer.

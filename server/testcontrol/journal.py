@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_test_control -*-
 """What the server was asked under test control, for a client test to assert on.
 
 An entry holds the request line's method and path, the answer's status, the Accept header and

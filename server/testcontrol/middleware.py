@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_test_control, tests.test_test_control_units -*-
 """The ASGI middleware that makes the server a test double: it answers /_test/ itself, applies
 the scripted faults and journals every other request. It sits in front of everything else, so
 a fault answers before the Accept check and the routes, as a broken network or proxy would.

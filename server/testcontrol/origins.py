@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_test_control_units -*-
 """Which requests may reach /_test/: none that a web page in the developer's browser can make.
 
 Test control listens on loopback, but a browser on the same machine reaches loopback too. Two

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_test_control_units -*-
 """Test control needs a database of its own, and keeps it to itself.
 
 Through /_test/ anyone can place a known seed, move the clock (a token minted ten years ahead

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_test_control, tests.test_test_control_openapi -*-
 """The routes under /_test/: a small Starlette application of its own, answered in front of the
 API (no Accept negotiation, no access log: the journal and the test_* log events say what
 happened). Errors have the API's shape."""

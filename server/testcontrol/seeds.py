@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_test_control, tests.test_test_control_units -*-
 """Known seeds: a test puts a base32 secret of its choosing in place of a user's seed, so it
 can compute the codes itself (``oathtool --totp -N @<clock> SECRET``)."""
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_test_control_units -*-
 """When a server with test control must not start: the clock and faults live in one process,
 and the routes let anyone log in as anyone, so they stay on loopback unless a test setup says
 otherwise (``allowRemote``)."""
