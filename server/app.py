@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_login_flow, tests.test_errors, tests.test_api22, tests.test_openapi -*-
+# -*- test-case-name: tests.test_login_flow, tests.test_errors, tests.test_api22 -*-
 """The Starlette application: routes that parse input, call the service and render the result.
 
 The service is built in the lifespan, once the store is open and the seed key has been checked

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_serving, tests.test_multiprocess, tests.test_stopping, tests.test_cli -*-
+# -*- test-case-name: tests.test_serving, tests.test_multiprocess, tests.test_stopping -*-
 """Serving: listening sockets, one process or a supervisor of worker processes, one ready line.
 
 The sockets are bound before any worker starts, so a client that connects early waits in the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_login_flow, tests.test_lockout, tests.test_challenge_rounds, tests.test_radius_units, tests.test_e2e_radius -*-
+# -*- test-case-name: tests.test_login_flow, tests.test_lockout, tests.test_challenge_rounds -*-
 """The login flow as plain async methods: credentials -> partial token -> MFA -> full token.
 
 Every method takes already-validated plain values (the HTTP layer parses the bodies) and either

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from appgate_mfa_server.http_guard import address_key
 from tests.conftest import ACCEPT, DEVICE_ID, config_args, mfa_server, rss_kib, wait_for_json_line
-from tests.tls_files import make_ca_and_server
+from tests.tls_files import handshake_in_memory, make_ca_and_server
 
 NAMES = "/admin/identity-providers/names"
 REQUEST = f"GET {NAMES} HTTP/1.1\r\nHost: x\r\nAccept: {ACCEPT['Accept']}\r\n\r\n".encode()
@@ -318,15 +318,7 @@ def test_a_tls_client_that_ignores_the_close_loses_the_connection_at_the_deadlin
     context = ssl.create_default_context(cafile=str(ca))
     with mfa_server(args, tmp_path) as (_url, _process, ready):
         with socket.create_connection(("127.0.0.1", ready["port"]), timeout=30) as sock:
-            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-            tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
-            while True:
-                try:
-                    tls.do_handshake()
-                    break
-                except ssl.SSLWantReadError:
-                    sock.sendall(outgoing.read())
-                    incoming.write(sock.recv(65536))
+            tls, incoming, outgoing = handshake_in_memory(sock, context)
             tls.write(b"GET " + NAMES.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             sock.sendall(outgoing.read())
             started = time.monotonic()

@@ -25,6 +25,7 @@ import yaml
 from appgate_mfa_server.pytest_plugin import MfaServer, start_mfa_server
 from mock_radius.pytest_plugin import start_mock_radius
 from tests.conftest import ACCEPT, base_config, http_call, http_login, mfa_server, totp_now
+from tests.tls_files import handshake_in_memory
 
 T0 = 1_800_000_000  # a whole multiple of 30
 SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # RFC 6238's test secret, base32
@@ -300,15 +301,7 @@ def _exchange(server: MfaServer, context: ssl.SSLContext | None = None) -> bytes
             while chunk := sock.recv(65536):
                 received += chunk
             return received
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
-        while True:
-            try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                sock.sendall(outgoing.read())
-                incoming.write(sock.recv(65536))
+        tls, incoming, outgoing = handshake_in_memory(sock, context)
         tls.write(request)
         sock.sendall(outgoing.read())
         plain = b""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import socket
+import ssl
 from pathlib import Path
 
 from cryptography import x509
@@ -77,3 +79,20 @@ def make_ca_and_server(folder: Path) -> tuple[Path, Path, Path]:
         )
     )
     return ca_file, cert_file, key_file
+
+
+def handshake_in_memory(
+    sock: socket.socket, context: ssl.SSLContext
+) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
+    """A TLS client over ``sock`` with memory BIOs, its handshake done: (the TLS object, its
+    incoming and its outgoing BIO). The test then reads and writes the TCP socket itself, so
+    it sees a reset or a half-sent record as it happens (an SSLSocket hides both)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    while True:
+        try:
+            tls.do_handshake()
+            return tls, incoming, outgoing
+        except ssl.SSLWantReadError:
+            sock.sendall(outgoing.read())
+            incoming.write(sock.recv(65536))
