@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -403,19 +404,21 @@ def single_process_rows(port: int, ceiling: Callable[[int], Callable[[], Measure
         rows += repeat(times, ceiling(connections),
                        lambda c=connections: wrk(port, INIT, c, seconds, token=seeded),  # type: ignore[misc]
                        f"AlreadySeeded initialize, c={connections}{label}")  # fmt: skip
-    tokens = iter(asyncio.run(login_tokens(port, "local", users, int(900 * seconds * times))))
+    tokens = iter(asyncio.run(login_tokens(port, "local", users, int(1500 * seconds * times))))
     rows += repeat(times, ceiling(32),
-                   lambda: asyncio.run(secrets_for_new_users(port, tokens, 32, seconds)),
+                   lambda: asyncio.run(initialize_fresh(port, tokens, 32, seconds)),
                    f"Secret initialize, a new user each request, c=32{label}")  # fmt: skip
     rows += repeat(times, ceiling(32),
                    lambda: asyncio.run(full_login(port, users, 32, seconds)),
                    f"full TOTP login (4 requests), c=32{label}")  # fmt: skip
     if not totp_only:
-        radius_token = asyncio.run(login_tokens(port, "corp", iter(range(USERS)), 1))[0]
+        # Partial tokens for the RADIUS users, several to a user when the rows run long.
+        corp = iter(asyncio.run(login_tokens(port, "corp", itertools.cycle(range(USERS)),
+                                             int(4000 * seconds * times))))  # fmt: skip
         rows += repeat(times, ceiling(32),
-                       lambda: wrk(port, INIT, 32, seconds, token=radius_token,
-                                   body='{"userPassword": "pw"}'),
-                       "RADIUS Challenge initialize, c=32")  # fmt: skip
+                       lambda: asyncio.run(initialize_fresh(port, corp, 32, seconds, b"Challenge",
+                                                            {"userPassword": "pw"})),
+                       "RADIUS Challenge initialize, a fresh token each, c=32")  # fmt: skip
         rows += repeat(times, ceiling(32),
                        lambda: asyncio.run(full_login(port, iter(range(USERS)), 32, seconds,
                                                       provider="corp")),
@@ -423,17 +426,19 @@ def single_process_rows(port: int, ceiling: Callable[[int], Callable[[], Measure
     return rows
 
 
-async def secrets_for_new_users(port: int, tokens: Iterator[str], concurrency: int,
-                                seconds: float) -> Measure:  # fmt: skip
-    """Secret initialize, each with a fresh user's partial token. Driven by httpload, not wrk:
-    wrk's latency for these 40 KB answers showed a p99 ten times the server's own (its access
+async def initialize_fresh(port: int, tokens: Iterator[str], concurrency: int, seconds: float,
+                           answer: bytes = b"Secret", body: object = None) -> Measure:  # fmt: skip
+    """Initialize, each with a fresh partial token (a Secret for a new user; a RADIUS
+    Challenge's first round: the server counts every further initialize on one token as a
+    round, so one token cannot be asked again and again). Driven by httpload, not wrk: wrk's
+    latency for the 40 KB answers of old showed a p99 ten times the server's own (its access
     lines said 2.5 ms at p99), so its figure measured wrk."""
 
-    async def secret(conn: Connection) -> None:
-        status, data = await conn.request("POST", INIT, _auth(next(tokens)))
-        assert status == 200 and b"Secret" in data, data
+    async def initialize(conn: Connection) -> None:
+        status, data = await conn.request("POST", INIT, _auth(next(tokens)), body)
+        assert status == 200 and answer in data, data
 
-    result = await run("secret", "127.0.0.1", port, secret, concurrency=concurrency,
+    result = await run("initialize", "127.0.0.1", port, initialize, concurrency=concurrency,
                        seconds=seconds)  # fmt: skip
     return Measure(result.rate, result.percentile(0.5), result.percentile(0.99))
 
@@ -451,7 +456,7 @@ def workers_rows(port: int, one_worker: list[Row], seconds: float, times: int) -
     reference_secret = statistics.median(
         m.rate for m in by_name["Secret initialize, a new user each request, c=32"].measures
     )
-    secret_runs = [asyncio.run(secrets_for_new_users(port, tokens, 64, seconds))
+    secret_runs = [asyncio.run(initialize_fresh(port, tokens, 64, seconds))
                    for _ in range(times)]  # fmt: skip
     return [
         Row("AlreadySeeded initialize, --workers 2, c=64", seeded_runs,
