@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mock_radius_scenarios import shipped_scenarios
+from mock_radius_scenarios import UnknownScenarios, locate
 
 from mfa_shared.ready_line import ready_line
 from mock_radius.control_guard import DEFAULT_IDLE_TIMEOUT
@@ -79,8 +79,7 @@ def serve(args: argparse.Namespace) -> int:
     from mock_radius.udp_stats import SocketReport
 
     try:
-        location = Path(args.scenarios) if args.scenarios else shipped_scenarios()
-        scenarios = load_scenarios(location)
+        scenarios = load_scenarios(locate(args.scenarios or None))
         engine = Engine(
             scenarios,
             args.scenario,
@@ -90,7 +89,7 @@ def serve(args: argparse.Namespace) -> int:
             mismatch_hint=args.mismatch_hint,
         )
         clients = [ipaddress.ip_network(c, strict=False) for c in args.client] or None
-    except ScenarioError as exc:
+    except (ScenarioError, UnknownScenarios) as exc:
         print(exc, file=sys.stderr)
         return 2
     except UnknownScenario:
@@ -418,7 +417,9 @@ def _parser() -> argparse.ArgumentParser:
         "serve", help="serve scenarios over UDP (the default)", formatter_class=helpful
     )
     run.add_argument(
-        "--scenarios", help="a folder or one file (default: the scenarios shipped with the mock)"
+        "--scenarios",
+        help="a folder, one file, or the name of a shipped scenario such as push "
+        "(default: every scenario shipped with the mock)",
     )
     run.add_argument("--scenario", help="the scenario active for every user at start")
     run.add_argument("--host", default="127.0.0.1", help="address of the RADIUS ports")

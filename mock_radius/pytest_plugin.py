@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from mock_radius_scenarios import shipped_scenarios
+from mock_radius_scenarios import locate
 
 from mfa_shared.ready_line import read_ready_line
 from mock_radius.scenario import load_scenarios
@@ -160,27 +160,6 @@ class MockRadius:
         return self.process.returncode
 
 
-class UnknownScenarios(ValueError):
-    """Neither a file nor a folder, nor the name of a shipped scenario."""
-
-
-def scenario_location(scenarios: str | Path | None) -> Path:
-    """What to serve: a file or a folder as given, else the shipped scenario of that name
-    (``"challenge"``); None: every shipped scenario."""
-    if scenarios is None:
-        return shipped_scenarios()
-    path = Path(scenarios)
-    if path.exists():
-        return path
-    shipped = {file.stem: file for file in shipped_scenarios().glob("*.yaml")}
-    if isinstance(scenarios, str) and scenarios in shipped:
-        return shipped[scenarios]
-    raise UnknownScenarios(
-        f"{scenarios}: no such file or folder, and no shipped scenario of that name "
-        f"(shipped: {', '.join(sorted(shipped))})"
-    )
-
-
 def start_mock_radius(
     scenarios: str | Path | None = None,
     *,
@@ -189,7 +168,7 @@ def start_mock_radius(
     extra_args: tuple[str, ...] = (),
 ) -> MockRadius:
     """Start ``mock-radius serve`` on free ports and wait for its ready line (no sleeping)."""
-    location = scenario_location(scenarios)
+    location = locate(scenarios)
     loaded = load_scenarios(location)
     chosen = next((s for s in loaded if s.name == scenario), loaded[0])
     command = [

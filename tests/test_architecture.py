@@ -15,24 +15,24 @@ PACKAGE_DIR: dict[str, str] = _SETUPTOOLS.get("package-dir", {})
 PACKAGE_OF_FOLDER = {folder: package for package, folder in PACKAGE_DIR.items()}
 
 
-def module_of(path: Path) -> str:
+def module_of(path: Path, root: Path = ROOT) -> str:
     """The import name of a project file (``server/app.py`` is ``appgate_mfa_server.app``)."""
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    parts = list(path.relative_to(root).with_suffix("").parts)
     parts[0] = PACKAGE_OF_FOLDER.get(parts[0], parts[0])
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def package_of(path: Path) -> str:
+def package_of(path: Path, root: Path = ROOT) -> str:
     """The package a relative import in ``path`` starts from."""
-    module = module_of(path)
+    module = module_of(path, root)
     return module if path.name == "__init__.py" else module.rpartition(".")[0]
 
 
-def imports_of(path: Path) -> set[str]:
+def imports_of(path: Path, root: Path = ROOT) -> set[str]:
     """Every module ``path`` imports, relative imports made absolute, and each imported name
     as a module too (``from a import b`` imports ``a.b``)."""
     tree = ast.parse(path.read_text())
-    package = package_of(path)
+    package = package_of(path, root)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -90,6 +90,9 @@ RULES = [
     (list(map(str, (ROOT / "mfa_shared").rglob("*.py"))),
      ["server", "mock_radius", "scenarios", "twisted", "starlette", "uvicorn"],
      "what the server and the mock share depends on neither, nor on their frameworks"),
+    ([str(path) for path in project_files("server", "mock_radius", "mfa_shared", "radius_codec")
+      if path != ROOT / "radius_codec" / "dictionary.py"], ["pyrad"],
+     "RADIUS is radius_codec's: pyrad is its dictionary reader, in radius_codec/dictionary.py"),
 ]  # fmt: skip
 
 
@@ -104,19 +107,25 @@ def test_layering(modules: list[str], forbidden: list[str], why: str) -> None:
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}: {why}"
 
 
-def test_relative_imports_are_seen() -> None:
+def _probe(root: Path, relative: str, text: str) -> Path:
+    """A module written at ``relative`` under ``root`` (a temporary folder standing for the
+    repository), so the rules' readers can be tested without writing into the checkout."""
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_relative_imports_are_seen(tmp_path: Path) -> None:
     """The rule above cannot be dodged with ``from ..mock_radius import x``."""
-    probe = ROOT / "server" / "mfa" / "_probe_for_the_test.py"
-    probe.write_text("from ..store import base\nfrom . import radius\nfrom .. import app\n")
-    try:
-        assert {
-            "appgate_mfa_server.store",
-            "appgate_mfa_server.store.base",
-            "appgate_mfa_server.mfa.radius",
-            "appgate_mfa_server.app",
-        } <= (imports_of(probe))
-    finally:
-        probe.unlink()
+    text = "from ..store import base\nfrom . import radius\nfrom .. import app\n"
+    probe = _probe(tmp_path, "server/mfa/probe.py", text)
+    assert {
+        "appgate_mfa_server.store",
+        "appgate_mfa_server.store.base",
+        "appgate_mfa_server.mfa.radius",
+        "appgate_mfa_server.app",
+    } <= imports_of(probe, tmp_path)
 
 
 def test_the_server_runs_its_test_double_only_as_a_process_of_the_demo() -> None:
@@ -145,11 +154,11 @@ def _is_private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
 
 
-def private_uses(path: Path) -> list[str]:
+def private_uses(path: Path, root: Path = ROOT) -> list[str]:
     """The private names (``_x``) of other project modules that ``path`` reaches: imported
     (``from m import _x``) or read off an imported module (``m._x``)."""
     tree = ast.parse(path.read_text())
-    package = package_of(path)
+    package = package_of(path, root)
     tops = {module.split(".")[0] for module in PROJECT_MODULES}
     modules: dict[str, str] = {}  # a local name -> the project module it stands for
     found: list[str] = []
@@ -205,28 +214,26 @@ def test_no_module_reaches_for_another_modules_private_names(path: Path) -> None
     assert not used, f"{path.relative_to(ROOT)} uses private names of other modules: {used}"
 
 
-def test_private_uses_are_seen() -> None:
+def test_private_uses_are_seen(tmp_path: Path) -> None:
     """The rule above sees every way of reaching a private name, relative imports included."""
-    probe = ROOT / "server" / "mfa" / "_probe_for_the_private_rule.py"
-    probe.write_text(
+    probe = _probe(
+        tmp_path,
+        "server/mfa/probe.py",
         "from ..schemas import _Hidden\n"
         "from appgate_mfa_server import logs\n"
         "from .. import errors as e\n"
         "import appgate_mfa_server.tokens\n"
         "import mfa_shared.safe_yaml as y\n"
         "x = logs._hidden, e._hidden, appgate_mfa_server.tokens._hidden, y._hidden\n"
-        "self_is_fine = object()._own, logs.SINK._stream_is_an_object_not_a_module\n"
+        "self_is_fine = object()._own, logs.SINK._stream_is_an_object_not_a_module\n",
     )
-    try:
-        assert private_uses(probe) == [
-            "appgate_mfa_server.errors._hidden",
-            "appgate_mfa_server.logs._hidden",
-            "appgate_mfa_server.schemas._Hidden",
-            "appgate_mfa_server.tokens._hidden",
-            "mfa_shared.safe_yaml._hidden",
-        ]
-    finally:
-        probe.unlink()
+    assert private_uses(probe, tmp_path) == [
+        "appgate_mfa_server.errors._hidden",
+        "appgate_mfa_server.logs._hidden",
+        "appgate_mfa_server.schemas._Hidden",
+        "appgate_mfa_server.tokens._hidden",
+        "mfa_shared.safe_yaml._hidden",
+    ]
 
 
 def hand_written_errors(path: Path) -> list[int]:
@@ -313,11 +320,12 @@ def test_every_module_leads_to_its_tests(path: Path) -> None:
     assert named or namesake_tests(path), "no tests/.../test_X.py and no test-case-name line"
 
 
-def test_the_rule_above_sees_a_module_without_tests() -> None:
-    probe = ROOT / "mfa_shared" / "_probe_without_tests.py"
-    probe.write_text('"""A module nobody tests."""\n\nX = 1\n')
-    try:
-        assert probe in code_modules()
-        assert not pointed_tests(probe) and not namesake_tests(probe)
-    finally:
-        probe.unlink()
+def test_the_rule_above_sees_a_module_without_tests(tmp_path: Path) -> None:
+    probe = _probe(tmp_path, "mfa_shared/probe_without_tests.py", '"""Nobody tests it."""\nX = 1\n')
+    assert not pointed_tests(probe) and not namesake_tests(probe)
+    pointed = _probe(tmp_path, "mfa_shared/pointed.py", "# -*- test-case-name: tests.test_x -*-\n")
+    assert pointed_tests(pointed) == ["tests.test_x"]
+    # a module without a namesake, and one with, from the checkout itself
+    assert ROOT / "server" / "users.py" in code_modules()
+    assert not namesake_tests(ROOT / "server" / "users.py")
+    assert namesake_tests(ROOT / "server" / "lockout.py") == [ROOT / "tests" / "test_lockout.py"]

@@ -113,3 +113,28 @@ def test_mock_radius_alone_serves_the_shipped_scenarios() -> None:
     assert (ready["port"], ready["acctPort"]) == (1812, 1813)
     assert ready["scenarios"] == shipped and len(shipped) == 15
     assert process.returncode == 0
+
+
+def test_mock_radius_serves_a_shipped_scenario_by_name() -> None:
+    """An install has no scenarios/ folder to point at: `--scenarios push` names the shipped
+    one; a name that is neither a path nor shipped is refused with the names there are."""
+    process = subprocess.Popen(
+        [*program_command("mock-radius"), "serve", "--scenarios", "push", "--port", "0",
+         "--control-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        ready = wait_for_ready_line(process.stdout)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+    assert ready["scenarios"] == ["push"] and process.returncode == 0
+    refused = subprocess.run(
+        [*program_command("mock-radius"), "serve", "--scenarios", "pushh", "--port", "0"],
+        capture_output=True, text=True, timeout=30, cwd="/",
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(
+        "pushh: no such file or folder, and no shipped scenario of that name (shipped: challenge,"
+    )

@@ -6,6 +6,8 @@ scenarios run side by side. Delays run at time scale 0.1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from pyrad import packet as rp
 
@@ -241,3 +243,20 @@ def test_radclient_without_message_authenticator_gets_no_answer(mock: MockRadius
 def test_radclient_sees_the_faults(mock: MockRadius, user: str, accepted: bool) -> None:
     received, _ = _rad(mock, user, "123456", timeout=0.5, retries=1)
     assert (received == "Access-Accept") is accepted
+
+
+@pytest.mark.slow  # five mock processes
+def test_fresh_processes_mint_different_states_unless_seeded(
+    mock_radius_factory: Callable[..., MockRadius],
+) -> None:
+    """Like FreeRADIUS, every fresh mock mints States of its own, so a client cannot lean on a
+    State it saw in an earlier run; `--seed` makes a run's States repeat, for a recording."""
+
+    def first_state(*options: str) -> bytes:
+        mock = mock_radius_factory("challenge", extra_args=options)
+        state: bytes = ask(mock, "carol", "carol-pass")["State"][0]
+        assert mock.stop() == 0
+        return state
+
+    assert first_state() != first_state()
+    assert first_state("--seed", "7") == first_state("--seed", "7") != first_state("--seed", "8")

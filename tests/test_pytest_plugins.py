@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mock_radius_scenarios import UnknownScenarios, locate
 
 import pytest_appgate_mfa_server
 import pytest_mock_radius
@@ -95,14 +96,12 @@ def test_every_shipped_scenario_is_named_as_its_file() -> None:
 
 
 def test_a_scenario_by_name_a_path_or_nothing() -> None:
-    shipped = mock_plugin.scenario_location(None)
+    shipped = locate(None)
     assert {p.name for p in shipped.glob("*.yaml")} == {p.name for p in SHIPPED}
-    assert mock_plugin.scenario_location("push") == shipped / "push.yaml"
-    assert mock_plugin.scenario_location(ROOT / "scenarios" / "reject.yaml") == (
-        ROOT / "scenarios" / "reject.yaml"
-    )
-    with pytest.raises(mock_plugin.UnknownScenarios) as refused:
-        mock_plugin.scenario_location("pushh")
+    assert locate("push") == shipped / "push.yaml"
+    assert locate(ROOT / "scenarios" / "reject.yaml") == (ROOT / "scenarios" / "reject.yaml")
+    with pytest.raises(UnknownScenarios) as refused:
+        locate("pushh")
     assert str(refused.value).startswith(
         "pushh: no such file or folder, and no shipped scenario of that name (shipped: "
         "challenge, challenge-twice, "

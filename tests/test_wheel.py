@@ -41,11 +41,11 @@ DISTRIBUTION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["
 pytestmark = pytest.mark.slow  # a wheel built, a virtual environment made, programs started
 PROBE = """
 import importlib, importlib.metadata, json, sys
-from mock_radius.pytest_plugin import scenario_location
+from mock_radius_scenarios import locate
 dist = importlib.metadata.distribution(sys.argv[1])
 print(json.dumps({
     "modules": [importlib.import_module(name).__file__ for name in sys.argv[2:]],
-    "scenarios": str(scenario_location(None)),
+    "scenarios": str(locate(None)),
     "distribution": str(dist.locate_file("")),
     "directUrl": json.loads(dist.read_text("direct_url.json") or "{}"),
     "sysPath": sys.path,
