@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import yaml
@@ -79,7 +80,9 @@ class Measure:
 
 
 @contextmanager
-def process(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Iterator[dict]:
+def process(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> Iterator[dict[str, Any]]:
     """A process that prints a JSON ready line holding "port"; stopped with SIGTERM."""
     child = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                              text=True, env={**os.environ, **(env or {})})  # fmt: skip
@@ -332,8 +335,8 @@ def fresh_database(server_url: str, name: str) -> str:
     import psycopg
 
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
     return server_url.rsplit("/", 1)[0] + "/" + name
 
 
