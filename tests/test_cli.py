@@ -5,13 +5,13 @@ command; `mock-radius` alone serves the shipped scenarios."""
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,37 +99,37 @@ def test_mock_radius_alone_serves_the_shipped_scenarios() -> None:
     unshare = shutil.which("unshare")
     if unshare is None:
         pytest.fail("this test needs unshare (util-linux)")
-    process = subprocess.Popen(
-        [unshare, "--map-root-user", "--net", *program_command("mock-radius")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-    )  # fmt: skip
+    ready, status = _ready_then_stopped(
+        [unshare, "--map-root-user", "--net", *program_command("mock-radius")]
+    )
+    shipped = sorted(path.stem for path in (ROOT / "scenarios").glob("*.yaml"))
+    assert (ready["port"], ready["acctPort"]) == (1812, 1813)
+    assert ready["scenarios"] == shipped and len(shipped) == 15
+    assert status == 0
+
+
+def _ready_then_stopped(command: list[str]) -> tuple[dict[str, Any], int]:
+    """The ready line of ``command`` started from the filesystem's root (no checkout around
+    it), and its exit status after SIGTERM."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd="/")  # fmt: skip
     try:
         assert process.stdout is not None
         ready = wait_for_ready_line(process.stdout)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(15)
-    shipped = sorted(path.stem for path in (ROOT / "scenarios").glob("*.yaml"))
-    assert (ready["port"], ready["acctPort"]) == (1812, 1813)
-    assert ready["scenarios"] == shipped and len(shipped) == 15
-    assert process.returncode == 0
+    return ready, process.returncode
 
 
 def test_mock_radius_serves_a_shipped_scenario_by_name() -> None:
     """An install has no scenarios/ folder to point at: `--scenarios push` names the shipped
     one; a name that is neither a path nor shipped is refused with the names there are."""
-    process = subprocess.Popen(
+    ready, status = _ready_then_stopped(
         [*program_command("mock-radius"), "serve", "--scenarios", "push", "--port", "0",
-         "--control-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
+         "--control-port", "0"]
     )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        ready = wait_for_ready_line(process.stdout)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(15)
-    assert ready["scenarios"] == ["push"] and process.returncode == 0
+    assert ready["scenarios"] == ["push"] and status == 0
     refused = subprocess.run(
         [*program_command("mock-radius"), "serve", "--scenarios", "pushh", "--port", "0"],
         capture_output=True, text=True, timeout=30, cwd="/",
