@@ -375,16 +375,21 @@ def test_control_api(mock_radius_factory: Factory) -> None:
 
 
 def test_time_scale_and_journal_file(tmp_path: Path, mock_radius_factory: Factory) -> None:
+    """push.yaml delays its Accept 2 s; at time scale 0.05 that is 0.1 s: at least that long,
+    and far under the scripted delay, judged against an immediate reply of the same run."""
     journal_file = tmp_path / "journal.jsonl"
     mock = mock_radius_factory(
-        SCENARIOS / "push.yaml", time_scale=0.05, extra_args=("--journal-file", str(journal_file))
+        SCENARIOS, time_scale=0.05, extra_args=("--journal-file", str(journal_file))
     )
+    scripted = load_scenario(SCENARIOS / "push.yaml").steps[0].delay
+    immediate = send(mock.address, build_request("testing123", "rex", "rex-pass"))  # reject.yaml
     exchange = send(mock.address, build_request("testing123", "paula", "push-secret"))
-    assert exchange.reply() is not None and 0.1 <= exchange.elapsed < 1.0
+    assert immediate.reply() is not None and exchange.reply() is not None
+    assert 0.1 <= exchange.elapsed < immediate.elapsed + scripted / 2
     assert mock.stop() == 0
     lines = [json.loads(line) for line in journal_file.read_text().splitlines()]
-    assert lines[0]["timeScale"] == 0.05 and lines[0]["delay"] == pytest.approx(0.1)
-    assert lines[0]["attributes"]["User-Password"] == ["***"]
+    assert lines[1]["timeScale"] == 0.05 and lines[1]["delay"] == pytest.approx(0.1)
+    assert lines[1]["attributes"]["User-Password"] == ["***"]
     assert "push-secret" not in journal_file.read_text()
 
 

@@ -141,9 +141,11 @@ def test_the_session_timeout_of_a_reply_is_read() -> None:
     session_timeout = bytes([SESSION_TIMEOUT, 6]) + (90).to_bytes(4, "big")
 
     async def test(port: int, peer: Peer) -> None:
+        started = time.monotonic()
         response = await rc.authenticate(_target(port), "carol", "pw")
+        around = time.monotonic() - started
         assert (response.reply_message, response.session_timeout) == ("Welcome", 90)
-        assert 0 <= response.elapsed < 1.5  # within the budget, measured from the first send
+        assert 0 <= response.elapsed <= around  # measured from the first send, inside the call
 
     asyncio.run(_with_peer(lambda r: reply(r, SECRET, extra=session_timeout), test))
 
