@@ -54,6 +54,13 @@ class FakeClock:
         self.now += seconds
 
 
+def radius_provider(name: str, port: int, **settings: Any) -> dict[str, Any]:
+    """A Radius MFA provider of a test configuration, asking a RADIUS server on loopback
+    ``port`` with the shipped scenarios' secret; ``settings`` add to it or override it."""
+    return {"name": name, "type": "Radius", "hostnames": ["127.0.0.1"], "port": port,
+            "sharedSecret": "testing123", "timeout": 6, **settings}  # fmt: skip
+
+
 def base_config(tmp: Path) -> dict[str, Any]:
     return {
         "server": {"hostname": "controller.test", "issuer": "Appgate SDP", "tokenLifetime": "1h"},

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mock_radius.pytest_plugin import MockRadius, start_mock_radius
-from tests.conftest import ServerProcess, http_call, http_login, mfa_server
+from tests.conftest import ServerProcess, http_call, http_login, mfa_server, radius_provider
 
 INIT = "/admin/authentication/otp/initialize"
 OTP = "/admin/authentication/otp"
@@ -63,9 +63,8 @@ def _server(radius: MockRadius, folder: Path, **provider: Any) -> Any:
         "storage": {"url": "sqlite:///./mfa.db", "encryptionKeyFile": "./seed.key"},
         "identityProviders": [{"name": "corp", "mfaProvider": "corp",
                                "users": [{"username": "tri", "password": "tri-pass"}]}],
-        "mfaProviders": [{"name": "corp", "type": "Radius", "hostnames": ["127.0.0.1"],
-                          "port": radius.port, "sharedSecret": "testing123", "timeout": 3,
-                          "mode": "Challenge", "useUserPassword": True, **provider}],
+        "mfaProviders": [radius_provider("corp", radius.port, timeout=3, mode="Challenge",
+                                         useUserPassword=True, **provider)],
     }  # fmt: skip
     path = folder / "server.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -26,7 +26,15 @@ import pytest
 
 from mock_radius.pytest_plugin import MockRadius
 from mock_radius.scenario import Scenario, load_scenario, scenario_files
-from tests.conftest import ACCEPT, SCENARIOS, http_call, http_login, server_process, totp_now
+from tests.conftest import (
+    ACCEPT,
+    SCENARIOS,
+    http_call,
+    http_login,
+    radius_provider,
+    server_process,
+    totp_now,
+)
 from tests.e2e_spec import EndToEnd, check_journal, run_calls
 
 SCENARIO_FILES = scenario_files(SCENARIOS)  # exactly the files the mock serves
@@ -41,18 +49,6 @@ def journal_mark(mock: MockRadius) -> int:
     """The journal's last sequence number: read entries after it, without clearing anything."""
     seq: int = mock.control.health()["journal"]["lastSeq"]
     return seq
-
-
-def radius_provider(name: str, port: int, secret: str, **overrides: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "type": "Radius",
-        "hostnames": ["127.0.0.1"],
-        "port": port,
-        "sharedSecret": secret,
-        "timeout": RADIUS_TIMEOUT,
-        **overrides,
-    }
 
 
 def e2e_config(scenarios: list[Scenario], port: int, folder: Path) -> dict[str, Any]:
@@ -76,7 +72,9 @@ def e2e_config(scenarios: list[Scenario], port: int, folder: Path) -> dict[str, 
             }
         )
         provider = {**MATRIX_LIMITS, **spec.provider}
-        providers.append(radius_provider(scenario.name, port, scenario.secret, **provider))
+        providers.append(radius_provider(
+            scenario.name, port, **{"sharedSecret": scenario.secret, "timeout": RADIUS_TIMEOUT,
+                                    **provider}))  # fmt: skip
     return {
         "storage": {"url": "sqlite:///./e2e.db", "encryptionKeyFile": "./e2e.key"},
         "identityProviders": idps,
@@ -151,10 +149,8 @@ OTP = "/admin/authentication/otp"
 
 def test_sealed_state_refuses_tampering_and_other_users(mock: MockRadius, tmp_path: Path) -> None:
     challenge = load_scenario(SCENARIOS / "challenge.yaml")
-    provider = radius_provider(
-        "c", mock.port, "testing123", mode="Challenge", challengeSharedSecret="unused",
-        useUserPassword=True,
-    )  # fmt: skip
+    provider = radius_provider("c", mock.port, timeout=RADIUS_TIMEOUT, mode="Challenge",
+                               challengeSharedSecret="unused", useUserPassword=True)  # fmt: skip
     config = {
         "storage": {"url": "sqlite:///./s.db", "encryptionKeyFile": "./s.key"},
         "identityProviders": [
@@ -194,7 +190,7 @@ def test_failover_to_the_second_hostname(mock: MockRadius, tmp_path: Path) -> No
     # 127.0.0.2 on the mock's port: a socket that reads nothing, so no ICMP error either
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.2", mock.port))
-        provider = radius_provider("o", mock.port, "testing123", mode="OneFactor")
+        provider = radius_provider("o", mock.port, timeout=RADIUS_TIMEOUT, mode="OneFactor")
         provider["hostnames"] = ["127.0.0.2", "127.0.0.1"]
         config = {
             "storage": {"url": "sqlite:///./f.db", "encryptionKeyFile": "./f.key"},
@@ -217,7 +213,7 @@ def test_failover_to_the_second_hostname(mock: MockRadius, tmp_path: Path) -> No
 
 
 def test_lockout_applies_to_radius_users(mock: MockRadius, tmp_path: Path) -> None:
-    provider = radius_provider("one-factor", mock.port, "testing123", mode="OneFactor")
+    provider = radius_provider("one-factor", mock.port, timeout=RADIUS_TIMEOUT, mode="OneFactor")
     config = {
         "storage": {"url": "sqlite:///./l.db", "encryptionKeyFile": "./l.key"},
         "identityProviders": [{"name": "one-factor", "mfaProvider": "one-factor",
@@ -240,7 +236,7 @@ def test_lockout_applies_to_radius_users(mock: MockRadius, tmp_path: Path) -> No
 def test_passwords_guessed_at_initialize_are_locked_out(mock: MockRadius, tmp_path: Path) -> None:
     """In Challenge mode with useUserPassword, initialize sends the client's password to
     RADIUS: each wrong one is a guess, under the same lockout as the codes."""
-    provider = radius_provider("challenge", mock.port, "testing123", mode="Challenge",
+    provider = radius_provider("challenge", mock.port, timeout=RADIUS_TIMEOUT, mode="Challenge",
                                useUserPassword=True, authenticationProtocol="PAP")  # fmt: skip
     config = {
         "storage": {"url": "sqlite:///./g.db", "encryptionKeyFile": "./g.key"},
@@ -315,7 +311,7 @@ def test_fifty_pushes_wait_together_and_totp_stays_fast(
              "users": [{"username": "alice", "password": "alice-pass"}]},
         ],
         "mfaProviders": [
-            radius_provider("push", radius.port, "testing123", mode="Push",
+            radius_provider("push", radius.port, mode="Push",
                             challengeSharedSecret="push-secret", timeout=20),
             {"name": "builtin", "type": "DefaultTimeBased"},
         ],

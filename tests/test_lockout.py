@@ -27,7 +27,7 @@ from appgate_mfa_server.lockout import (
 )
 from appgate_mfa_server.store import Store, open_store
 from appgate_mfa_server.store.base import LockoutRecord
-from tests.conftest import LiveServer, totp_now
+from tests.conftest import LiveServer, radius_provider, totp_now
 
 LOCKED = {
     "id": "authentication failed",
@@ -488,9 +488,8 @@ def test_radius_timeouts_through_the_server_never_lock(tmp_path: Path) -> None:
          "users": [{"username": "tim", "password": "tim-pass"}]}
     )  # fmt: skip
     config["mfaProviders"].append(
-        {"name": "radius", "type": "Radius", "hostnames": ["127.0.0.1"],
-         "port": silent.getsockname()[1], "sharedSecret": "s", "timeout": 0.15,
-         "mode": "OneFactor", "lockout": {"maxFailedAttempts": 5}}
+        radius_provider("radius", silent.getsockname()[1], sharedSecret="s", timeout=0.15,
+                        mode="OneFactor", lockout={"maxFailedAttempts": 5})
     )  # fmt: skip
     app = create_app(settings_from(config, tmp_path), clock=FakeClock())
     url, server, thread = serve_in_thread(app)

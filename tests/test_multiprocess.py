@@ -20,6 +20,7 @@ from tests.conftest import (
     http_call,
     http_login,
     mfa_server,
+    radius_provider,
     server_process,
     totp_now,
 )
@@ -124,8 +125,6 @@ def two_with_radius(
     postgres_url: str, tmp_path: Path, mock: MockRadius
 ) -> Iterator[tuple[str, str]]:
     config = _config(postgres_url)
-    common = {"type": "Radius", "hostnames": ["127.0.0.1"], "port": mock.port,
-              "sharedSecret": "testing123", "timeout": 6}  # fmt: skip
     config["identityProviders"] += [
         {"name": "rc", "mfaProvider": "rc",
          "users": [{"username": "carol", "password": "carol-pass"}]},
@@ -133,9 +132,9 @@ def two_with_radius(
          "users": [{"username": "paula", "password": "paula-pass"}]},
     ]  # fmt: skip
     config["mfaProviders"] += [
-        {"name": "rc", **common, "mode": "Challenge", "useUserPassword": True,
-         "authenticationProtocol": "PAP"},
-        {"name": "rp", **common, "mode": "Push", "challengeSharedSecret": "push-secret"},
+        radius_provider("rc", mock.port, mode="Challenge", useUserPassword=True,
+                        authenticationProtocol="PAP"),
+        radius_provider("rp", mock.port, mode="Push", challengeSharedSecret="push-secret"),
     ]  # fmt: skip
     for name in ("a.yaml", "b.yaml"):
         (tmp_path / name).write_text(yaml.safe_dump(config))

@@ -27,6 +27,7 @@ from tests.conftest import (
     LiveServer,
     http_call,
     http_login,
+    radius_provider,
     server_process,
     totp_now,
 )
@@ -109,11 +110,6 @@ def _conforms(method: str, path: str, response: httpx.Response) -> None:
     jsonschema.validate(response.json(), body_schema, cls=jsonschema.Draft4Validator)
 
 
-def _provider(name: str, port: int, **settings: Any) -> dict[str, Any]:
-    return {"name": name, "type": "Radius", "hostnames": ["127.0.0.1"], "port": port,
-            "sharedSecret": "testing123", "timeout": 2, **settings}  # fmt: skip
-
-
 @pytest.mark.slow
 def test_every_response_type_matches_the_document(mock: MockRadius, tmp_path: Path) -> None:
     config = {
@@ -131,10 +127,11 @@ def test_every_response_type_matches_the_document(mock: MockRadius, tmp_path: Pa
         ],
         "mfaProviders": [
             {"name": "builtin", "type": "DefaultTimeBased"},
-            _provider("rc", mock.port, mode="Challenge", useUserPassword=True,
-                      authenticationProtocol="PAP"),
-            _provider("ro", mock.port, mode="OneFactor"),
-            _provider("rp", mock.port, mode="Push", challengeSharedSecret="push-secret"),
+            radius_provider("rc", mock.port, timeout=2, mode="Challenge", useUserPassword=True,
+                            authenticationProtocol="PAP"),
+            radius_provider("ro", mock.port, timeout=2, mode="OneFactor"),
+            radius_provider("rp", mock.port, timeout=2, mode="Push",
+                            challengeSharedSecret="push-secret"),
         ],
     }  # fmt: skip
     init, otp, authz = (

@@ -15,7 +15,15 @@ import yaml
 
 from appgate_mfa_server.passwords import hash_password
 from mock_radius.pytest_plugin import MockRadius
-from tests.conftest import ACCEPT, DEVICE_ID, ServerProcess, http_call, http_login, mfa_server
+from tests.conftest import (
+    ACCEPT,
+    DEVICE_ID,
+    ServerProcess,
+    http_call,
+    http_login,
+    mfa_server,
+    radius_provider,
+)
 
 TIME_SCALE = 0.5  # paula's phone approves after 2 s x 0.5
 pytestmark = pytest.mark.mock_radius(time_scale=TIME_SCALE)  # the module's mock
@@ -34,9 +42,8 @@ def _config(storage: str, radius_port: int, **push: Any) -> dict[str, Any]:
              "users": [{"username": "paula", "password": "paula-pass"}]},
         ],
         "mfaProviders": [
-            {"name": "phone", "type": "Radius", "hostnames": ["127.0.0.1"], "port": radius_port,
-             "sharedSecret": "testing123", "timeout": 6, "mode": "Push",
-             "challengeSharedSecret": "push-secret", **push},
+            radius_provider("phone", radius_port, mode="Push",
+                            challengeSharedSecret="push-secret", **push),
         ],
     }  # fmt: skip
 

@@ -24,7 +24,15 @@ import yaml
 
 from appgate_mfa_server.pytest_plugin import MfaServer, start_mfa_server
 from mock_radius.pytest_plugin import start_mock_radius
-from tests.conftest import ACCEPT, base_config, http_call, http_login, mfa_server, totp_now
+from tests.conftest import (
+    ACCEPT,
+    base_config,
+    http_call,
+    http_login,
+    mfa_server,
+    radius_provider,
+    totp_now,
+)
 from tests.tls_files import handshake_in_memory
 
 T0 = 1_800_000_000  # a whole multiple of 30
@@ -158,10 +166,8 @@ def test_a_sealed_radius_state_expires_on_the_virtual_clock(tmp_path: Path) -> N
         "storage": {"url": "sqlite:///./r.db", "encryptionKeyFile": "./r.key"},
         "identityProviders": [{"name": "rc", "mfaProvider": "rc",
                                "users": [{"username": "carol", "password": "carol-pass"}]}],
-        "mfaProviders": [{"name": "rc", "type": "Radius", "hostnames": ["127.0.0.1"],
-                          "port": mock.port, "sharedSecret": "testing123", "timeout": 2,
-                          "mode": "Challenge", "useUserPassword": True,
-                          "authenticationProtocol": "PAP"}],
+        "mfaProviders": [radius_provider("rc", mock.port, timeout=2, mode="Challenge",
+                                         useUserPassword=True, authenticationProtocol="PAP")],
     }  # fmt: skip
     server = start_mfa_server(config, tmp_path)
     try:

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from mock_radius.pytest_plugin import MockRadius
-from tests.conftest import mfa_server, totp_now
+from tests.conftest import mfa_server, radius_provider, totp_now
 from tests.tls_files import make_ca_and_server
 
 DEVICE_ID = "5a4f0bbe-1bd1-4b3c-9c34-4c9f2b1b2e11"
@@ -128,8 +128,6 @@ def _rfc3339(text: str) -> dt.datetime:
 @pytest.fixture
 def server(tmp_path: Path, mock: MockRadius) -> Iterator[tuple[str, Path]]:
     ca, cert, key = make_ca_and_server(tmp_path)
-    radius_common = {"type": "Radius", "hostnames": ["127.0.0.1"], "port": mock.port,
-                     "sharedSecret": "testing123", "timeout": 6}  # fmt: skip
     config = {
         "server": {"tls": {"certFile": cert.name, "keyFile": key.name}},  # relative to the file
         "storage": {"url": "sqlite:///./mfa.db", "encryptionKeyFile": "./seed.key"},
@@ -146,11 +144,10 @@ def server(tmp_path: Path, mock: MockRadius) -> Iterator[tuple[str, Path]]:
         ],
         "mfaProviders": [
             {"name": "builtin", "type": "DefaultTimeBased"},
-            {"name": "corp", **radius_common, "mode": "Challenge", "useUserPassword": True,
-             "authenticationProtocol": "PAP"},
-            {"name": "phone", **radius_common, "mode": "Push",
-             "challengeSharedSecret": "push-secret"},
-            {"name": "rounds", **radius_common, "mode": "Challenge", "useUserPassword": True},
+            radius_provider("corp", mock.port, mode="Challenge", useUserPassword=True,
+                            authenticationProtocol="PAP"),
+            radius_provider("phone", mock.port, mode="Push", challengeSharedSecret="push-secret"),
+            radius_provider("rounds", mock.port, mode="Challenge", useUserPassword=True),
         ],
     }  # fmt: skip
     path = tmp_path / "server.yaml"
