@@ -276,6 +276,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._established = True
         super().connection_made(transport)
         self.flow = _Flow(transport, self._may_read)
+        self._writer = _CoalescingWriter(transport, self.loop)  # every answer of the connection
         if self.extension is not None:
             self._handle = self.extension.make(transport, self.loop)
         self._head_started = self.loop.time()
@@ -348,8 +349,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         super().on_headers_complete()
         if self.cycle is not None:
-            if self._writer is None:
-                self._writer = _CoalescingWriter(self.transport, self.loop)
             self.cycle.transport = self._writer  # type: ignore[assignment]
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:

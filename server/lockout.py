@@ -98,12 +98,17 @@ def _lock(record: LockoutRecord, now: float, policy: LockoutPolicy) -> LockoutRe
     )
 
 
+def _live(pending: tuple[Pending, ...], now: float, leaving: str = "") -> tuple[Pending, ...]:
+    """The attempts still in flight: leases not yet run out, ``leaving`` (settled) dropped."""
+    return tuple(p for p in pending if p.until > now and p.id != leaving)
+
+
 def admit(
     record: LockoutRecord, now: float, policy: LockoutPolicy, attempt_id: str
 ) -> tuple[LockoutRecord, Admission]:
     """Whether the attempt ``attempt_id`` may be evaluated now; if so it is in flight in the
     returned record. Attempts refused or told to wait change nothing but expired leases."""
-    live = tuple(p for p in record.pending if p.until > now)
+    live = _live(record.pending, now)
     if is_locked(record, now):  # refused attempts neither count nor extend the lock
         return replace(record, pending=live), Admission.LOCKED
     if record.locked_until:  # a lock that ended: a new count
@@ -121,7 +126,7 @@ def settle(
     record: LockoutRecord, now: float, policy: LockoutPolicy, attempt_id: str, verdict: Verdict
 ) -> tuple[LockoutRecord, bool]:
     """The record once ``attempt_id`` has its verdict, and whether this verdict locked."""
-    pending = tuple(p for p in record.pending if p.id != attempt_id and p.until > now)
+    pending = _live(record.pending, now, leaving=attempt_id)
     if verdict is Verdict.RIGHT:
         return LockoutRecord(record.key, updated_at=now, pending=pending), False
     if verdict is Verdict.NONE:

@@ -69,11 +69,9 @@ class RadiusMfa:
         self.verify_budget = float(config.timeout)
         self.push_limit = PushLimit(config.push_limit, config.push_window) if push else None
         self.max_challenge_rounds = config.max_challenge_rounds
-
-    @property
-    def timeout(self) -> float | int:
-        seconds = self._config.timeout
-        return int(seconds) if float(seconds).is_integer() else seconds
+        seconds = config.timeout  # as the answers show it: 6, not 6.0
+        self.timeout: float | int = int(seconds) if float(seconds).is_integer() else seconds
+        self._pap = config.authentication_protocol is AuthProtocol.PAP
 
     async def _ask(
         self, user: UserInfo, password: str, state: bytes | None = None, host: str | None = None
@@ -90,9 +88,7 @@ class RadiusMfa:
             return Unavailable(str(failure), invalid=bool(failure.invalid))
 
     def _too_long(self, password: str) -> bool:
-        return self._config.authentication_protocol is AuthProtocol.PAP and (
-            len(password.encode("utf-8")) > PAP_MAX_LENGTH
-        )
+        return self._pap and len(password.encode("utf-8")) > PAP_MAX_LENGTH
 
     @staticmethod
     def _detail(response: rc.RadiusResponse) -> dict[str, Any]:

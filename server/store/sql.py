@@ -55,6 +55,16 @@ _TOKEN_AND_SEED_SELECT = (
     f"LEFT JOIN seeds d ON d.dn = {USER_DN_SQL} WHERE t.token_hash = ?"
 )
 _TOKEN_WIDTH = len(TOKEN_COLUMNS.split(", ")) + 1
+_SELECT_LOCKOUT = f"SELECT {LOCKOUT_COLUMNS} FROM lockouts WHERE key = ?"  # noqa: S608
+_NEW_LOCKOUT = (
+    "INSERT INTO lockouts (key, failures, lockouts, locked_until, updated_at, pending) "
+    "VALUES (?, 0, 0, 0, 0, '') ON CONFLICT (key) DO NOTHING"
+)
+_SELECT_PUSH_WINDOW = "SELECT sent FROM push_windows WHERE key = ?"
+_NEW_PUSH_WINDOW = (
+    "INSERT INTO push_windows (key, sent, updated_at) VALUES (?, '', 0) "
+    "ON CONFLICT (key) DO NOTHING"
+)
 _INSERT_TOKEN = (
     f"INSERT INTO tokens ({TOKENS.column_names}) "  # noqa: S608 - constant text
     f"VALUES ({', '.join('?' * len(TOKENS.columns))})"
@@ -315,25 +325,24 @@ class SqlStore:
 
     async def get_lockout(self, key: str) -> LockoutRecord:
         async with self._connection() as conn:
-            row = await conn.one(f"SELECT {LOCKOUT_COLUMNS} FROM lockouts WHERE key = ?", (key,))  # noqa: S608
+            row = await conn.one(_SELECT_LOCKOUT, (key,))
         return lockout_from_row(key, row)
+
+    async def _locked_row(self, conn: Connection, select: str, insert: str, key: str) -> Row:
+        """The row of ``key``, locked for this transaction where the dialect locks rows;
+        made by ``insert`` (which must do nothing on a conflict) on the first touch, so that
+        there is something to lock."""
+        query = select + self.for_update
+        row = await conn.one(query, (key,))
+        if row is None:
+            await conn.run(insert, (key,))
+            row = await conn.one(query, (key,))
+        assert row is not None  # made in this transaction, or by another that committed first
+        return row
 
     async def update_lockout(self, key: str, update: LockoutUpdate) -> LockoutRecord:
         async with self._transaction() as conn:
-            row = await conn.one(
-                f"SELECT {LOCKOUT_COLUMNS} FROM lockouts WHERE key = ?{self.for_update}",  # noqa: S608
-                (key,),
-            )
-            if row is None:  # first touch: make the row, so there is something to lock
-                await conn.run(
-                    "INSERT INTO lockouts (key, failures, lockouts, locked_until, updated_at, "
-                    "pending) VALUES (?, 0, 0, 0, 0, '') ON CONFLICT (key) DO NOTHING",
-                    (key,),
-                )
-                row = await conn.one(
-                    f"SELECT {LOCKOUT_COLUMNS} FROM lockouts WHERE key = ?{self.for_update}",  # noqa: S608
-                    (key,),
-                )
+            row = await self._locked_row(conn, _SELECT_LOCKOUT, _NEW_LOCKOUT, key)
             current = lockout_from_row(key, row)
             new = update(current)
             if new != current:
@@ -349,16 +358,8 @@ class SqlStore:
 
     async def update_push_window(self, key: str, update: PushWindowUpdate) -> tuple[float, ...]:
         async with self._transaction() as conn:
-            await conn.run(
-                "INSERT INTO push_windows (key, sent, updated_at) VALUES (?, '', 0) "
-                "ON CONFLICT (key) DO NOTHING",
-                (key,),
-            )
-            row = await conn.one(
-                f"SELECT sent FROM push_windows WHERE key = ?{self.for_update}",  # noqa: S608
-                (key,),
-            )
-            current = decode_times(row[0] if row else "")
+            row = await self._locked_row(conn, _SELECT_PUSH_WINDOW, _NEW_PUSH_WINDOW, key)
+            current = decode_times(row[0])
             new = update(current)
             if new != current:
                 await conn.run(
