@@ -15,7 +15,6 @@ from typing import Any
 from mock_radius_scenarios import UnknownScenarios, locate
 
 from mfa_shared.ready_line import ready_line
-from mock_radius.control_guard import DEFAULT_IDLE_TIMEOUT
 from mock_radius.dedup import DEFAULT_MAX_PENDING
 from mock_radius.engine import (
     DEFAULT_MAX_SESSIONS,
@@ -24,7 +23,16 @@ from mock_radius.engine import (
     UnknownScenario,
 )
 from mock_radius.journal import DEFAULT_MAX_BYTES, Journal
-from mock_radius.recording import Exchange, RecordingError, read_passwords, write_scenario
+from mock_radius.recording import (
+    DEFAULT_PROBE_TIMEOUT,
+    DEFAULT_UPSTREAM_TIMEOUT,
+    PROBE,
+    UPSTREAM_MA_CHOICES,
+    Exchange,
+    RecordingError,
+    read_passwords,
+    write_scenario,
+)
 from mock_radius.scenario import (
     ScenarioError,
     json_schema,
@@ -34,6 +42,7 @@ from mock_radius.scenario import (
 )
 
 DISTRIBUTION = "appgate-mfa-reference"  # the [project] name in pyproject.toml
+DEFAULT_CONTROL_IDLE_TIMEOUT = 30.0  # seconds an idle control API connection is kept
 DESCRIPTION = """\
 A RADIUS server for testing RADIUS clients: it replays scripted scenarios over UDP
 (authentication, accounting, Status-Server), with a control API over HTTP. It can also check
@@ -441,7 +450,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--control-idle-timeout",
         type=float,
-        default=DEFAULT_IDLE_TIMEOUT,
+        default=DEFAULT_CONTROL_IDLE_TIMEOUT,
         help="seconds a control API connection may stay idle before it is closed",
     )
     run.add_argument(
@@ -539,18 +548,19 @@ def _parser() -> argparse.ArgumentParser:
         help="HOST:PORT of the server's accounting port (default: --upstream's port + 1)",
     )
     rec.add_argument("--upstream-secret", help="the upstream's secret (default: --secret)")
-    rec.add_argument("--upstream-timeout", type=float, default=5.0, help="seconds; then a drop")
+    rec.add_argument("--upstream-timeout", type=float, default=DEFAULT_UPSTREAM_TIMEOUT,
+                     help="seconds; then a drop")  # fmt: skip
     rec.add_argument(
         "--upstream-ma",
-        choices=["probe", "required", "optional"],
-        default="probe",
+        choices=UPSTREAM_MA_CHOICES,
+        default=PROBE,
         help="does the upstream require a Message-Authenticator? probe: learn it (the first "
         "request goes out without one; no answer within --probe-timeout: again with one)",
     )
     rec.add_argument(
         "--probe-timeout",
         type=float,
-        default=2.0,
+        default=DEFAULT_PROBE_TIMEOUT,
         help="seconds the probe waits for an answer without a Message-Authenticator",
     )
     rec.add_argument("--max-exchanges", type=int, help="stop after this many exchanges")

@@ -34,7 +34,6 @@ from twisted.web.server import Request, Site
 
 MAX_BODY = 64 * 1024  # the largest request body read (the routes take a few fields)
 MAX_CONNECTIONS = 64
-DEFAULT_IDLE_TIMEOUT = 30.0
 
 
 class Refused(Exception):
@@ -171,7 +170,7 @@ class _Limited(WrappingFactory):
         return super().buildProtocol(addr)
 
 
-def control_site(root: Resource, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> Any:
+def control_site(root: Resource, idle_timeout: float) -> Any:
     """The factory to listen with: guarded requests, an idle timeout, a connection limit."""
     site = Site(root, requestFactory=GuardedRequest, timeout=idle_timeout,
                 parsePOSTFormSubmission=False)  # fmt: skip

@@ -75,10 +75,6 @@ class Decision:
         return None if self.template is None else self.template.code
 
     @property
-    def issued_state(self) -> bytes | None:
-        return self.state
-
-    @property
     def attributes(self) -> tuple[tuple[str, Any], ...]:
         """The reply's attributes as (name, value) pairs, for tests and the journal."""
         if self.template is None:

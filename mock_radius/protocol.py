@@ -3,8 +3,9 @@
 
 Each datagram goes through small steps (source, parse, code, duplicate, scenario,
 authentication, decision, answer); the step that settles it journals one entry and returns
-its ``Outcome``. Retransmissions (``dedup``) never reach the engine, so they cannot advance a
-script or mint a new State.
+its ``Outcome``. A retransmission of an answered or pending request (``dedup``) never
+reaches the engine, so it cannot advance a script or mint a new State; one of a request the
+script dropped does (drops count per transmission).
 """
 
 from __future__ import annotations

@@ -34,7 +34,15 @@ from typing import Any
 
 from twisted.internet.protocol import DatagramProtocol
 
-from mock_radius.recording import ACCOUNTING, Exchange
+from mock_radius.recording import (
+    ACCOUNTING,
+    DEFAULT_PROBE_TIMEOUT,
+    DEFAULT_UPSTREAM_TIMEOUT,
+    OPTIONAL,
+    PROBE,
+    REQUIRED,
+    Exchange,
+)
 from mock_radius.replies import proxy_states
 from mock_radius.request_view import view
 from radius_codec.authenticators import (
@@ -53,8 +61,6 @@ from radius_codec.passwords import pap_hide, pap_reveal
 
 Address = tuple[str, int]
 MAX_REMEMBERED = 4096  # client requests kept for retransmissions
-DEFAULT_PROBE_TIMEOUT = 2.0
-PROBE, REQUIRED, OPTIONAL = "probe", "required", "optional"
 
 
 @dataclass
@@ -116,7 +122,7 @@ class RecordingProxy:
         upstream_secret: bytes,
         *,
         upstream_acct: Address | None = None,
-        upstream_timeout: float = 5.0,
+        upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT,
         probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
         upstream_ma: str = PROBE,
         max_exchanges: int | None = None,

@@ -41,10 +41,14 @@ from typing import Any
 import yaml
 
 from mock_radius.matching import hash_password
-from mock_radius.scenario import parse_scenario
+from mock_radius.scenario import COMPUTED_ATTRIBUTES, parse_scenario
 from radius_codec.passwords import AuthProtocol, chap_matches
 
-_NOT_RECORDED = {"Message-Authenticator", "Proxy-State"}
+# The recording proxy's defaults, here (no Twisted) so the command line can show them
+DEFAULT_UPSTREAM_TIMEOUT = 5.0  # seconds for the upstream's answer; then the exchange is a drop
+DEFAULT_PROBE_TIMEOUT = 2.0  # seconds the probe without a Message-Authenticator waits
+PROBE, REQUIRED, OPTIONAL = "probe", "required", "optional"  # the upstream's MA rule
+UPSTREAM_MA_CHOICES = (PROBE, REQUIRED, OPTIONAL)
 ACCESS, ACCOUNTING = "access", "accounting"
 
 
@@ -103,7 +107,7 @@ def _reply_attributes(exchange: Exchange) -> dict[str, Any]:
     return {
         key: ([_value(v) for v in values] if len(values) > 1 else _value(values[0]))
         for key, values in exchange.reply_attributes.items()
-        if key not in _NOT_RECORDED and values
+        if key not in COMPUTED_ATTRIBUTES and values
     }
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from mock_radius.request_view import auth_protocol
+from mock_radius.scenario import COMPUTED_ATTRIBUTES
 from radius_codec.codes import Attr, code_label
 from radius_codec.dictionary import decode_value, name_of
 from radius_codec.packet import Pairs, walk_attributes
 
 MASKED = "***"
 _SECRET_ATTRIBUTES = {Attr.USER_PASSWORD, Attr.CHAP_PASSWORD}
-_NOT_SHOWN_IN_REPLIES = ("Message-Authenticator", "Proxy-State")  # computed, not scripted
 
 
 def shown_attributes(pairs: Pairs) -> dict[str, list[Any]]:
@@ -51,6 +51,6 @@ def reply_fields(raw: bytes) -> dict[str, Any]:
     return {
         "code": code_label(raw[0]),
         "attributes": {
-            name: values for name, values in shown.items() if name not in _NOT_SHOWN_IN_REPLIES
+            name: values for name, values in shown.items() if name not in COMPUTED_ATTRIBUTES
         },
     }

@@ -28,13 +28,14 @@ from radius_codec.dictionary import dictionary, encode_value
 ReplyCode = Literal["Access-Accept", "Access-Reject", "Access-Challenge"]
 REPLY_CODES = {name: Code[name.upper().replace("-", "_")] for name in get_args(ReplyCode)}
 # attributes the mock computes itself and a scenario may not set
-_RESERVED = {"Message-Authenticator", "Proxy-State"}
+# computed by the mock for every reply: never scripted, recorded or shown as a reply's own
+COMPUTED_ATTRIBUTES = frozenset({"Message-Authenticator", "Proxy-State"})
 
 
 def attribute_names(*, reply: bool = False) -> list[str]:
     """The attribute names a scenario may use (a reply may not set the computed ones)."""
     names = sorted(str(n) for n in dictionary().attributes)
-    return [n for n in names if not (reply and n in _RESERVED)]
+    return [n for n in names if not (reply and n in COMPUTED_ATTRIBUTES)]
 
 
 def _require_known(name: str) -> None:
@@ -197,7 +198,7 @@ PlainValue = Annotated[str | int | Hex, Field(union_mode="left_to_right")]
 
 def _check_reply_attributes(attributes: dict[str, Any], *, generate_ok: bool) -> None:
     for name, value in attributes.items():
-        if name in _RESERVED:
+        if name in COMPUTED_ATTRIBUTES:
             raise ValueError(f"{name} is computed by the mock and cannot be scripted")
         _require_known(name)
         values = value if isinstance(value, list) else [value]

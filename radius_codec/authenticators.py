@@ -96,9 +96,7 @@ def message_authenticator_status(
 
 def accounting_request_ok(packet: Packet, secret: bytes) -> bool:
     """The Request Authenticator of an Accounting-Request (RFC 2866 section 3)."""
-    raw = packet.raw
-    expected = response_authenticator(raw[:4], ZERO_AUTHENTICATOR, raw[HEADER_LENGTH:], secret)
-    return hmac.compare_digest(expected, packet.authenticator)
+    return response_authenticator_ok(packet, ZERO_AUTHENTICATOR, secret)  # the same MD5
 
 
 def response_authenticator_ok(reply: Packet, request_authenticator: bytes, secret: bytes) -> bool:
@@ -141,13 +139,10 @@ def sign_accounting_request(
     identifier: int, attributes: bytes, secret: bytes, *, message_authenticator: bool
 ) -> bytes:
     """An Accounting-Request: the Message-Authenticator (when asked) over 16 zero octets in
-    the Authenticator field, then the Request Authenticator over the result (RFC 2866)."""
-    length = HEADER_LENGTH + (_MA_LENGTH if message_authenticator else 0) + len(attributes)
-    head = header(_ACCOUNTING_REQUEST, identifier, length)
-    if message_authenticator:
-        mac = hmac_md5(secret, head + ZERO_AUTHENTICATOR + _MA_PLACEHOLDER + attributes)
-        attributes = _MA_HEAD + mac + attributes
-    return head + response_authenticator(head, ZERO_AUTHENTICATOR, attributes, secret) + attributes
+    the Authenticator field, then the Request Authenticator over the result (RFC 2866): signed
+    as a reply to a request whose authenticator is those zeros."""
+    return sign_reply(_ACCOUNTING_REQUEST, identifier, ZERO_AUTHENTICATOR, attributes, secret,
+                      message_authenticator=message_authenticator)  # fmt: skip
 
 
 def sign_reply(

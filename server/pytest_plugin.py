@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from mfa_shared.ready_line import read_ready_line
+from mfa_shared.safe_yaml import load_yaml
 
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -183,7 +184,7 @@ def _config_args(config: Config, folder: Path) -> list[str]:
     if config is None:
         return ["--data-dir", str(folder), "--no-mock-radius"]
     if not isinstance(config, dict):
-        config = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+        config, _ = load_yaml(Path(config).read_text(encoding="utf-8"), str(config))
     path = folder / "server.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return ["--config", str(path), "--data-dir", str(folder)]
