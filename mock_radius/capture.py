@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mock_radius.recording import Exchange
-from mock_radius.request_view import view
-from radius_codec.authenticators import MaStatus, message_authenticator_status, verify_reply
+from mock_radius.recording import Exchange, access_exchange
+from radius_codec.authenticators import message_authenticator_status, verify_reply
 from radius_codec.codes import Attr, Code, code_label
 from radius_codec.dictionary import decode_attributes
 from radius_codec.packet import BadPacket, Packet, parse
@@ -113,13 +112,7 @@ def read_capture(path: Path, secret: bytes) -> CaptureSummary:
                 continue  # a retransmission in the capture
             seen.add(key)
             ma = message_authenticator_status(decoded, secret)
-            request_view = view(decoded, secret, ma)
-            exchange = Exchange(
-                request_view.user_name, request_view.auth_type,
-                None if request_view.chap is not None else request_view.clear_password,
-                request_view.state, when, message_authenticator=ma is not MaStatus.ABSENT,
-                chap=request_view.chap,
-            )  # fmt: skip
+            exchange = access_exchange(decoded, secret, ma, when)
             requests[(src, sport, dst, dport, decoded.id)] = (when, decoded, exchange)
             exchanges.append(exchange)
         elif decoded.code in (Code.ACCESS_ACCEPT, Code.ACCESS_REJECT, Code.ACCESS_CHALLENGE):

@@ -42,9 +42,9 @@ from mock_radius.recording import (
     PROBE,
     REQUIRED,
     Exchange,
+    access_exchange,
 )
 from mock_radius.replies import proxy_states
-from mock_radius.request_view import view
 from radius_codec.authenticators import (
     MaStatus,
     accounting_request_ok,
@@ -173,50 +173,45 @@ class RecordingProxy:
                 known.transmissions += 1
                 self._upstream_send(known)
             return
-        if not self._authentic(request, client):
+        ma = self._authentic(request, client)
+        if ma is None:
             return
         upstream_id = self._allocate_id()
         if upstream_id is None:
             _say("256 requests in flight upstream; dropped one")
             return
-        pending = self._pending(side, request, client, upstream_id)
+        pending = self._pending(side, request, client, upstream_id, ma)
         self._by_client[key] = pending
         while len(self._by_client) > MAX_REMEMBERED:
             self._by_client.popitem(last=False)
         self._start(pending)
 
-    def _authentic(self, request: Packet, client: Address) -> bool:
+    def _authentic(self, request: Packet, client: Address) -> MaStatus | None:
+        """The request's Message-Authenticator status; None (and said why) when it does not
+        verify with the client's secret."""
         where = f"{client[0]}:{client[1]}"
-        if request.code == Code.ACCOUNTING_REQUEST:
-            ok = accounting_request_ok(request, self.secret)
-            ok = ok and message_authenticator_status(request, self.secret) is not MaStatus.INVALID
-            if not ok:
-                _say(f"Accounting-Request from {where} does not verify: is --secret the "
-                     "client's shared secret?")  # fmt: skip
-            return ok
         ma = message_authenticator_status(request, self.secret)
+        if request.code == Code.ACCOUNTING_REQUEST:
+            if accounting_request_ok(request, self.secret) and ma is not MaStatus.INVALID:
+                return ma
+            _say(f"Accounting-Request from {where} does not verify: is --secret the "
+                 "client's shared secret?")  # fmt: skip
+            return None
         status_unsigned = request.code == Code.STATUS_SERVER and ma is not MaStatus.VALID
         if ma is MaStatus.INVALID or status_unsigned:
             _say(f"request from {where} fails its Message-Authenticator check: is --secret "
                  "the client's shared secret?")  # fmt: skip
-            return False
-        return True
+            return None
+        return ma
 
     def _pending(
-        self, side: _ClientSide, request: Packet, client: Address, upstream_id: int
+        self, side: _ClientSide, request: Packet, client: Address, upstream_id: int, ma: MaStatus
     ) -> _Pending:
         accounting = side is self.accounting_side
         target = self.upstream_acct if accounting else self.upstream
         exchange = None
         if request.code == Code.ACCESS_REQUEST:
-            ma = message_authenticator_status(request, self.secret)
-            seen = view(request, self.secret, ma)
-            exchange = Exchange(
-                user=seen.user_name, auth_type=seen.auth_type,
-                clear_password=None if seen.chap is not None else seen.clear_password,
-                state=seen.state, at=time.time(), message_authenticator=ma is MaStatus.VALID,
-                chap=seen.chap,
-            )  # fmt: skip
+            exchange = access_exchange(request, self.secret, ma, time.time())
         elif request.code == Code.ACCOUNTING_REQUEST:
             raw_status = request.first(Attr.ACCT_STATUS_TYPE)
             status = None if raw_status is None else decode_value(Attr.ACCT_STATUS_TYPE, raw_status)

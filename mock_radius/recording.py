@@ -41,7 +41,10 @@ from typing import Any
 import yaml
 
 from mock_radius.matching import hash_password
+from mock_radius.request_view import view
 from mock_radius.scenario import COMPUTED_ATTRIBUTES, parse_scenario
+from radius_codec.authenticators import MaStatus
+from radius_codec.packet import Packet
 from radius_codec.passwords import AuthProtocol, chap_matches
 
 # The recording proxy's defaults, here (no Twisted) so the command line can show them
@@ -67,6 +70,16 @@ class Exchange:
     kind: str = ACCESS  # or ACCOUNTING
     status_type: str | int | None = None  # Acct-Status-Type of an Accounting-Request
     transmissions: int = 1  # copies the client sent (retransmissions included)
+
+
+def access_exchange(request: Packet, secret: bytes, ma: MaStatus, at: float) -> Exchange:
+    """An Access-Request seen at ``at`` (by the proxy, or in a capture) as an exchange whose
+    reply is still to come; ``ma`` is its Message-Authenticator's status."""
+    seen = view(request, secret, ma)
+    return Exchange(
+        user=seen.user_name, auth_type=seen.auth_type, clear_password=seen.clear_password,
+        state=seen.state, at=at, message_authenticator=ma is not MaStatus.ABSENT, chap=seen.chap,
+    )  # fmt: skip
 
 
 class RecordingError(Exception):
