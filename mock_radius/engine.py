@@ -36,8 +36,8 @@ from mock_radius.matching import Matcher
 from mock_radius.rendering import shown_octets
 from mock_radius.replies import EMPTY_ACCOUNTING, ReplyTemplate, compile_reply
 from mock_radius.request_view import RequestView
-from mock_radius.scenario import REPLY_CODES, AccountingReply, AccountingStep, Reply, Scenario
-from radius_codec.codes import Code
+from mock_radius.scenario import AccountingReply, AccountingStep, Reply, Scenario
+from radius_codec.codes import Code, code_of_label
 from radius_codec.dictionary import encode_attribute
 
 DEFAULT_SESSION_IDLE = 300.0
@@ -104,10 +104,7 @@ class UnknownScenario(KeyError):
 def _compiled(reply: Reply | AccountingReply | None) -> ReplyTemplate | None:
     if reply is None:
         return None
-    code = (
-        Code.ACCOUNTING_RESPONSE if isinstance(reply, AccountingReply) else REPLY_CODES[reply.code]
-    )
-    return compile_reply(code, reply.attributes)
+    return compile_reply(code_of_label(reply.code), reply.attributes)
 
 
 class _Script:
@@ -120,7 +117,7 @@ class _Script:
         self.matchers = [Matcher(s.match) for s in scenario.steps]
         self.accounting_matchers = [Matcher(s.match) for s in scenario.accounting or []]
         mismatch = scenario.on_mismatch
-        self.mismatch = compile_reply(REPLY_CODES[mismatch.code], mismatch.attributes)
+        self.mismatch = compile_reply(code_of_label(mismatch.code), mismatch.attributes)
         wanted = mismatch_hint if mismatch.hint is None else mismatch.hint
         self.send_hint = wanted and "Reply-Message" not in mismatch.attributes
         # decisions that are the same for every request (no State minted), made once

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,12 +22,9 @@ from pydantic.alias_generators import to_camel
 
 from mfa_shared.safe_yaml import Lines, YamlProblem, in_file, load_yaml, show
 from mock_radius.faults import Fault
-from radius_codec.codes import Code
 from radius_codec.dictionary import dictionary, encode_value
 
 ReplyCode = Literal["Access-Accept", "Access-Reject", "Access-Challenge"]
-REPLY_CODES = {name: Code[name.upper().replace("-", "_")] for name in get_args(ReplyCode)}
-# attributes the mock computes itself and a scenario may not set
 # computed by the mock for every reply: never scripted, recorded or shown as a reply's own
 COMPUTED_ATTRIBUTES = frozenset({"Message-Authenticator", "Proxy-State"})
 

@@ -53,6 +53,14 @@ class Attr(IntEnum):
 _LABELS = {code.value: code.label for code in Code}
 
 
+_BY_LABEL = {code.label: code for code in Code}
+
+
+def code_of_label(label: str) -> Code:
+    """2 (Access-Accept) for ``Access-Accept``: the reverse of ``Code.label``."""
+    return _BY_LABEL[label]
+
+
 def code_label(code: int) -> str:
     """``Access-Accept`` for 2; the number itself for a code RADIUS does not define here."""
     return _LABELS.get(code) or str(code)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pyrad import packet as rp
 
-from radius_codec.codes import Attr, Code, code_label
+from radius_codec.codes import Attr, Code, code_label, code_of_label
 from radius_codec.dictionary import code_of, name_of
 
 PYRAD_CODES = {
@@ -40,3 +40,11 @@ def test_code_labels_are_the_rfc_names() -> None:
         "Accounting-Response", "Access-Challenge", "Status-Server", "Status-Client",
     ]  # fmt: skip
     assert code_label(40) == "40"  # Disconnect-Request: not one the codec knows
+
+
+def test_a_label_names_its_code() -> None:
+    """What a scenario writes (``Access-Challenge``) is the code the mock sends."""
+    assert code_of_label("Access-Challenge") is Code.ACCESS_CHALLENGE
+    assert all(code_of_label(code.label) is code for code in Code)
+    with pytest.raises(KeyError):
+        code_of_label("Access-Maybe")
